@@ -1,0 +1,1 @@
+"""DATA: struct-of-arrays pytrees describing what agents, symbols, orders and books are."""

@@ -1,0 +1,214 @@
+"""Orders, fills and outcomes: the contract every matching engine implements.
+
+All three are struct-of-arrays pytrees (``flax.struct.dataclass``) whose leaves are NumPy
+arrays on the host side of the tick and JAX arrays on the device side. Field order and
+dtypes are part of the contract.
+
+Semantics (the exact engine is the readable definition; the fast engine must agree fill
+for fill):
+
+* Orders are processed one at a time in array order (the match system shuffles a tick's
+  orders into a seeded random arrival order before calling an engine). Rows with
+  ``valid == False`` are skipped and get ``Status.NONE``.
+* Price-time priority: better price first, then earlier arrival at that price. A fill
+  always happens at the resting (maker) order's price.
+* ``id`` names an order. A new order (LIMIT, MARKET, IOC, POST_ONLY) brings its own id,
+  which must not be live in the book (``Reason.DUPLICATE_ID``). CANCEL and MODIFY name the
+  live order they act on by ``id``; ``agent`` must be its owner (``Reason.NOT_OWNER``) and
+  ``symbol`` its symbol, else ``Reason.UNKNOWN_ORDER``.
+* LIMIT (good till cancel): matches while it crosses, the remainder rests.
+* MARKET: walks the book with no price limit (``price`` is ignored); the unfilled
+  remainder is cancelled. Nothing filled at all gives ``Status.CANCELLED`` with
+  ``Reason.NO_LIQUIDITY``.
+* IOC: like LIMIT but the remainder is cancelled instead of resting (``Status.CANCELLED``
+  with ``Reason.NO_LIQUIDITY`` when nothing filled).
+* POST_ONLY: rejected with ``Reason.WOULD_CROSS`` if it would match on arrival, else rests.
+* CANCEL: removes the named live order (``qty``, ``price`` and ``side`` are ignored).
+* MODIFY: ``qty`` is the new remaining quantity and ``price`` the new price (``side`` is
+  ignored: an order keeps its side). Same price and a smaller or equal quantity keeps time
+  priority; a larger quantity at the same price moves the order to the back of its level;
+  a new price loses priority and re-enters like a LIMIT order with the same id (it may
+  match; ``filled`` counts what it filled on re-entry).
+* Self-trade prevention (``STP``) is an engine setting: NONE lets an agent trade with
+  itself, CANCEL_TAKER drops the incoming order's remainder (``Reason.SELF_TRADE``),
+  CANCEL_MAKER removes the agent's own resting order and goes on matching.
+* Checks, in this order: kind, symbol, side (new orders), quantity > 0 (not CANCEL),
+  price > 0 and on the symbol's tick grid (LIMIT, IOC, POST_ONLY, MODIFY), then the id.
+  A rejected order leaves the book untouched.
+"""
+
+from __future__ import annotations
+
+import enum
+
+import numpy as np
+from flax import struct
+
+
+class Side(enum.IntEnum):
+    BUY = 0
+    SELL = 1
+
+
+class OrderType(enum.IntEnum):
+    LIMIT = 0
+    MARKET = 1
+    IOC = 2
+    POST_ONLY = 3
+    CANCEL = 4
+    MODIFY = 5
+
+
+class Status(enum.IntEnum):
+    NONE = 0  # row not processed (valid == False)
+    ACCEPTED = 1  # rests in full with no fill; or a CANCEL/MODIFY that took effect
+    PARTIAL = 2  # filled in part; `resting` says whether the rest rests or was dropped
+    FILLED = 3  # filled in full
+    CANCELLED = 4  # accepted but nothing filled and nothing rests (MARKET/IOC/STP)
+    REJECTED = 5  # refused; `reason` says why; the book is untouched
+
+
+class Reason(enum.IntEnum):
+    NONE = 0
+    BAD_KIND = 1
+    UNKNOWN_SYMBOL = 2
+    BAD_SIDE = 3
+    BAD_QTY = 4
+    BAD_PRICE = 5
+    OFF_TICK = 6
+    DUPLICATE_ID = 7
+    UNKNOWN_ORDER = 8
+    NOT_OWNER = 9
+    WOULD_CROSS = 10
+    SELF_TRADE = 11
+    NO_LIQUIDITY = 12
+    # Pre-trade checks of the validate system (the engines never emit these).
+    INSUFFICIENT_CASH = 13
+    INSUFFICIENT_SHARES = 14
+    POSITION_LIMIT = 15
+
+
+class STP(enum.IntEnum):
+    NONE = 0
+    CANCEL_TAKER = 1
+    CANCEL_MAKER = 2
+
+
+@struct.dataclass
+class OrderBatch:
+    """A tick's orders, one row each; fixed length with a validity mask."""
+
+    valid: np.ndarray  # bool[B]
+    id: np.ndarray  # i64[B] order id (new orders) or target id (CANCEL, MODIFY)
+    agent: np.ndarray  # i32[B] owning agent row
+    symbol: np.ndarray  # i32[B] symbol row
+    side: np.ndarray  # i8[B] Side
+    kind: np.ndarray  # i8[B] OrderType
+    price: np.ndarray  # i64[B] limit price in units (MARKET, CANCEL: ignored)
+    qty: np.ndarray  # i64[B] shares (MODIFY: new remaining; CANCEL: ignored)
+
+    def __len__(self) -> int:
+        return int(self.valid.shape[0])
+
+    @staticmethod
+    def from_numpy(
+        *, id, agent, symbol, side, kind, price, qty, valid=None
+    ) -> "OrderBatch":
+        """Build a host batch from array-likes, casting each field to its contract dtype."""
+        id = np.asarray(id, dtype=np.int64)
+        n = id.shape[0]
+        return OrderBatch(
+            valid=np.ones(n, np.bool_) if valid is None else np.asarray(valid, np.bool_),
+            id=id,
+            agent=np.asarray(agent, np.int32),
+            symbol=np.asarray(symbol, np.int32),
+            side=np.asarray(side, np.int8),
+            kind=np.asarray(kind, np.int8),
+            price=np.asarray(price, np.int64),
+            qty=np.asarray(qty, np.int64),
+        )
+
+    def take(self, index: np.ndarray) -> "OrderBatch":
+        """Rows ``index`` (NumPy), in that order."""
+        return OrderBatch(**{k: np.asarray(v)[index] for k, v in self.__dict__.items()})
+
+
+@struct.dataclass
+class Outcomes:
+    """What happened to each order of a batch; aligned with the batch rows."""
+
+    status: np.ndarray  # i8[B] Status
+    reason: np.ndarray  # i8[B] Reason
+    filled: np.ndarray  # i64[B] shares filled by this order as taker
+    resting: np.ndarray  # i64[B] shares of this order resting right after it was processed
+
+
+@struct.dataclass
+class FillBatch:
+    """Trades in the order they happened. ``price`` is always the maker's price."""
+
+    taker_id: np.ndarray  # i64[F]
+    maker_id: np.ndarray  # i64[F]
+    taker_agent: np.ndarray  # i32[F]
+    maker_agent: np.ndarray  # i32[F]
+    symbol: np.ndarray  # i32[F]
+    side: np.ndarray  # i8[F] taker's Side
+    price: np.ndarray  # i64[F] units
+    qty: np.ndarray  # i64[F] shares
+
+    def __len__(self) -> int:
+        return int(self.qty.shape[0])
+
+
+@struct.dataclass
+class OrderUpdates:
+    """Final resting quantity, at the end of the batch, of every order the batch touched.
+
+    One row per distinct id: every new order and every MODIFY target in the batch, and
+    every resting order that was filled or cancelled in it. ``remaining == 0`` means the
+    order is no longer in the book. Rows are in order of first touch.
+    """
+
+    id: np.ndarray  # i64[U]
+    remaining: np.ndarray  # i64[U] shares
+
+
+@struct.dataclass
+class MatchResult:
+    outcomes: Outcomes
+    fills: FillBatch
+    updates: OrderUpdates
+
+
+@struct.dataclass
+class TopOfBook:
+    """Best prices and sizes per symbol; 0 price and 0 qty where a side is empty."""
+
+    bid_price: np.ndarray  # i64[S]
+    bid_qty: np.ndarray  # i64[S] total shares at the best bid
+    ask_price: np.ndarray  # i64[S]
+    ask_qty: np.ndarray  # i64[S]
+
+
+@struct.dataclass
+class Depth:
+    """Top ``L`` price levels per side per symbol, best first; zero-padded."""
+
+    bid_price: np.ndarray  # i64[S, L]
+    bid_qty: np.ndarray  # i64[S, L]
+    ask_price: np.ndarray  # i64[S, L]
+    ask_qty: np.ndarray  # i64[S, L]
+
+
+def empty_fills(n: int = 0) -> FillBatch:
+    """A FillBatch of ``n`` zero rows with contract dtypes."""
+    return FillBatch(
+        taker_id=np.zeros(n, np.int64),
+        maker_id=np.zeros(n, np.int64),
+        taker_agent=np.zeros(n, np.int32),
+        maker_agent=np.zeros(n, np.int32),
+        symbol=np.zeros(n, np.int32),
+        side=np.zeros(n, np.int8),
+        price=np.zeros(n, np.int64),
+        qty=np.zeros(n, np.int64),
+    )

@@ -1,0 +1,77 @@
+"""The world: components plus resources, split into the three kinds of data.
+
+* ``WorldStatic``: hashable, fixes every shape (agent and symbol counts, which rows belong
+  to which strategy kind). Passed to jitted code as a static argument.
+* ``WorldParams``: numbers a sweep may vmap (tick sizes, initial prices, per-kind
+  parameter tables).
+* ``WorldState``: everything that changes from tick to tick.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import jax
+from flax import struct
+
+from components.agents import OrderSlots, Wallet
+from components.market import MarketState
+
+
+@dataclasses.dataclass(frozen=True)
+class KindStatic:
+    """Rows ``[start, start + count)`` are agents of strategy kind ``name``.
+
+    Each agent of the kind writes ``rows_per_agent`` order rows per tick, into the batch
+    rows ``[batch_start, batch_start + count * rows_per_agent)``.
+    """
+
+    name: str
+    start: int
+    count: int
+    rows_per_agent: int
+    batch_start: int
+
+    @property
+    def stop(self) -> int:
+        return self.start + self.count
+
+    @property
+    def batch_rows(self) -> int:
+        return self.count * self.rows_per_agent
+
+
+@dataclasses.dataclass(frozen=True)
+class WorldStatic:
+    n_agents: int
+    n_symbols: int
+    symbols: tuple[str, ...]
+    kinds: tuple[KindStatic, ...]
+
+    @property
+    def batch_rows(self) -> int:
+        """Length of the fixed-size order batch of one tick."""
+        return sum(k.batch_rows for k in self.kinds)
+
+    def kind(self, name: str) -> KindStatic:
+        for k in self.kinds:
+            if k.name == name:
+                return k
+        raise KeyError(name)
+
+
+@struct.dataclass
+class WorldParams:
+    tick_size: jax.Array  # i64[S] units
+    initial_price: jax.Array  # i64[S] units
+    kinds: dict[str, Any]  # kind name -> that strategy's Params pytree (rows of the kind)
+
+
+@struct.dataclass
+class WorldState:
+    wallet: Wallet
+    slots: OrderSlots
+    market: MarketState
+    tick: jax.Array  # i64[] ticks completed
+    key: jax.Array  # PRNG key (root of the run; per-tick keys are folded from it)

@@ -1,0 +1,160 @@
+"""``python -m qtg.bench``: the project's benchmarks, printed as JSON.
+
+    python -m qtg.bench                       # engines + 10k/100k/1M agents (several minutes)
+    python -m qtg.bench --only engines
+    python -m qtg.bench --only world --agents 10000 100000 --ticks 200
+    python -m qtg.bench --out bench.json
+
+Engines: orders/s of each engine on the standard 200,000-order stream (see
+``systems/matching/stream.py``). World: for each agent count, a market of 1% market makers
+and 99% noise traders on two symbols; ms per tick (median and p90, after warm-up), orders
+and fills per tick, peak resident memory of the process, and where the tick's time goes
+(read phase = observe+decide+validate on device, match = host engine incl. transfers,
+write phase = settle+measure on device). Each agent count runs in its own process so that
+its peak memory is its own.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import time
+
+WORLD_AGENTS = (10_000, 100_000, 1_000_000)
+
+
+def machine() -> dict:
+    """A description of where the numbers were taken."""
+    import jax
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "python": platform.python_version(),
+        "jax": jax.__version__,
+        "jax_backend": jax.default_backend(),
+    }
+
+
+def world_config(agents: int, ticks: int, engine: str = "fast"):
+    """1% market makers (at least 2), the rest noise traders, two symbols."""
+    from qtg.config import Config, to_config
+
+    makers = max(2, agents // 100)
+    cfg = Config()
+    cfg.market.symbols = ["ACME", "BOLT"]
+    cfg.population = {
+        "market_maker": {"count": makers, "quote_size": [50, 150]},
+        "noise": {"count": agents - makers, "activity": [0.01, 0.05]},
+    }
+    cfg.engine.name = engine
+    cfg.run.ticks = ticks
+    return to_config(cfg)
+
+
+def bench_world(agents: int, ticks: int, warmup: int = 20, engine: str = "fast") -> dict:
+    """Run one world in this process and measure it."""
+    import numpy as np
+
+    from qtg.sim import Simulation
+    from qtg.world import build_world, make_engine_for
+
+    t0 = time.perf_counter()
+    cfg = world_config(agents, ticks, engine)
+    world = build_world(cfg)
+    sim = Simulation(world.static, world.params, world.state, make_engine_for(cfg, world.static))
+    build_s = time.perf_counter() - t0
+    for _ in range(warmup):
+        sim.step()
+    warm_s = time.perf_counter() - t0 - build_s
+    seconds, orders, fills = [], [], []
+    for _ in range(ticks):
+        r = sim.step()
+        seconds.append(r.seconds)
+        orders.append(r.accepted)
+        fills.append(len(r.fills))
+    # A separate profiled pass: blocking after each segment shows where time goes.
+    sim.stage_seconds.clear()
+    profile_ticks = min(ticks, 50)
+    for _ in range(profile_ticks):
+        sim.step(profile=True)
+    ms = np.array(seconds) * 1e3
+    return {
+        "agents": agents,
+        "symbols": 2,
+        "engine": engine,
+        "ticks": ticks,
+        "ms_per_tick_median": round(float(np.median(ms)), 3),
+        "ms_per_tick_p90": round(float(np.percentile(ms, 90)), 3),
+        "ticks_per_s": round(1e3 / float(np.median(ms)), 1),
+        "orders_per_tick": round(float(np.mean(orders)), 1),
+        "fills_per_tick": round(float(np.mean(fills)), 1),
+        "engine_orders_per_s": round(float(np.sum(orders)) / float(np.sum(seconds)), 0),
+        "ms_by_phase": {
+            k: round(v / profile_ticks * 1e3, 3) for k, v in sim.stage_seconds.items()
+        },
+        "build_s": round(build_s, 2),
+        "warmup_s": round(warm_s, 2),
+        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+    }
+
+
+def _world_in_subprocess(agents: int, ticks: int) -> dict:
+    cmd = [sys.executable, "-m", "qtg.bench", "--_world-child", str(agents), "--ticks", str(ticks)]
+    out = subprocess.run(cmd, capture_output=True, text=True, env=os.environ | {"JAX_PLATFORMS": os.environ.get("JAX_PLATFORMS", "cpu")})
+    if out.returncode != 0:
+        return {"agents": agents, "error": out.stderr.strip().splitlines()[-1:] or ["failed"]}
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m qtg.bench", description=__doc__.split("\n\n")[0])
+    ap.add_argument("--only", choices=["engines", "world"], help="run one part only")
+    ap.add_argument("--agents", type=int, nargs="+", default=list(WORLD_AGENTS))
+    ap.add_argument("--ticks", type=int, default=200, help="measured ticks per world (default 200)")
+    ap.add_argument("--orders", type=int, default=200_000, help="engine stream length")
+    ap.add_argument("--out", help="also write the JSON to this file")
+    ap.add_argument("--_world-child", type=int, help=argparse.SUPPRESS)
+    args = ap.parse_args(argv)
+
+    import qtg  # noqa: F401
+
+    if args._world_child:
+        print(json.dumps(bench_world(args._world_child, args.ticks)))
+        return 0
+
+    result: dict = {"machine": machine()}
+    if args.only in (None, "engines"):
+        from systems.matching.bench import bench_engines
+
+        print("benchmarking engines ...", file=sys.stderr)
+        result["engines"] = bench_engines(n=args.orders)
+    if args.only in (None, "world"):
+        result["world"] = []
+        for n in args.agents:
+            print(f"benchmarking world with {n:,} agents ...", file=sys.stderr)
+            result["world"].append(_world_in_subprocess(n, args.ticks))
+    text = json.dumps(result, indent=2)
+    print(text)
+    if args.out:
+        with open(args.out, "w") as f:
+            f.write(text + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,185 @@
+"""Structured configs: the schema Hydra composes into, and the one-time conversion to types.
+
+``Config`` holds the embedded defaults; ``conf/`` mirrors them as YAML groups. ``to_config``
+turns a composed DictConfig into typed dataclasses and validates every value, raising
+``ConfigError`` with one line naming the key and what is allowed. No DictConfig goes
+past the entry point.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from components.money import SCALE, to_fixed
+from components.orders import STP
+
+
+class ConfigError(ValueError):
+    """A config value that cannot run. The message is one line: ``key: problem``."""
+
+
+@dataclasses.dataclass
+class MarketConfig:
+    symbols: list[str] = dataclasses.field(default_factory=lambda: ["ACME"])
+    """Symbol names; one order book each."""
+    initial_price: float = 100.0
+    """Opening reference price of every symbol, in currency; must be on the tick grid."""
+    tick_size: float = 0.01
+    """Price increment of every symbol, in currency (at least 0.0001)."""
+
+
+@dataclasses.dataclass
+class EngineConfig:
+    name: str = "fast"
+    """Matching engine: fast (compiled kernel) or exact (readable reference)."""
+    stp: str = "cancel_maker"
+    """Self-trade prevention: none, cancel_taker or cancel_maker."""
+
+
+@dataclasses.dataclass
+class RunConfig:
+    ticks: int = 1000
+    """Ticks to simulate; tick 0 is the opening, where only market makers quote."""
+    progress: bool = True
+    """Show a progress bar."""
+    chart: bool = True
+    """Write chart.png into the run directory."""
+    table: bool = True
+    """Print the summary table at the end."""
+
+
+def _default_population() -> dict[str, Any]:
+    return {"market_maker": {"count": 2}, "noise": {"count": 10}}
+
+
+@dataclasses.dataclass
+class Config:
+    market: MarketConfig = dataclasses.field(default_factory=MarketConfig)
+    population: dict[str, Any] = dataclasses.field(default_factory=_default_population)
+    """Strategy kind -> its config entry (see each module in systems/strategies)."""
+    engine: EngineConfig = dataclasses.field(default_factory=EngineConfig)
+    run: RunConfig = dataclasses.field(default_factory=RunConfig)
+    seed: int = 0
+
+
+def register() -> None:
+    """Register the schema with Hydra's ConfigStore as ``schema``."""
+    from hydra.core.config_store import ConfigStore
+
+    ConfigStore.instance().store(name="schema", node=Config)
+
+
+def to_config(cfg: DictConfig | Config | dict) -> Config:
+    """Convert once to typed dataclasses and validate. Raises ConfigError."""
+    if isinstance(cfg, Config):
+        cfg = OmegaConf.structured(cfg)
+    try:
+        merged = OmegaConf.merge(OmegaConf.structured(Config), cfg)
+        typed: Config = OmegaConf.to_object(merged)
+    except OmegaConfBaseException as e:
+        raise ConfigError(_omegaconf_line(e)) from None
+    typed.population = {
+        name: _kind_config(name, entry) for name, entry in dict(typed.population).items()
+    }
+    validate(typed)
+    return typed
+
+
+def _omegaconf_line(e: OmegaConfBaseException) -> str:
+    key = getattr(e, "full_key", None) or "config"
+    msg = str(e).splitlines()[0].strip()
+    return f"{key}: {msg}"
+
+
+def _kind_config(name: str, entry: Any):
+    from systems.strategies import registry
+
+    kinds = registry()
+    if name not in kinds:
+        raise ConfigError(
+            f"population.{name}: unknown strategy kind; allowed: {', '.join(sorted(kinds))}"
+        )
+    schema = kinds[name].Config
+    if dataclasses.is_dataclass(entry):
+        entry = OmegaConf.structured(entry)
+    try:
+        return OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(schema), entry))
+    except OmegaConfBaseException as e:
+        key = getattr(e, "full_key", None) or ""
+        fields = ", ".join(f.name for f in dataclasses.fields(schema))
+        first = str(e).splitlines()[0].strip()
+        if "not in struct" in first or "Key '" in first and "not" in first:
+            raise ConfigError(
+                f"population.{name}.{key}: unknown key; allowed: {fields}"
+            ) from None
+        raise ConfigError(f"population.{name}.{key}: {first}") from None
+
+
+def validate(cfg: Config) -> None:
+    """Check every value; raise ConfigError naming the first bad key."""
+    m = cfg.market
+    if not m.symbols:
+        raise ConfigError("market.symbols: at least one symbol is needed")
+    if len(set(m.symbols)) != len(m.symbols):
+        raise ConfigError(f"market.symbols: names must be unique, got {m.symbols}")
+    tick = to_fixed(m.tick_size)
+    if not m.tick_size > 0 or tick < 1 or abs(tick - m.tick_size * SCALE) > 1e-6:
+        raise ConfigError(
+            f"market.tick_size: must be a positive multiple of {1 / SCALE}, got {m.tick_size}"
+        )
+    price = to_fixed(m.initial_price)
+    if not m.initial_price > 0 or price % tick != 0:
+        raise ConfigError(
+            f"market.initial_price: must be a positive multiple of the tick size "
+            f"{m.tick_size}, got {m.initial_price}"
+        )
+
+    from systems.matching import ENGINES
+
+    if cfg.engine.name not in ENGINES:
+        raise ConfigError(
+            f"engine.name: unknown engine '{cfg.engine.name}'; allowed: {', '.join(sorted(ENGINES))}"
+        )
+    stps = [s.name.lower() for s in STP]
+    if cfg.engine.stp not in stps:
+        raise ConfigError(f"engine.stp: unknown mode '{cfg.engine.stp}'; allowed: {', '.join(stps)}")
+
+    if cfg.run.ticks < 1:
+        raise ConfigError(f"run.ticks: must be >= 1, got {cfg.run.ticks}")
+    if cfg.seed < 0:
+        raise ConfigError(f"seed: must be >= 0, got {cfg.seed}")
+
+    total = 0
+    for name, kcfg in cfg.population.items():
+        _check_kind(name, kcfg)
+        total += kcfg.count
+    if total < 1:
+        raise ConfigError("population: at least one agent is needed (all counts are 0)")
+
+
+def _check_kind(name: str, kcfg: Any) -> None:
+    """Counts >= 0; every [lo, hi] range has two numbers, lo <= hi, within the field's
+    bounds declared in the strategy module's ``BOUNDS``."""
+    from systems.strategies import registry
+
+    bounds: dict[str, tuple[float | None, float | None]] = getattr(
+        registry()[name], "BOUNDS", {}
+    )
+    for f in dataclasses.fields(kcfg):
+        value = getattr(kcfg, f.name)
+        key = f"population.{name}.{f.name}"
+        lo, hi = bounds.get(f.name, (0, None))
+        values = value if isinstance(value, list) else [value]
+        if isinstance(value, list):
+            if len(value) != 2:
+                raise ConfigError(f"{key}: must be a range [lo, hi], got {value}")
+            if value[0] > value[1]:
+                raise ConfigError(f"{key}: range [lo, hi] needs lo <= hi, got {value}")
+        for v in values:
+            if (lo is not None and v < lo) or (hi is not None and v > hi):
+                allowed = f">= {lo}" if hi is None else f"in [{lo}, {hi}]"
+                raise ConfigError(f"{key}: must be {allowed}, got {value}")

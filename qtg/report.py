@@ -1,0 +1,183 @@
+"""Run outputs: ``summary.json``, ``chart.png`` and the terminal table."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import numpy as np
+
+from components.money import SCALE
+from components.orders import Reason, Status
+from components.world import WorldState
+from qtg.config import Config
+from qtg.hooks import Recorder
+from qtg.sim import Simulation
+
+MAX_CHART_SYMBOLS = 4
+
+
+def _cur(units) -> float:
+    """Units -> currency, rounded to the unit (exact for display)."""
+    return round(float(units) / SCALE, 4)
+
+
+def summarize(cfg: Config, initial: WorldState, sim: Simulation, rec: Recorder, elapsed: float) -> dict:
+    """Everything a person asks after a run, as JSON-able data (currency as floats)."""
+    from systems.measure import equity
+
+    static, state = sim.static, sim.state
+    hist = rec.arrays()
+    cash0, cash1 = np.asarray(initial.wallet.cash), np.asarray(state.wallet.cash)
+    pos0, pos1 = np.asarray(initial.wallet.position), np.asarray(state.wallet.position)
+    start_marks = np.asarray(initial.market.last, np.float64)
+    eq0 = cash0 + pos0 @ start_marks
+    eq1 = np.asarray(equity(state))
+    pnl = (eq1 - eq0) / SCALE
+
+    kinds = {}
+    for k in static.kinds:
+        p = pnl[k.start : k.stop]
+        kinds[k.name] = {
+            "agents": k.count,
+            "pnl_total": round(float(p.sum()), 2),
+            "pnl_mean": round(float(p.mean()), 2),
+            "pnl_min": round(float(p.min()), 2),
+            "pnl_max": round(float(p.max()), 2),
+            "cash_end": _cur(cash1[k.start : k.stop].sum()),
+            "shares_end": int(pos1[k.start : k.stop].sum()),
+        }
+
+    volume = hist["volume"].sum(axis=0) if len(hist["volume"]) else np.zeros(static.n_symbols)
+    prices = {}
+    for s, name in enumerate(static.symbols):
+        last = hist["last"][:, s]
+        prices[name] = {
+            "initial": _cur(start_marks[s]),
+            "last": _cur(last[-1]),
+            "high": _cur(last.max()),
+            "low": _cur(last.min()),
+            "best_bid": _cur(hist["bid"][-1, s]),
+            "best_ask": _cur(hist["ask"][-1, s]),
+            "volume": int(volume[s]),
+            "vwap": _cur(rec.notional[s] / volume[s]) if volume[s] else None,
+        }
+
+    seconds = hist["seconds"]
+    return {
+        "run": {
+            "seed": cfg.seed,
+            "engine": cfg.engine.name,
+            "stp": cfg.engine.stp,
+            "ticks": len(seconds),
+            "agents": static.n_agents,
+            "symbols": list(static.symbols),
+            "elapsed_s": round(elapsed, 3),
+            "ms_per_tick_median": round(float(np.median(seconds)) * 1e3, 3),
+        },
+        "orders": {
+            "submitted": rec.submitted,
+            "accepted": rec.accepted,
+            "rejected_pretrade": {
+                Reason(i).name: int(c) for i, c in enumerate(rec.rejects) if c and i
+            },
+            "outcomes": {Status(i).name: int(c) for i, c in enumerate(rec.status) if c and i},
+        },
+        "fills": int(hist["fills"].sum()),
+        "volume": int(volume.sum()),
+        "prices": prices,
+        "pnl_by_kind": kinds,
+        "conservation": {
+            "cash": bool(cash0.sum() == cash1.sum()),
+            "shares": bool((pos0.sum(axis=0) == pos1.sum(axis=0)).all()),
+        },
+        "fill_hash": rec.fill_hash,
+    }
+
+
+def write_summary(path: Path, summary: dict) -> None:
+    """Write atomically: a reader never sees half a file."""
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(summary, indent=2) + "\n")
+    tmp.replace(path)
+
+
+def table(summary: dict) -> str:
+    """The end-of-run table, plain text."""
+    r = summary["run"]
+    lines = [
+        f"qtg: {r['ticks']} ticks, {r['agents']} agents, engine={r['engine']}, seed={r['seed']}, "
+        f"{r['elapsed_s']:.1f} s ({r['ms_per_tick_median']:.2f} ms/tick median)",
+        f"orders {summary['orders']['submitted']:,} sent, {summary['orders']['accepted']:,} "
+        f"to the book; {summary['fills']:,} fills, {summary['volume']:,} shares traded",
+        "",
+        f"{'symbol':<8}{'open':>10}{'last':>10}{'low':>10}{'high':>10}{'bid':>10}{'ask':>10}{'vwap':>10}{'volume':>12}",
+    ]
+    for name, p in summary["prices"].items():
+        vwap = f"{p['vwap']:.2f}" if p["vwap"] is not None else "-"
+        lines.append(
+            f"{name:<8}{p['initial']:>10.2f}{p['last']:>10.2f}{p['low']:>10.2f}{p['high']:>10.2f}"
+            f"{p['best_bid']:>10.2f}{p['best_ask']:>10.2f}{vwap:>10}{p['volume']:>12,}"
+        )
+    lines += ["", f"{'kind':<14}{'agents':>8}{'P&L total':>14}{'mean':>12}{'min':>12}{'max':>12}"]
+    for name, k in summary["pnl_by_kind"].items():
+        lines.append(
+            f"{name:<14}{k['agents']:>8,}{k['pnl_total']:>14,.2f}{k['pnl_mean']:>12,.2f}"
+            f"{k['pnl_min']:>12,.2f}{k['pnl_max']:>12,.2f}"
+        )
+    c = summary["conservation"]
+    lines += ["", f"conservation: cash {'ok' if c['cash'] else 'BROKEN'}, shares {'ok' if c['shares'] else 'BROKEN'}"]
+    return "\n".join(lines)
+
+
+def chart(path: Path, sim: Simulation, rec: Recorder) -> None:
+    """Price with the best bid/ask band, spread and volume per symbol, and P&L by kind."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    hist = rec.arrays()
+    symbols = sim.static.symbols[:MAX_CHART_SYMBOLS]
+    ticks = np.arange(len(hist["last"]))
+    ratios = [3, 1, 1] * len(symbols) + [2]
+    fig, axes = plt.subplots(
+        len(ratios), 1, figsize=(11, 1.3 * sum(ratios)), sharex=True,
+        gridspec_kw={"height_ratios": ratios},
+    )
+    for s, name in enumerate(symbols):
+        ax_p, ax_s, ax_v = axes[3 * s : 3 * s + 3]
+        bid = np.where(hist["bid"][:, s] > 0, hist["bid"][:, s], np.nan) / SCALE
+        ask = np.where(hist["ask"][:, s] > 0, hist["ask"][:, s], np.nan) / SCALE
+        ax_p.fill_between(ticks, bid, ask, color="tab:blue", alpha=0.25, lw=0, label="best bid / ask")
+        ax_p.plot(ticks, hist["last"][:, s] / SCALE, color="black", lw=0.9, label="last trade")
+        ax_p.set_ylabel(f"{name} price")
+        ax_p.legend(loc="upper left", fontsize=8, frameon=False)
+        ax_p.grid(alpha=0.3)
+        ax_s.plot(ticks, ask - bid, color="tab:orange", lw=0.8)
+        ax_s.set_ylabel("spread")
+        ax_s.grid(alpha=0.3)
+        ax_v.bar(ticks, hist["volume"][:, s], width=1.0, color="tab:gray")
+        ax_v.set_ylabel("volume")
+    ax_e = axes[-1]
+    if len(hist["equity"]):
+        eq = hist["equity"]
+        for j, k in enumerate(sim.static.kinds):
+            ax_e.plot(ticks, (eq[:, j] - eq[0, j]) / SCALE, lw=1.0, label=f"{k.name} ({k.count})")
+    ax_e.axhline(0, color="black", lw=0.5)
+    ax_e.set_ylabel("P&L by kind")
+    ax_e.set_xlabel("tick")
+    ax_e.legend(loc="upper left", fontsize=8, frameon=False)
+    ax_e.grid(alpha=0.3)
+    fig.suptitle(f"qtg run: {len(ticks)} ticks, {sim.static.n_agents:,} agents")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def config_dict(cfg: Config) -> dict:
+    """The typed config as plain data (for summary files)."""
+    return dataclasses.asdict(cfg) | {
+        "population": {k: dataclasses.asdict(v) for k, v in cfg.population.items()}
+    }

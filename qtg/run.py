@@ -1,0 +1,154 @@
+"""``python -m qtg.run [overrides]``: run a simulation from the Hydra config.
+
+Examples::
+
+    python -m qtg.run
+    python -m qtg.run population.noise.count=500 run.ticks=2000 seed=7
+    python -m qtg.run engine=exact market.symbols=[ACME,BOLT]
+    python -m qtg.run +experiment=large
+
+A bad override stops before anything runs with one line on stderr and exit code 2.
+Outputs go to Hydra's run directory: ``summary.json``, ``chart.png``, ``config.json``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import sys
+import time
+from pathlib import Path
+
+import qtg  # noqa: F401  (enables x64 before any array exists)
+from qtg.config import Config, ConfigError, register, to_config
+
+CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
+EXIT_CONFIG = 2
+log = logging.getLogger("qtg")
+
+_INFO_FLAGS = {"--help", "-h", "--hydra-help", "--info", "-i", "--cfg", "-c", "--resolve", "--shell-completion", "-sc"}
+
+
+def compose(overrides: list[str]):
+    """Compose ``conf/config.yaml`` with overrides (no run directory, no side effects)."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+
+    register()
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        return hydra_compose("config", overrides=overrides)
+
+
+def load_config(overrides: list[str]) -> Config:
+    """Composed, typed and validated config. Raises ConfigError with one line."""
+    try:
+        dcfg = compose(overrides)
+    except ConfigError:
+        raise
+    except Exception as e:  # Hydra's composition and override-parse errors
+        raise ConfigError(_hydra_line(e)) from None
+    dcfg = {k: v for k, v in dcfg.items() if k != "hydra"}
+    return to_config(dcfg)
+
+
+def _hydra_line(e: Exception) -> str:
+    """Hydra's multi-line messages, reduced to one line naming the key."""
+    from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException
+
+    cause = e.__cause__
+    if isinstance(cause, OmegaConfBaseException) and getattr(cause, "full_key", None):
+        key = cause.full_key
+        if isinstance(cause, (ConfigAttributeError, ConfigKeyError)):
+            allowed = allowed_keys(key.rsplit(".", 1)[0] if "." in key else "")
+            hint = f"; allowed: {', '.join(allowed)}" if allowed else ""
+            return f"{key}: unknown key{hint}"
+        return f"{key}: {str(cause).splitlines()[0]}"
+    text = str(e)
+    m = re.search(r"Could not find '([^/']+)/([^']+)'", text)
+    if m:
+        group, option = m.groups()
+        listing = text.split("Available options", 1)[-1].split("Config search path", 1)[0]
+        options = re.findall(r"^\t(\S+)$", listing, re.M)
+        return f"{group}={option}: no such option; allowed: {', '.join(options)}"
+    return " ".join(text.split())
+
+
+def allowed_keys(path: str) -> list[str]:
+    """Field names of the config node at dotted ``path`` ("" = the root)."""
+    import dataclasses
+    import typing
+
+    from systems.strategies import registry
+
+    node: object = Config
+    parts = [p for p in path.split(".") if p]
+    if parts[:1] == ["population"]:
+        if len(parts) == 1:
+            return sorted(registry())
+        kinds = registry()
+        node, parts = (kinds[parts[1]].Config if parts[1] in kinds else None), parts[2:]
+    for part in parts:
+        node = typing.get_type_hints(node).get(part) if dataclasses.is_dataclass(node) else None
+    return [f.name for f in dataclasses.fields(node)] if dataclasses.is_dataclass(node) else []
+
+
+def run_job(cfg: Config, out_dir: Path) -> dict:
+    """Build the world, run it with a progress bar, write summary, chart and config."""
+    from qtg.hooks import Progress, Recorder
+    from qtg.report import chart, config_dict, summarize, table, write_summary
+    from qtg.sim import Simulation
+    from qtg.world import build_world, make_engine_for
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    world = build_world(cfg)
+    sim = Simulation(world.static, world.params, world.state, make_engine_for(cfg, world.static))
+    rec = Recorder()
+    t0 = time.perf_counter()
+    sim.run(cfg.run.ticks, hooks=[rec, Progress(cfg.run.ticks, cfg.run.progress)])
+    elapsed = time.perf_counter() - t0
+    summary = summarize(cfg, world.state, sim, rec, elapsed)
+    write_summary(out_dir / "summary.json", summary)
+    (out_dir / "config.json").write_text(json.dumps(config_dict(cfg), indent=2) + "\n")
+    if cfg.run.chart:
+        chart(out_dir / "chart.png", sim, rec)
+    if cfg.run.table:
+        print(table(summary))
+        print(f"\nrun directory: {out_dir}")
+    return summary
+
+
+def _hydra_entry() -> None:
+    import hydra
+    from hydra.core.hydra_config import HydraConfig
+
+    register()
+
+    @hydra.main(config_path=str(CONF_DIR), config_name="config", version_base="1.3")
+    def task(dcfg) -> None:
+        try:
+            cfg = to_config({k: v for k, v in dcfg.items() if k != "hydra"})
+        except ConfigError as e:
+            print(f"qtg: config error: {e}", file=sys.stderr)
+            raise SystemExit(EXIT_CONFIG) from None
+        run_job(cfg, Path(HydraConfig.get().runtime.output_dir))
+
+    task()
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    flags = {a.split("=", 1)[0] for a in argv if a.startswith("-")}
+    if not flags & (_INFO_FLAGS | {"-m", "--multirun"}):
+        try:
+            load_config([a for a in argv if not a.startswith("-")])
+        except ConfigError as e:
+            print(f"qtg: config error: {e}", file=sys.stderr)
+            return EXIT_CONFIG
+    sys.argv = [sys.argv[0], *argv]
+    _hydra_entry()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,112 @@
+"""The tick as data: an ordered tuple of stages, compiled into as few jitted calls as possible.
+
+A device stage is a pure system ``fn(static, params, state, frame, key) -> (state, frame)``;
+``frame`` is a dict of the tick's intermediate outputs. A host stage is
+``fn(host, frame, seed) -> frame`` and runs outside JAX (the sequential matching engine).
+Consecutive device stages are folded into one jitted segment, so the default tick is two
+jitted calls around one engine call. Every stage gets its own key, split from
+``fold_in(state.key, state.tick)``: the same seed gives the same ticks, and a run can be
+resumed from any tick without replaying the key stream.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Callable
+
+import jax
+import jax.numpy as jnp
+
+from systems.decide import decide_orders
+from systems.measure import measure_equity, measure_market
+from systems.observe import observe_market
+from systems.settle import settle_fills
+from systems.validate import validate_orders
+
+
+@dataclasses.dataclass(frozen=True)
+class Stage:
+    name: str
+    fn: Callable[..., Any]
+    host: bool = False
+
+
+def _host_match(host: Any, frame: dict, seed: int) -> dict:
+    # Imported lazily so that importing the schedule does not load the engines.
+    from qtg.sim import host_match
+
+    return host_match(host, frame, seed)
+
+
+DEFAULT_SCHEDULE: tuple[Stage, ...] = (
+    Stage("observe", observe_market),
+    Stage("decide", decide_orders),
+    Stage("validate", validate_orders),
+    Stage("match", _host_match, host=True),
+    Stage("settle", settle_fills),
+    Stage("measure", measure_market),
+    Stage("equity", measure_equity),
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class Segment:
+    """A run of stages executed together: one jitted call, or one host stage."""
+
+    names: tuple[str, ...]
+    host: bool
+    call: Callable[..., Any]
+
+
+def stage_keys(state_key: jax.Array, tick: jax.Array, n: int) -> jax.Array:
+    """The ``n`` per-stage keys of a tick."""
+    return jax.random.split(jax.random.fold_in(state_key, tick), n)
+
+
+def compile_schedule(schedule: tuple[Stage, ...]) -> tuple[Segment, ...]:
+    """Group the schedule into segments; device segments are jitted with ``static`` static.
+
+    A device segment followed by host stages also emits ``frame["seed:<name>"]``, a
+    uint32 seed for each of those host stages derived from that stage's key.
+    """
+    names = [s.name for s in schedule]
+    if len(set(names)) != len(names):
+        raise ValueError(f"stage names must be unique, got {names}")
+    n = len(schedule)
+    groups: list[list[int]] = []
+    for i, stage in enumerate(schedule):
+        if groups and not stage.host and not schedule[groups[-1][0]].host:
+            groups[-1].append(i)
+        else:
+            groups.append([i])
+
+    segments = []
+    for g, idx in enumerate(groups):
+        if schedule[idx[0]].host:
+            stage = schedule[idx[0]]
+            segments.append(Segment((stage.name,), True, stage.fn))
+            continue
+        # Host stages that follow this segment, up to the next device segment.
+        seeds_for = []
+        for later in groups[g + 1 :]:
+            if not schedule[later[0]].host:
+                break
+            seeds_for.append(later[0])
+        segments.append(
+            Segment(tuple(names[i] for i in idx), False, jax.jit(_segment(schedule, idx, seeds_for, n), static_argnums=0))
+        )
+    return tuple(segments)
+
+
+def _segment(schedule, idx, seeds_for, n):
+    def run(static, params, state, frame):
+        keys = stage_keys(state.key, state.tick, n)
+        frame = dict(frame)
+        for i in idx:
+            state, frame = schedule[i].fn(static, params, state, frame, keys[i])
+        for j in seeds_for:
+            frame[f"seed:{schedule[j].name}"] = jax.random.bits(keys[j], (), jnp.uint32)
+        return state, frame
+
+    run.__name__ = "segment_" + "_".join(schedule[i].name for i in idx)
+    return run

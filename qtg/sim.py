@@ -1,0 +1,131 @@
+"""The simulation loop: runs the compiled schedule tick by tick and calls the hooks.
+
+The device state lives in JAX arrays; the engine is a host resource. Hooks observe each
+``TickResult`` and never change the world (the simulation never imports them).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from typing import Any, Protocol, Sequence
+
+import jax
+import numpy as np
+
+from components.orders import FillBatch, MatchResult
+from components.world import WorldParams, WorldState, WorldStatic
+from qtg.schedule import DEFAULT_SCHEDULE, Stage, compile_schedule
+from systems.match import match_orders
+
+
+@dataclasses.dataclass
+class TickResult:
+    """What one tick did. Host NumPy arrays; prices in units, quantities in shares."""
+
+    tick: int
+    submitted: int  # orders the agents sent (before validation)
+    accepted: int  # orders that reached the engine
+    rejects: np.ndarray  # i64[len(Reason)] validation refusals per reason
+    status: np.ndarray  # i64[len(Status)] engine outcomes per status
+    fills: FillBatch  # in the order they happened
+    bid: np.ndarray  # i64[S] best bid after the tick (0 = none)
+    ask: np.ndarray  # i64[S]
+    last: np.ndarray  # i64[S] last trade price
+    volume: np.ndarray  # i64[S] shares traded in the tick
+    equity_by_kind: np.ndarray  # f64[K] units
+    seconds: float  # wall time of the tick
+
+
+class Hook(Protocol):
+    def on_start(self, sim: "Simulation") -> None: ...
+    def on_tick(self, sim: "Simulation", result: TickResult) -> None: ...
+    def on_end(self, sim: "Simulation") -> None: ...
+
+
+@dataclasses.dataclass
+class HostResources:
+    """Host-side resources of the tick: the engine and the last match (for TickResult)."""
+
+    engine: Any
+    last_match: MatchResult | None = None
+    last_arrival: np.ndarray | None = None
+
+
+def host_match(host: HostResources, frame: dict, seed: int) -> dict:
+    """The match stage: device orders -> engine -> packed fills/updates/book."""
+    orders = jax.tree.map(np.asarray, frame["orders"])
+    result, arrival, packed = match_orders(host.engine, orders, seed)
+    host.last_match, host.last_arrival = result, arrival
+    frame.update(packed)
+    return frame
+
+
+class Simulation:
+    """Owns the world (static, params, device state), the engine and the compiled tick."""
+
+    def __init__(
+        self,
+        static: WorldStatic,
+        params: WorldParams,
+        state: WorldState,
+        engine: Any,
+        schedule: tuple[Stage, ...] = DEFAULT_SCHEDULE,
+    ) -> None:
+        self.static, self.params, self.state = static, params, state
+        self.host = HostResources(engine)
+        self.schedule = schedule
+        self.segments = compile_schedule(schedule)
+        self.stage_seconds: dict[str, float] = {}
+
+    @property
+    def engine(self):
+        return self.host.engine
+
+    def step(self, profile: bool = False) -> TickResult:
+        """Run one tick. With ``profile``, block after each segment and add its wall time
+        to ``stage_seconds`` (keyed by the segment's stage names joined by '+')."""
+        t0 = time.perf_counter()
+        frame: dict = {}
+        tick = None
+        for seg in self.segments:
+            ts = time.perf_counter()
+            if seg.host:
+                frame = seg.call(self.host, frame, int(frame[f"seed:{seg.names[0]}"]))
+            else:
+                if tick is None:
+                    tick = int(self.state.tick)
+                self.state, frame = seg.call(self.static, self.params, self.state, frame)
+                if profile:
+                    jax.block_until_ready(self.state)
+            if profile:
+                label = "+".join(seg.names)
+                self.stage_seconds[label] = self.stage_seconds.get(label, 0.0) + time.perf_counter() - ts
+        m = jax.tree.map(np.asarray, self.state.market)
+        rejects = np.asarray(frame["rejects"])
+        result = self.host.last_match
+        return TickResult(
+            tick=tick,
+            submitted=int(len(self.host.last_arrival) + rejects.sum()),
+            accepted=int(len(self.host.last_arrival)),
+            rejects=rejects,
+            status=np.asarray(frame["status"]),
+            fills=result.fills,
+            bid=m.bid,
+            ask=m.ask,
+            last=m.last,
+            volume=m.volume,
+            equity_by_kind=np.asarray(frame["equity_by_kind"]),
+            seconds=time.perf_counter() - t0,
+        )
+
+    def run(self, ticks: int, hooks: Sequence[Hook] = ()) -> None:
+        """Run ``ticks`` ticks, calling every hook's on_start, on_tick and on_end."""
+        for h in hooks:
+            h.on_start(self)
+        for _ in range(ticks):
+            result = self.step()
+            for h in hooks:
+                h.on_tick(self, result)
+        for h in hooks:
+            h.on_end(self)

@@ -1,0 +1,1 @@
+"""BEHAVIOUR: pure functions over components, what happens each tick."""

@@ -1,0 +1,66 @@
+"""match: the tick's accepted orders, in a seeded random arrival order, through the engine.
+
+This is the one host stage of the tick. It hands the engine only the valid rows, shuffled
+so that no agent has a standing priority, and packs what the write phase needs into a
+few fixed-shape arrays (padded to a power-of-two bucket so the jitted write phase compiles
+once per bucket, not once per tick).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from components.orders import MatchResult, OrderBatch, Status
+
+FILL_FIELDS = ("taker_agent", "maker_agent", "symbol", "side", "price", "qty")
+"""Rows of the packed fills array handed to the write phase."""
+UPDATE_FIELDS = ("id", "remaining")
+"""Rows of the packed order-updates array."""
+BOOK_FIELDS = ("bid_price", "bid_qty", "ask_price", "ask_qty")
+"""Rows of the packed top-of-book array."""
+N_STATUS = len(Status)
+
+
+def bucket(n: int, minimum: int = 64) -> int:
+    """Smallest power of two >= max(n, minimum)."""
+    return max(minimum, 1 << max(0, int(n) - 1).bit_length())
+
+
+def arrival_order(valid: np.ndarray, seed: int) -> np.ndarray:
+    """Indices of the valid rows in a random order fixed by ``seed``."""
+    idx = np.flatnonzero(valid)
+    np.random.Generator(np.random.PCG64(seed)).shuffle(idx)
+    return idx
+
+
+def match_orders(engine, orders: OrderBatch, seed: int) -> tuple[MatchResult, np.ndarray, dict]:
+    """Run the engine over the valid rows of ``orders`` (host NumPy arrays).
+
+    Returns the engine's MatchResult (rows in arrival order), the batch row index of each
+    arrival, and the packed arrays for the write phase:
+    ``fills`` i64[6, F], ``updates`` i64[2, U] (padding id -1), ``book`` i64[4, S],
+    ``status`` i64[len(Status)] counts of order outcomes.
+    """
+    order = arrival_order(orders.valid, seed)
+    result = engine.process(orders.take(order))
+    fills, updates = result.fills, result.updates
+
+    packed_fills = np.zeros((len(FILL_FIELDS), bucket(len(fills))), np.int64)
+    for row, name in enumerate(FILL_FIELDS):
+        col = getattr(fills, name)
+        packed_fills[row, : col.shape[0]] = col
+
+    n_up = updates.id.shape[0]
+    packed_updates = np.full((len(UPDATE_FIELDS), bucket(n_up)), -1, np.int64)
+    packed_updates[0, :n_up] = updates.id
+    packed_updates[1, :n_up] = updates.remaining
+
+    top = engine.top_of_book()
+    packed_book = np.stack([getattr(top, name) for name in BOOK_FIELDS]).astype(np.int64)
+    status = np.bincount(result.outcomes.status, minlength=N_STATUS).astype(np.int64)
+    return result, order, {
+        "fills": packed_fills,
+        "updates": packed_updates,
+        "book": packed_book,
+        "status": status,
+    }

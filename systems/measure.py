@@ -1,0 +1,62 @@
+"""measure: the tick's fills and book -> market state (last price, volume, best quotes)."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+from components.world import WorldParams, WorldState, WorldStatic
+from systems.match import BOOK_FIELDS, FILL_FIELDS
+
+_F = {name: i for i, name in enumerate(FILL_FIELDS)}
+_B = {name: i for i, name in enumerate(BOOK_FIELDS)}
+
+
+def measure_market(
+    static: WorldStatic, params: WorldParams, state: WorldState, frame: dict, key: jax.Array
+) -> tuple[WorldState, dict]:
+    """Update MarketState from ``frame["fills"]`` and ``frame["book"]``; advance the tick.
+
+    The last price of a symbol is the price of its last fill in the tick (fills are in
+    the order they happened), unchanged when it did not trade.
+    """
+    del params, key
+    s = static.n_symbols
+    f, book = frame["fills"], frame["book"]
+    qty, symbol = f[_F["qty"]], f[_F["symbol"]]
+    traded = qty > 0
+    volume = jax.ops.segment_sum(qty, symbol, num_segments=s)
+    order = jnp.where(traded, jnp.arange(qty.shape[0]), -1)
+    last_idx = jax.ops.segment_max(order, symbol, num_segments=s)
+    last = jnp.where(last_idx >= 0, f[_F["price"]][jnp.maximum(last_idx, 0)], state.market.last)
+    market = state.market.replace(
+        bid=book[_B["bid_price"]],
+        ask=book[_B["ask_price"]],
+        bid_qty=book[_B["bid_qty"]],
+        ask_qty=book[_B["ask_qty"]],
+        last=last,
+        volume=volume,
+    )
+    return state.replace(market=market, tick=state.tick + 1), frame
+
+
+def marks(state: WorldState) -> jax.Array:
+    """Mark price per symbol: mid when both sides quote, else the last trade. f64[S] units."""
+    m = state.market
+    both = (m.bid > 0) & (m.ask > 0)
+    return jnp.where(both, (m.bid + m.ask) / 2.0, m.last.astype(jnp.float64))
+
+
+def equity(state: WorldState) -> jax.Array:
+    """Mark-to-market equity per agent: cash + positions at marks. f64[N] units."""
+    return state.wallet.cash + state.wallet.position @ marks(state)
+
+
+def measure_equity(
+    static: WorldStatic, params: WorldParams, state: WorldState, frame: dict, key: jax.Array
+) -> tuple[WorldState, dict]:
+    """Adds ``frame["equity_by_kind"]`` f64[K]: total equity of each kind's agents."""
+    del params, key
+    eq = equity(state)
+    frame["equity_by_kind"] = jnp.stack([eq[k.start : k.stop].sum() for k in static.kinds])
+    return state, frame

@@ -1,0 +1,28 @@
+"""observe: the book summary left by the last match -> the MarketView agents decide on."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+from components.market import MarketView
+from components.world import WorldParams, WorldState, WorldStatic
+
+
+def observe_market(
+    static: WorldStatic, params: WorldParams, state: WorldState, frame: dict, key: jax.Array
+) -> tuple[WorldState, dict]:
+    """Adds ``frame["view"]``: MarketView [S]. Reads only."""
+    del static, params, key
+    m = state.market
+    both = (m.bid > 0) & (m.ask > 0)
+    mid = jnp.where(both, (m.bid + m.ask) / 2.0, m.last.astype(jnp.float64))
+    frame["view"] = MarketView(
+        bid=m.bid,
+        ask=m.ask,
+        last=m.last,
+        mid=mid,
+        ref=mid,
+        spread=jnp.where(both, m.ask - m.bid, 0),
+    )
+    return state, frame

@@ -1,0 +1,90 @@
+"""Shared order-row builders for strategy systems (vectorised over a kind's agents)."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+from components.agents import NO_ORDER, order_id
+from components.orders import OrderBatch, OrderType
+from components.world import WorldState
+
+
+def floor_tick(price: jax.Array, tick: jax.Array) -> jax.Array:
+    """Largest multiple of ``tick`` <= price (float units), at least one tick. i64."""
+    p = jnp.floor(price / tick).astype(jnp.int64) * tick
+    return jnp.maximum(p, tick)
+
+
+def ceil_tick(price: jax.Array, tick: jax.Array) -> jax.Array:
+    """Smallest multiple of ``tick`` >= price (float units), at least one tick. i64."""
+    p = jnp.ceil(price / tick).astype(jnp.int64) * tick
+    return jnp.maximum(p, tick)
+
+
+def round_tick(price: jax.Array, tick: jax.Array) -> jax.Array:
+    """Nearest multiple of ``tick`` to price (float units), at least one tick. i64."""
+    p = jnp.round(price / tick).astype(jnp.int64) * tick
+    return jnp.maximum(p, tick)
+
+
+def available_cash(state: WorldState, rows: jax.Array) -> jax.Array:
+    """Cash not reserved by the agents' resting buy orders. i64[n] units."""
+    slots = state.slots
+    live = slots.id[rows, 0] != NO_ORDER
+    reserved = jnp.where(live, slots.price[rows, 0] * slots.remaining[rows, 0], 0)
+    return state.wallet.cash[rows] - reserved
+
+
+def available_shares(state: WorldState, rows: jax.Array, symbol: jax.Array) -> jax.Array:
+    """Shares of ``symbol`` not reserved by the agents' resting sell orders. i64[n]."""
+    slots = state.slots
+    live = (slots.id[rows, 1] != NO_ORDER) & (slots.symbol[rows, 1] == symbol)
+    reserved = jnp.where(live, slots.remaining[rows, 1], 0)
+    return state.wallet.position[rows, symbol] - reserved
+
+
+def quote_rows(
+    n_agents: int,
+    state: WorldState,
+    rows: jax.Array,
+    side: int,
+    symbol: jax.Array,
+    price: jax.Array,
+    qty: jax.Array,
+) -> OrderBatch:
+    """One row per agent keeping a resting quote on ``side`` at (price, qty).
+
+    A live slot is modified (or left alone when nothing changed); an empty slot gets a new
+    LIMIT order; ``qty == 0`` cancels a live quote. Rows: i64/i32/i8 [n].
+    """
+    slot_id = state.slots.id[rows, side]
+    live = slot_id != NO_ORDER
+    unchanged = (
+        live
+        & (state.slots.price[rows, side] == price)
+        & (state.slots.remaining[rows, side] == qty)
+        & (state.slots.symbol[rows, side] == symbol)
+    )
+    quoting = qty > 0
+    kind = jnp.where(quoting, jnp.where(live, OrderType.MODIFY, OrderType.LIMIT), OrderType.CANCEL)
+    # A quote cannot move to another symbol by MODIFY: cancel it first.
+    moved = live & (state.slots.symbol[rows, side] != symbol)
+    kind = jnp.where(moved, OrderType.CANCEL, kind)
+    valid = jnp.where(quoting, ~unchanged, live)
+    new_id = order_id(state.tick, rows, side, n_agents)
+    return OrderBatch(
+        valid=valid,
+        id=jnp.where(live, slot_id, new_id),
+        agent=rows.astype(jnp.int32),
+        symbol=jnp.where(moved, state.slots.symbol[rows, side], symbol).astype(jnp.int32),
+        side=jnp.full(rows.shape, side, jnp.int8),
+        kind=kind.astype(jnp.int8),
+        price=price.astype(jnp.int64),
+        qty=qty.astype(jnp.int64),
+    )
+
+
+def interleave(*batches: OrderBatch) -> OrderBatch:
+    """Rows of k batches of length n as one batch of length k*n: agent i's rows adjacent."""
+    return jax.tree.map(lambda *xs: jnp.stack(xs, axis=1).reshape(-1), *batches)

@@ -1,0 +1,167 @@
+"""Noise traders: random side and size, prices near the current mid.
+
+Each tick a trader acts with probability ``activity``. Acting, it cancels its resting
+order (it keeps at most one) and sends a new one: with probability ``aggressive`` an
+immediate-or-cancel order priced ``collar`` through the reference (it takes liquidity and
+walks the book), otherwise a good-till-cancel limit order at the reference times
+``1 + price_sigma * z`` with ``z`` approximately standard normal (an Irwin-Hall sum
+of four uniforms, so |z| <= 3.46), which may cross or rest. Sizes are
+capped by the cash and shares not reserved by resting orders.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import struct
+
+from components.agents import NO_ORDER, order_id
+from components.market import MarketView
+from components.money import to_fixed
+from components.orders import OrderBatch, OrderType, Side
+from components.world import KindStatic, WorldParams, WorldState, WorldStatic
+from systems.strategies._rows import (
+    available_cash,
+    available_shares,
+    ceil_tick,
+    floor_tick,
+    interleave,
+    round_tick,
+)
+
+KIND = "noise"
+ROWS_PER_AGENT = 2  # cancel of the resting order, new order
+
+
+@dataclasses.dataclass
+class Config:
+    count: int = 10
+    activity: list[float] = dataclasses.field(default_factory=lambda: [0.2, 0.5])
+    """Range of the probability of acting in a tick."""
+    size: list[int] = dataclasses.field(default_factory=lambda: [1, 100])
+    """Order size range in shares (each order draws uniformly from it)."""
+    aggressive: list[float] = dataclasses.field(default_factory=lambda: [0.2, 0.4])
+    """Range of the probability that an action is an immediate-or-cancel order."""
+    price_sigma: list[float] = dataclasses.field(default_factory=lambda: [0.001, 0.003])
+    """Range of the relative spread of limit prices around the reference."""
+    collar: float = 0.02
+    """How far through the reference an aggressive order may reach (fraction)."""
+    cash: float = 100_000.0
+    """Starting cash per trader, in currency."""
+    shares: int = 500
+    """Starting shares per trader in its symbol."""
+
+
+BOUNDS = {  # allowed values of each Config field (default: >= 0)
+    "activity": (0.0, 1.0),
+    "size": (1, None),
+    "aggressive": (0.0, 1.0),
+    "price_sigma": (0.0, 0.5),
+    "collar": (0.0, 0.5),
+}
+
+
+@struct.dataclass
+class Params:
+    symbol: jax.Array  # i32[M]
+    activity: jax.Array  # f64[M] probability per tick
+    size_lo: jax.Array  # i64[M] shares
+    size_hi: jax.Array  # i64[M] shares
+    aggressive: jax.Array  # f64[M] probability
+    price_sigma: jax.Array  # f64[M] fraction
+    collar: jax.Array  # f64[M] fraction
+
+
+def make_params(cfg: Config, count: int, rng: np.random.Generator, n_symbols: int) -> Params:
+    """Draw each trader's parameters; symbols are assigned round-robin."""
+    return Params(
+        symbol=jnp.asarray(np.arange(count) % n_symbols, jnp.int32),
+        activity=jnp.asarray(rng.uniform(*cfg.activity, count), jnp.float64),
+        size_lo=jnp.full(count, cfg.size[0], jnp.int64),
+        size_hi=jnp.full(count, cfg.size[1], jnp.int64),
+        aggressive=jnp.asarray(rng.uniform(*cfg.aggressive, count), jnp.float64),
+        price_sigma=jnp.asarray(rng.uniform(*cfg.price_sigma, count), jnp.float64),
+        collar=jnp.full(count, cfg.collar, jnp.float64),
+    )
+
+
+def initial_holdings(cfg: Config, params: Params, n_symbols: int) -> tuple[np.ndarray, np.ndarray]:
+    """Cash i64[M] units and positions i64[M, S] shares at the start of a run."""
+    count = params.symbol.shape[0]
+    cash = np.full(count, to_fixed(cfg.cash), np.int64)
+    position = np.zeros((count, n_symbols), np.int64)
+    position[np.arange(count), np.asarray(params.symbol)] = cfg.shares
+    return cash, position
+
+
+def decide(
+    static: WorldStatic,
+    kind: KindStatic,
+    world: WorldParams,
+    p: Params,
+    state: WorldState,
+    view: MarketView,
+    key: jax.Array,
+) -> OrderBatch:
+    """Returns 2 rows per trader (cancel, new order), ``count * 2`` rows."""
+    n = kind.count
+    rows = kind.start + jnp.arange(n)
+    sym = p.symbol
+    tick = world.tick_size[sym]
+    ref = view.ref[sym]
+
+    # One draw of three 32-bit words per trader, split into fields (far cheaper on a CPU
+    # than separate uniform and normal draws).
+    bits = jax.random.bits(key, (3, n), jnp.uint32)
+    u_active = (bits[0] >> 8).astype(jnp.float64) * 2.0**-24
+    buy = (bits[0] & 1) == 1
+    side = jnp.where(buy, Side.BUY, Side.SELL).astype(jnp.int8)
+    span = p.size_hi - p.size_lo + 1
+    size = p.size_lo + (((bits[1] >> 16).astype(jnp.int64) * span) >> 16)
+    aggressive = (bits[1] & 0xFFFF).astype(jnp.float64) * 2.0**-16 < p.aggressive
+    active = u_active < p.activity
+    # Approximately standard normal: Irwin-Hall sum of four 8-bit uniforms, |z| <= 3.46.
+    quarters = (bits[2][None, :] >> jnp.array([0, 8, 16, 24], jnp.uint32)[:, None]) & 0xFF
+    z = ((quarters.sum(axis=0).astype(jnp.float64) + 2.0) / 256.0 - 2.0) * 3.0**0.5
+
+    passive_price = round_tick(ref * (1.0 + p.price_sigma * z), tick)
+    aggressive_price = jnp.where(
+        buy, ceil_tick(ref * (1.0 + p.collar), tick), floor_tick(ref * (1.0 - p.collar), tick)
+    )
+    price = jnp.where(aggressive, aggressive_price, passive_price)
+    affordable = jnp.where(
+        buy,
+        jnp.maximum(available_cash(state, rows), 0) // price,
+        jnp.maximum(available_shares(state, rows, sym), 0),
+    )
+    qty = jnp.minimum(size, affordable)
+
+    new = OrderBatch(
+        valid=active & (qty > 0),
+        id=order_id(state.tick, rows, side.astype(jnp.int64), static.n_agents),
+        agent=rows.astype(jnp.int32),
+        symbol=sym,
+        side=side,
+        kind=jnp.where(aggressive, OrderType.IOC, OrderType.LIMIT).astype(jnp.int8),
+        price=price,
+        qty=qty,
+    )
+
+    slots = state.slots
+    live_buy = slots.id[rows, Side.BUY] != NO_ORDER
+    live_sell = slots.id[rows, Side.SELL] != NO_ORDER
+    cancel_side = jnp.where(live_buy, Side.BUY, Side.SELL)
+    cancel = OrderBatch(
+        valid=active & (live_buy | live_sell),
+        id=jnp.where(live_buy, slots.id[rows, Side.BUY], slots.id[rows, Side.SELL]),
+        agent=rows.astype(jnp.int32),
+        symbol=jnp.where(live_buy, slots.symbol[rows, Side.BUY], slots.symbol[rows, Side.SELL]),
+        side=cancel_side.astype(jnp.int8),
+        kind=jnp.full(n, OrderType.CANCEL, jnp.int8),
+        price=jnp.zeros(n, jnp.int64),
+        qty=jnp.zeros(n, jnp.int64),
+    )
+    return interleave(cancel, new)

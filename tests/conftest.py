@@ -1,0 +1,82 @@
+"""Shared fixtures. Tests run on the CPU with small shapes; long runs are session-scoped."""
+
+import os
+
+os.environ.setdefault("JAX_PLATFORMS", "cpu")
+
+import dataclasses  # noqa: E402
+
+import jax  # noqa: E402
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+import qtg  # noqa: E402,F401  (x64 on)
+from qtg.config import Config, to_config  # noqa: E402
+from qtg.hooks import Recorder  # noqa: E402
+from qtg.sim import Simulation  # noqa: E402
+from qtg.world import build_world, make_engine_for  # noqa: E402
+
+
+class InvariantCheck:
+    """A hook asserting, every tick, exact conservation and no negative holdings."""
+
+    def on_start(self, sim):
+        self.cash = int(np.asarray(sim.state.wallet.cash).sum())
+        self.shares = np.asarray(sim.state.wallet.position).sum(axis=0)
+        self.ticks = 0
+
+    def on_tick(self, sim, r):
+        w = jax.tree.map(np.asarray, sim.state.wallet)
+        assert int(w.cash.sum()) == self.cash, f"cash not conserved at tick {r.tick}"
+        assert (w.position.sum(axis=0) == self.shares).all(), f"shares not conserved at tick {r.tick}"
+        assert w.cash.min() >= 0, f"negative cash at tick {r.tick}"
+        assert w.position.min() >= 0, f"negative position at tick {r.tick}"
+        if len(r.fills):
+            assert (r.fills.qty > 0).all() and (r.fills.price > 0).all()
+        self.ticks += 1
+
+    def on_end(self, sim):
+        pass
+
+
+def make_config(**changes) -> Config:
+    """Default config with dotted-key changes, e.g. make_config(**{"run.ticks": 50})."""
+    cfg = Config()
+    for dotted, value in changes.items():
+        obj, *path, last = [cfg, *dotted.split(".")]
+        for part in path:
+            obj = obj[part] if isinstance(obj, dict) else getattr(obj, part)
+        if isinstance(obj, dict):
+            obj[last] = value
+        else:
+            setattr(obj, last, value)
+    return to_config(cfg)
+
+
+@dataclasses.dataclass
+class Run:
+    cfg: Config
+    initial: object
+    sim: Simulation
+    rec: Recorder
+    check: InvariantCheck
+
+
+def run_sim(cfg: Config, ticks: int | None = None, engine=None) -> Run:
+    world = build_world(cfg)
+    sim = Simulation(world.static, world.params, world.state, engine or make_engine_for(cfg, world.static))
+    rec, check = Recorder(), InvariantCheck()
+    sim.run(cfg.run.ticks if ticks is None else ticks, hooks=[rec, check])
+    return Run(cfg, world.state, sim, rec, check)
+
+
+@pytest.fixture(scope="session")
+def default_run() -> Run:
+    """The default 1,000-tick run: 2 market makers, 10 noise traders, fast engine."""
+    return run_sim(make_config())
+
+
+@pytest.fixture(scope="session")
+def exact_run() -> Run:
+    """The same world as ``default_run`` for 300 ticks on the exact engine."""
+    return run_sim(make_config(**{"engine.name": "exact"}), ticks=300)

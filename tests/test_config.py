@@ -1,0 +1,90 @@
+"""Config validation and the command line: bad input stops at start with one clear line."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from qtg.config import Config, ConfigError, to_config
+from qtg.run import load_config
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("population.noise.count=-5", "population.noise.count: must be >= 0, got -5"),
+        ("market.tick_size=0", "market.tick_size: must be a positive multiple of 0.0001, got 0.0"),
+        ("market.initial_price=100.005", "market.initial_price: must be a positive multiple of the tick size 0.01, got 100.005"),
+        ("engine.name=turbo", "engine.name: unknown engine 'turbo'; allowed: exact, fast"),
+        ("engine=turbo", "engine=turbo: no such option; allowed: exact, fast"),
+        ("engine.stp=maybe", "engine.stp: unknown mode 'maybe'; allowed: none, cancel_taker, cancel_maker"),
+        ("run.ticks=0", "run.ticks: must be >= 1, got 0"),
+        ("run.tickz=5", "run.tickz: unknown key; allowed: ticks, progress, chart, table"),
+        ("population.noise.foo=1", "population.noise.foo: unknown key; allowed: count, activity, size, aggressive, price_sigma, collar, cash, shares"),
+        ("+population.foo.count=1", "population.foo: unknown strategy kind; allowed: market_maker, noise"),
+        ("population.noise.activity=[0.5,0.1]", "population.noise.activity: range [lo, hi] needs lo <= hi, got [0.5, 0.1]"),
+        ("population.noise.activity=[0.5,1.5]", "population.noise.activity: must be in [0.0, 1.0], got [0.5, 1.5]"),
+        ("population.noise.size=[1,2,3]", "population.noise.size: must be a range [lo, hi], got [1, 2, 3]"),
+        ("seed=-1", "seed: must be >= 0, got -1"),
+        ("market.symbols=[]", "market.symbols: at least one symbol is needed"),
+    ],
+)
+def test_bad_overrides_name_the_key(override, message):
+    with pytest.raises(ConfigError) as e:
+        load_config([override])
+    assert str(e.value) == message
+
+
+def test_type_errors_name_the_key():
+    with pytest.raises(ConfigError, match=r"^run.ticks: Value 'abc'"):
+        load_config(["run.ticks=abc"])
+
+
+def test_all_counts_zero_is_refused():
+    with pytest.raises(ConfigError, match="population: at least one agent"):
+        load_config(["population.noise.count=0", "population.market_maker.count=0"])
+
+
+def test_yaml_defaults_equal_embedded_defaults():
+    """conf/ mirrors the dataclass defaults: composing with no overrides changes nothing."""
+    assert load_config([]) == to_config(Config())
+
+
+def test_overrides_reach_the_typed_config():
+    cfg = load_config(["population.noise.count=500", "run.ticks=2000", "seed=7", "engine=exact"])
+    assert (cfg.population["noise"].count, cfg.run.ticks, cfg.seed, cfg.engine.name) == (500, 2000, 7, "exact")
+
+
+def test_experiment_configs_compose():
+    for path in sorted((ROOT / "conf" / "experiment").glob("*.yaml")):
+        load_config([f"+experiment={path.stem}"])
+
+
+def _cli(*args, cwd):
+    env = os.environ | {"JAX_PLATFORMS": "cpu"}
+    return subprocess.run([sys.executable, "-m", "qtg.run", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
+
+
+def test_cli_bad_override_exits_2_with_one_line(tmp_path):
+    out = _cli("population.noise.count=-5", cwd=tmp_path)
+    assert out.returncode == 2
+    assert out.stderr.strip() == "qtg: config error: population.noise.count: must be >= 0, got -5"
+    assert "Traceback" not in out.stderr and out.stdout == ""
+    assert not (tmp_path / "outputs").exists(), "nothing is written for a bad config"
+
+
+def test_cli_run_writes_summary_and_chart(tmp_path):
+    out = _cli("run.ticks=120", "population.noise.count=20", "seed=3", f"hydra.run.dir={tmp_path}/run", "run.progress=false", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert summary["run"]["ticks"] == 120 and summary["run"]["agents"] == 22
+    assert summary["fills"] > 0 and summary["volume"] > 0
+    assert summary["conservation"] == {"cash": True, "shares": True}
+    assert set(summary["pnl_by_kind"]) == {"market_maker", "noise"}
+    assert (tmp_path / "run" / "chart.png").stat().st_size > 10_000
+    assert "market_maker" in out.stdout and "conservation: cash ok, shares ok" in out.stdout

@@ -1,0 +1,147 @@
+"""The world and the tick: conservation, determinism, trading, compile-once, slot tracking."""
+
+import chex
+import jax
+import numpy as np
+import pytest
+
+from components.agents import NO_ORDER
+from components.orders import Side
+from conftest import make_config, run_sim
+from qtg.schedule import DEFAULT_SCHEDULE, Stage
+from qtg.sim import Simulation
+from qtg.world import build_world, make_engine_for
+from systems.decide import decide_orders
+from systems.settle import settle_fills
+
+
+def test_default_run_conserves_cash_and_shares_every_tick(default_run):
+    # InvariantCheck asserted exact conservation and non-negative holdings on every tick.
+    assert default_run.check.ticks == 1000
+    w0, w1 = default_run.initial.wallet, default_run.sim.state.wallet
+    assert int(w1.cash.sum()) == int(w0.cash.sum())
+    assert (np.asarray(w1.position).sum(0) == np.asarray(w0.position).sum(0)).all()
+
+
+def test_default_run_trades(default_run):
+    fills = np.array(default_run.rec.fills_per_tick)
+    assert fills.sum() > 500, "the default market must trade"
+    assert (fills > 0).mean() > 0.3, "trades should happen through the run, not in one burst"
+    # Both kinds hold different inventory than they started with: they traded.
+    static = default_run.sim.static
+    pos0 = np.asarray(default_run.initial.wallet.position)
+    pos1 = np.asarray(default_run.sim.state.wallet.position)
+    for kind in static.kinds:
+        assert (pos0[kind.start : kind.stop] != pos1[kind.start : kind.stop]).any(), kind.name
+
+
+def test_opening_tick_seeds_a_two_sided_book():
+    run = run_sim(make_config(), ticks=1)
+    r = run.rec
+    assert r.fills_per_tick == [0]
+    bid, ask = r.bid[0][0], r.ask[0][0]
+    assert 0 < bid < 1_000_000 < ask  # around the 100.00 opening price
+    # Only market makers sent orders at the opening (2 makers x 2 quotes).
+    assert r.accepted == 4
+
+
+def test_slots_match_the_engine_book(default_run):
+    """Every resting order in the engine is in its owner's slot, and nothing else is."""
+    sim = default_run.sim
+    book = sim.engine.resting_orders()
+    slots = jax.tree.map(np.asarray, sim.state.slots)
+    live = slots.id != NO_ORDER
+    assert live.sum() == len(book["id"])
+    for oid, agent, side, price, qty, sym in zip(
+        book["id"], book["agent"], book["side"], book["price"], book["qty"], book["symbol"]
+    ):
+        assert slots.id[agent, side] == oid
+        assert slots.remaining[agent, side] == qty
+        assert slots.price[agent, side] == price
+        assert slots.symbol[agent, side] == sym
+
+
+def test_same_seed_same_fills_and_different_seed_differs():
+    a = run_sim(make_config(), ticks=200)
+    b = run_sim(make_config(), ticks=200)
+    c = run_sim(make_config(seed=1), ticks=200)
+    assert sum(a.rec.fills_per_tick) > 0
+    assert a.rec.fill_hash == b.rec.fill_hash
+    assert a.rec.fill_hash != c.rec.fill_hash
+
+
+def test_exact_and_fast_engines_give_the_same_run(exact_run):
+    fast = run_sim(make_config(), ticks=300)
+    assert sum(fast.rec.fills_per_tick) > 0
+    assert exact_run.rec.fill_hash == fast.rec.fill_hash
+    assert (np.asarray(exact_run.sim.state.wallet.cash) == np.asarray(fast.sim.state.wallet.cash)).all()
+
+
+def test_multi_symbol_run_conserves_per_symbol():
+    cfg = make_config(**{"market.symbols": ["ACME", "BOLT", "CRUX"], "population.noise.count": 30,
+                         "population.market_maker.count": 6})
+    run = run_sim(cfg, ticks=150)
+    vol = np.array(run.rec.volume).sum(0)
+    assert (vol > 0).all(), "every symbol trades"
+    assert run.check.ticks == 150
+
+
+def test_systems_compile_once_per_shape():
+    cfg = make_config()
+    world = build_world(cfg)
+    schedule = tuple(
+        Stage(s.name, chex.assert_max_traces(s.fn, n=1), s.host)
+        if s.fn is decide_orders else s
+        for s in DEFAULT_SCHEDULE
+    )
+    sim = Simulation(world.static, world.params, world.state, make_engine_for(cfg, world.static), schedule)
+    buckets = set()
+    for _ in range(60):
+        sim.step()
+        buckets.add(sim.host.last_match.fills.qty.shape[0])
+    read, _, write = sim.segments
+    assert read.call._cache_size() == 1
+    # The write phase compiles once per power-of-two padding bucket, not once per tick.
+    assert write.call._cache_size() <= 3
+    chex.clear_trace_counter()
+
+
+def test_read_phase_writes_no_state():
+    cfg = make_config()
+    world = build_world(cfg)
+    sim = Simulation(world.static, world.params, world.state, make_engine_for(cfg, world.static))
+    for _ in range(5):
+        sim.step()
+    read = sim.segments[0]
+    before = sim.state
+    after, frame = read.call(sim.static, sim.params, before, {})
+    for x, y in zip(jax.tree.leaves(before), jax.tree.leaves(after)):
+        if jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key):
+            x, y = jax.random.key_data(x), jax.random.key_data(y)
+        assert (np.asarray(x) == np.asarray(y)).all()
+    assert frame["orders"].valid.shape == (sim.static.batch_rows,)
+
+
+def test_a_custom_stage_plugs_into_the_schedule():
+    """The schedule is data: an experiment can add a system without editing the loop."""
+
+    def count_quotes(static, params, state, frame, key):
+        frame["quotes"] = frame["orders"].valid.sum()
+        return state, frame
+
+    schedule = DEFAULT_SCHEDULE[:3] + (Stage("count", count_quotes),) + DEFAULT_SCHEDULE[3:]
+    cfg = make_config()
+    world = build_world(cfg)
+    sim = Simulation(world.static, world.params, world.state, make_engine_for(cfg, world.static), schedule)
+    r = sim.step()
+    assert [s.names for s in sim.segments][0] == ("observe", "decide", "validate", "count")
+    assert r.accepted == 4
+
+
+@pytest.mark.parametrize("side", [Side.BUY, Side.SELL])
+def test_market_makers_quote_both_sides_on_the_grid(default_run, side):
+    book = default_run.sim.engine.resting_orders()
+    mm = default_run.sim.static.kind("market_maker")
+    mine = (book["agent"] >= mm.start) & (book["agent"] < mm.stop) & (book["side"] == side)
+    assert mine.any()
+    assert (book["price"][mine] % 100 == 0).all()
