@@ -94,7 +94,7 @@ class Progress:
             return
         self._fills += len(r.fills)
         self._bar.update(1)
-        if r.tick % 25 == 0:
+        if r.tick % 25 == 0 or self._bar.n == self.total:
             prices = " ".join(
                 f"{s}={p / 10_000:.2f}" for s, p in zip(sim.static.symbols[:3], r.last[:3])
             )

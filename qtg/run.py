@@ -126,6 +126,8 @@ def _hydra_entry() -> None:
 
     @hydra.main(config_path=str(CONF_DIR), config_name="config", version_base="1.3")
     def task(dcfg) -> None:
+        # Hydra logs INFO to the console; JAX's backend probing is noise there.
+        logging.getLogger("jax").setLevel(logging.WARNING)
         try:
             cfg = to_config({k: v for k, v in dcfg.items() if k != "hydra"})
         except ConfigError as e:

@@ -26,9 +26,13 @@ from systems.validate import validate_orders
 
 @dataclasses.dataclass(frozen=True)
 class Stage:
+    """One system of the tick. ``writes=False`` marks a read-phase system: whatever state
+    it returns is discarded, so the read phase cannot write."""
+
     name: str
     fn: Callable[..., Any]
     host: bool = False
+    writes: bool = True
 
 
 def _host_match(host: Any, frame: dict, seed: int) -> dict:
@@ -39,9 +43,9 @@ def _host_match(host: Any, frame: dict, seed: int) -> dict:
 
 
 DEFAULT_SCHEDULE: tuple[Stage, ...] = (
-    Stage("observe", observe_market),
-    Stage("decide", decide_orders),
-    Stage("validate", validate_orders),
+    Stage("observe", observe_market, writes=False),
+    Stage("decide", decide_orders, writes=False),
+    Stage("validate", validate_orders, writes=False),
     Stage("match", _host_match, host=True),
     Stage("settle", settle_fills),
     Stage("measure", measure_market),
@@ -51,11 +55,17 @@ DEFAULT_SCHEDULE: tuple[Stage, ...] = (
 
 @dataclasses.dataclass(frozen=True)
 class Segment:
-    """A run of stages executed together: one jitted call, or one host stage."""
+    """A run of stages executed together: one jitted call, or one host stage.
+
+    A device segment is ``call(static, params, state, frame)`` and returns the frame
+    entries it added or replaced, preceded by the new state if it ``writes`` (its state
+    argument is then donated: the caller must not use the old state's buffers again).
+    """
 
     names: tuple[str, ...]
     host: bool
     call: Callable[..., Any]
+    writes: bool = False
 
 
 def stage_keys(state_key: jax.Array, tick: jax.Array, n: int) -> jax.Array:
@@ -92,21 +102,29 @@ def compile_schedule(schedule: tuple[Stage, ...]) -> tuple[Segment, ...]:
             if not schedule[later[0]].host:
                 break
             seeds_for.append(later[0])
-        segments.append(
-            Segment(tuple(names[i] for i in idx), False, jax.jit(_segment(schedule, idx, seeds_for, n), static_argnums=0))
-        )
+        writes = any(schedule[i].writes for i in idx)
+        fn = _segment(schedule, idx, seeds_for, n, writes)
+        # Returning an unchanged input copies it, so read-only segments return no state,
+        # and write segments donate theirs so updates happen in place.
+        call = jax.jit(fn, static_argnums=0, donate_argnums=(2,) if writes else ())
+        segments.append(Segment(tuple(names[i] for i in idx), False, call, writes))
     return tuple(segments)
 
 
-def _segment(schedule, idx, seeds_for, n):
+def _segment(schedule, idx, seeds_for, n, writes):
     def run(static, params, state, frame):
         keys = stage_keys(state.key, state.tick, n)
+        given = frame
         frame = dict(frame)
         for i in idx:
-            state, frame = schedule[i].fn(static, params, state, frame, keys[i])
+            new_state, frame = schedule[i].fn(static, params, state, frame, keys[i])
+            if schedule[i].writes:
+                state = new_state
         for j in seeds_for:
             frame[f"seed:{schedule[j].name}"] = jax.random.bits(keys[j], (), jnp.uint32)
-        return state, frame
+        # Only what this segment added or replaced goes out (pass-throughs would be copied).
+        out = {k: v for k, v in frame.items() if k not in given or v is not given[k]}
+        return (state, out) if writes else out
 
     run.__name__ = "segment_" + "_".join(schedule[i].name for i in idx)
     return run

@@ -11,6 +11,7 @@ import time
 from typing import Any, Protocol, Sequence
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 from components.orders import FillBatch, MatchResult
@@ -72,7 +73,9 @@ class Simulation:
         engine: Any,
         schedule: tuple[Stage, ...] = DEFAULT_SCHEDULE,
     ) -> None:
-        self.static, self.params, self.state = static, params, state
+        # Write segments donate the state they are given: work on a private copy so the
+        # caller's arrays stay valid.
+        self.static, self.params, self.state = static, params, jax.tree.map(jnp.copy, state)
         self.host = HostResources(engine)
         self.schedule = schedule
         self.segments = compile_schedule(schedule)
@@ -95,9 +98,13 @@ class Simulation:
             else:
                 if tick is None:
                     tick = int(self.state.tick)
-                self.state, frame = seg.call(self.static, self.params, self.state, frame)
+                if seg.writes:
+                    self.state, out = seg.call(self.static, self.params, self.state, frame)
+                else:
+                    out = seg.call(self.static, self.params, self.state, frame)
+                frame = {**frame, **out}
                 if profile:
-                    jax.block_until_ready(self.state)
+                    jax.block_until_ready((self.state, out))
             if profile:
                 label = "+".join(seg.names)
                 self.stage_seconds[label] = self.stage_seconds.get(label, 0.0) + time.perf_counter() - ts

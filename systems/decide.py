@@ -5,7 +5,6 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from components.orders import OrderBatch
 from components.world import WorldParams, WorldState, WorldStatic
 from systems.strategies import registry
 
@@ -31,16 +30,3 @@ def decide_orders(
     frame["orders"] = jax.tree.map(lambda *xs: jnp.concatenate(xs), *blocks)
     return state, frame
 
-
-def empty_orders(n: int) -> OrderBatch:
-    """An all-invalid batch of ``n`` rows (device arrays)."""
-    return OrderBatch(
-        valid=jnp.zeros(n, bool),
-        id=jnp.zeros(n, jnp.int64),
-        agent=jnp.zeros(n, jnp.int32),
-        symbol=jnp.zeros(n, jnp.int32),
-        side=jnp.zeros(n, jnp.int8),
-        kind=jnp.zeros(n, jnp.int8),
-        price=jnp.zeros(n, jnp.int64),
-        qty=jnp.zeros(n, jnp.int64),
-    )

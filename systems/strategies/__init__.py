@@ -6,8 +6,8 @@ A strategy module defines:
 * ``Config``: a dataclass of its config entry (``count`` plus parameter ranges);
 * ``Params``: a ``flax.struct.dataclass`` table, one row per agent of the kind;
 * ``ROWS_PER_AGENT: int``: order rows each agent writes per tick;
-* ``make_params(cfg, count, rng, market) -> Params``: draw per-agent parameters;
-* ``initial_holdings(cfg, params, market) -> (cash i64[count], position i64[count, S])``;
+* ``make_params(cfg, count, rng, n_symbols) -> Params``: draw per-agent parameters;
+* ``initial_holdings(cfg, params, n_symbols) -> (cash i64[count], position i64[count, S])``;
 * ``decide(static, kind, world_params, params, state, view, key) -> OrderBatch``:
   a pure, vectorised system returning exactly ``count * ROWS_PER_AGENT`` rows.
 

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from components.agents import NO_ORDER, order_id
+from components.money import to_fixed
 from components.orders import OrderBatch, OrderType
 from components.world import WorldState
 
@@ -88,3 +90,16 @@ def quote_rows(
 def interleave(*batches: OrderBatch) -> OrderBatch:
     """Rows of k batches of length n as one batch of length k*n: agent i's rows adjacent."""
     return jax.tree.map(lambda *xs: jnp.stack(xs, axis=1).reshape(-1), *batches)
+
+
+def holdings_in_own_symbol(
+    cash: float, shares: int, symbol: jax.Array, n_symbols: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Each agent starts with ``cash`` (currency) and ``shares`` of its own ``symbol``.
+
+    Returns cash i64[n] in units and positions i64[n, S] in shares.
+    """
+    symbol = np.asarray(symbol)
+    position = np.zeros((symbol.shape[0], n_symbols), np.int64)
+    position[np.arange(symbol.shape[0]), symbol] = shares
+    return np.full(symbol.shape[0], to_fixed(cash), np.int64), position

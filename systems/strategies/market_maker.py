@@ -17,7 +17,6 @@ import numpy as np
 from flax import struct
 
 from components.market import MarketView
-from components.money import to_fixed
 from components.orders import OrderBatch, Side
 from components.world import KindStatic, WorldParams, WorldState, WorldStatic
 from systems.strategies._rows import (
@@ -25,6 +24,7 @@ from systems.strategies._rows import (
     available_shares,
     ceil_tick,
     floor_tick,
+    holdings_in_own_symbol,
     interleave,
     quote_rows,
 )
@@ -85,11 +85,7 @@ def make_params(cfg: Config, count: int, rng: np.random.Generator, n_symbols: in
 
 def initial_holdings(cfg: Config, params: Params, n_symbols: int) -> tuple[np.ndarray, np.ndarray]:
     """Cash i64[M] units and positions i64[M, S] shares at the start of a run."""
-    count = params.symbol.shape[0]
-    cash = np.full(count, to_fixed(cfg.cash), np.int64)
-    position = np.zeros((count, n_symbols), np.int64)
-    position[np.arange(count), np.asarray(params.symbol)] = cfg.shares
-    return cash, position
+    return holdings_in_own_symbol(cfg.cash, cfg.shares, params.symbol, n_symbols)
 
 
 def decide(
