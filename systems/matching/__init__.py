@@ -1,0 +1,72 @@
+"""Matching engines: one contract (:mod:`components.orders`), several implementations.
+
+``ENGINES`` maps a config name to an engine class; build one with :func:`make_engine`.
+
+* ``exact``: :class:`~systems.matching.exact.ExactEngine`, the readable reference whose
+  docstring defines the semantics.
+* ``fast``: :class:`~systems.matching.fast.FastEngine`, a numba kernel over arrays with
+  identical results.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+
+from components.orders import STP, Depth, MatchResult, OrderBatch, TopOfBook
+from systems.matching.exact import ExactEngine
+from systems.matching.fast import FastEngine
+
+
+@runtime_checkable
+class Engine(Protocol):
+    """What every host matching engine offers (see :class:`ExactEngine` for semantics)."""
+
+    n_symbols: int
+
+    def process(self, batch: OrderBatch) -> MatchResult:
+        """Match ``batch`` rows in array order; outcomes ``[B]``, fills ``[F]``, updates ``[U]``."""
+        ...
+
+    def top_of_book(self) -> TopOfBook:
+        """Best bid/ask price and size per symbol, ``[S]``."""
+        ...
+
+    def depth(self, levels: int) -> Depth:
+        """Top ``levels`` levels per side per symbol, ``[S, levels]``."""
+        ...
+
+    def resting_orders(self) -> dict[str, np.ndarray]:
+        """Live orders by symbol, side, priority: ``id, agent, symbol, side, price, qty``."""
+        ...
+
+    def n_resting(self) -> int:
+        """Number of live resting orders."""
+        ...
+
+    def stats(self) -> dict:
+        """JSON-able counters."""
+        ...
+
+
+ENGINES: dict[str, type] = {"exact": ExactEngine, "fast": FastEngine}
+"""Engine classes by config name."""
+
+
+def make_engine(name: str, tick_size, stp: int = STP.NONE, **kwargs) -> Engine:
+    """Build the engine called ``name`` for symbols with ``tick_size`` (i64[S], units).
+
+    Extra keyword arguments go to the engine (e.g. the fast engine's initial
+    capacities). Raises ``ValueError`` naming the allowed names for an unknown ``name``.
+    """
+    try:
+        cls = ENGINES[name]
+    except KeyError:
+        raise ValueError(
+            f"unknown matching engine {name!r}; allowed: {', '.join(sorted(ENGINES))}"
+        ) from None
+    return cls(tick_size, stp, **kwargs)
+
+
+__all__ = ["ENGINES", "Engine", "ExactEngine", "FastEngine", "make_engine"]

@@ -1,0 +1,408 @@
+"""Exact matching engine: the readable reference that defines the matching semantics.
+
+One limit order book per symbol. Each side is a ``sortedcontainers.SortedDict`` from a
+sort key to a ``collections.deque`` of resting orders (FIFO = time priority within a
+price level); a dict maps each live order id to its order. Nothing is bounded.
+
+The contract is in :mod:`components.orders`. This module fixes the details that the
+contract leaves open; the fast engine and the test reference follow them exactly:
+
+Checks (first failing check wins; a rejected row changes nothing and touches nothing)
+    kind in OrderType -> ``BAD_KIND``; ``0 <= symbol < n_symbols`` -> ``UNKNOWN_SYMBOL``;
+    new orders only: side in Side -> ``BAD_SIDE``; all but CANCEL: ``qty > 0`` ->
+    ``BAD_QTY``; LIMIT, IOC, POST_ONLY, MODIFY: ``price > 0`` -> ``BAD_PRICE`` and
+    ``price % tick_size[symbol] == 0`` -> ``OFF_TICK``; then the id: a new order whose
+    id is live anywhere (any symbol) -> ``DUPLICATE_ID``; a CANCEL/MODIFY whose id is not
+    live, or is live on another symbol -> ``UNKNOWN_ORDER``; live on this symbol but
+    owned by another agent -> ``NOT_OWNER``. Last, POST_ONLY whose price crosses the
+    best opposite price (own orders included, whatever the STP mode) -> ``WOULD_CROSS``.
+
+Matching (LIMIT, MARKET, IOC, and a MODIFY that changes the price)
+    The taker meets the best opposite level while it crosses (MARKET: always), makers in
+    FIFO order, each fill at the maker's price for ``min(taker left, maker left)``.
+    Self-trade prevention applies when the next maker in priority has the taker's agent:
+    ``CANCEL_TAKER`` stops matching and drops the taker's remainder; ``CANCEL_MAKER``
+    removes that maker (no fill) and goes on; ``NONE`` fills as usual.
+
+Outcome of a row (``filled``/``resting`` are shares of this row's order)
+    * valid == False: ``NONE``, reason ``NONE``, zeros.
+    * rejected: ``REJECTED`` with the reason, ``filled = resting = 0``.
+    * LIMIT / MARKET / IOC / POST_ONLY / price-changing MODIFY, with ``q`` the order's
+      quantity (the MODIFY's new quantity):
+      ``filled == q`` -> ``FILLED``;
+      ``0 < filled < q`` -> ``PARTIAL`` (reason ``NONE`` if the rest rests, else
+      ``SELF_TRADE`` if STP dropped it, else ``NO_LIQUIDITY``);
+      ``filled == 0`` and rests -> ``ACCEPTED``;
+      ``filled == 0`` and nothing rests -> ``CANCELLED`` with ``SELF_TRADE`` or
+      ``NO_LIQUIDITY`` (same rule).
+    * MODIFY at the same price: ``ACCEPTED``, ``filled = 0``, ``resting`` = new qty.
+      ``qty <= current`` keeps time priority, ``qty > current`` moves it to the back of
+      its level.
+    * CANCEL: ``ACCEPTED``, ``filled = resting = 0``.
+
+A MODIFY with a new price takes the order out of the book and re-enters it like a LIMIT
+order with the same id, agent and side (it may match; it never fails DUPLICATE_ID with
+itself).
+
+Updates (:class:`OrderUpdates`)
+    An id is *touched* when (in this order within a row): a new order passes all checks
+    (the taker itself, before any fill), a CANCEL or MODIFY takes effect (its target),
+    then each maker as it is filled or removed by STP ``CANCEL_MAKER``. A rejected row
+    touches nothing; so a rejected new order has no update row, and neither does the
+    target of a rejected CANCEL/MODIFY. One row per distinct id in order of first touch;
+    ``remaining`` is that id's resting quantity at the end of the batch (0 if not live).
+    An id that leaves the book and is reused by a later new order in the same batch
+    keeps its first row and reports the new order's final remaining.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+
+import numpy as np
+from sortedcontainers import SortedDict
+
+from components.orders import (
+    Depth,
+    FillBatch,
+    MatchResult,
+    OrderBatch,
+    OrderType,
+    OrderUpdates,
+    Outcomes,
+    Reason,
+    Side,
+    Status,
+    STP,
+    TopOfBook,
+)
+
+_BUY = int(Side.BUY)
+_SELL = int(Side.SELL)
+_LIMIT = int(OrderType.LIMIT)
+_MARKET = int(OrderType.MARKET)
+_IOC = int(OrderType.IOC)
+_POST_ONLY = int(OrderType.POST_ONLY)
+_CANCEL = int(OrderType.CANCEL)
+_MODIFY = int(OrderType.MODIFY)
+_N_KINDS = len(OrderType)
+_STP_NONE = int(STP.NONE)
+_STP_CANCEL_TAKER = int(STP.CANCEL_TAKER)
+_PRICED_KINDS = (_LIMIT, _IOC, _POST_ONLY, _MODIFY)
+_NEW_KINDS = (_LIMIT, _MARKET, _IOC, _POST_ONLY)
+
+
+class _Order:
+    """A resting order (mutable: ``qty`` shrinks as it fills or is modified)."""
+
+    __slots__ = ("id", "agent", "symbol", "side", "price", "qty")
+
+    def __init__(self, id: int, agent: int, symbol: int, side: int, price: int, qty: int):
+        self.id = id
+        self.agent = agent
+        self.symbol = symbol
+        self.side = side
+        self.price = price  # units
+        self.qty = qty  # shares left
+
+
+def _level_key(side: int, price: int) -> int:
+    """Sort key of a price level: ascending key = best first on both sides."""
+    return -price if side == _BUY else price
+
+
+def _crosses(taker_side: int, limit: int, maker_price: int) -> bool:
+    """Whether a taker with limit price ``limit`` may trade at ``maker_price``."""
+    return maker_price <= limit if taker_side == _BUY else maker_price >= limit
+
+
+class ExactEngine:
+    """Reference price-time-priority matching engine over unbounded Python structures.
+
+    Args:
+        tick_size: array-like i64[S], each symbol's tick size in units (> 0).
+        stp: self-trade prevention mode (:class:`STP`).
+    """
+
+    name = "exact"
+
+    def __init__(self, tick_size, stp: int = STP.NONE):
+        tick = np.atleast_1d(np.asarray(tick_size, dtype=np.int64))
+        if tick.ndim != 1 or tick.shape[0] == 0 or np.any(tick <= 0):
+            raise ValueError(f"tick_size must be a non-empty 1-D array of positive ints, got {tick_size!r}")
+        self.tick_size = tick
+        self._tick = [int(t) for t in tick]
+        self.n_symbols = int(tick.shape[0])
+        self.stp = STP(int(stp))
+        # _books[symbol][side]: level key -> deque[_Order]; best level first.
+        self._books: list[list[SortedDict]] = [
+            [SortedDict(), SortedDict()] for _ in range(self.n_symbols)
+        ]
+        self._orders: dict[int, _Order] = {}
+        self._n_processed = 0
+        self._n_fills = 0
+        self._n_batches = 0
+
+    # ------------------------------------------------------------------ processing
+    def process(self, batch: OrderBatch) -> MatchResult:
+        """Match one batch of orders, rows in array order.
+
+        Args:
+            batch: OrderBatch of ``B`` rows (host NumPy arrays, contract dtypes).
+        Returns:
+            MatchResult: outcomes aligned with the rows (``[B]``), fills in the order
+            they happened (``[F]``), and updates of every touched id (``[U]``).
+        """
+        n = len(batch)
+        valid = np.asarray(batch.valid).tolist()
+        ids = np.asarray(batch.id).tolist()
+        agents = np.asarray(batch.agent).tolist()
+        symbols = np.asarray(batch.symbol).tolist()
+        sides = np.asarray(batch.side).tolist()
+        kinds = np.asarray(batch.kind).tolist()
+        prices = np.asarray(batch.price).tolist()
+        qtys = np.asarray(batch.qty).tolist()
+        if any(len(c) != n for c in (valid, ids, agents, symbols, sides, kinds, prices, qtys)):
+            raise ValueError("OrderBatch fields must all be 1-D of the same length")
+
+        st_rejected, st_accepted = int(Status.REJECTED), int(Status.ACCEPTED)
+        st_filled, st_partial, st_cancelled = int(Status.FILLED), int(Status.PARTIAL), int(Status.CANCELLED)
+        r_self, r_noliq = int(Reason.SELF_TRADE), int(Reason.NO_LIQUIDITY)
+        status = [0] * n
+        reason = [0] * n
+        filled = [0] * n
+        resting = [0] * n
+        fills: list[tuple] = []
+        touched: dict[int, None] = {}  # insertion-ordered set of touched ids
+        orders = self._orders
+
+        for i in range(n):
+            if not valid[i]:
+                continue
+            oid, agent, sym, side, kind, price, qty = (
+                ids[i], agents[i], symbols[i], sides[i], kinds[i], prices[i], qtys[i]
+            )
+            bad, target = self._check(oid, agent, sym, side, kind, price, qty)
+            if bad:
+                status[i] = st_rejected
+                reason[i] = bad
+                continue
+            touched[oid] = None  # the new order, or the CANCEL/MODIFY target
+            if kind == _CANCEL:
+                self._remove(target)
+                status[i] = st_accepted
+                continue
+            if kind == _MODIFY:
+                if price == target.price:
+                    self._resize(target, qty)
+                    status[i] = st_accepted
+                    resting[i] = qty
+                    continue
+                self._remove(target)
+                side = target.side
+                kind = _LIMIT
+            got, dropped_by_stp = self._match(oid, agent, sym, side, kind, price, qty, fills, touched)
+            left = qty - got
+            rests = left > 0 and kind in (_LIMIT, _POST_ONLY) and not dropped_by_stp
+            if rests:
+                self._add(_Order(oid, agent, sym, side, price, left))
+            filled[i] = got
+            resting[i] = left if rests else 0
+            if got == qty:
+                status[i] = st_filled
+            else:
+                status[i] = st_partial if got > 0 else (st_accepted if rests else st_cancelled)
+                if not rests:
+                    reason[i] = r_self if dropped_by_stp else r_noliq
+
+        self._n_processed += sum(1 for v in valid if v)
+        self._n_fills += len(fills)
+        self._n_batches += 1
+        return MatchResult(
+            outcomes=Outcomes(
+                status=np.array(status, np.int8),
+                reason=np.array(reason, np.int8),
+                filled=np.array(filled, np.int64),
+                resting=np.array(resting, np.int64),
+            ),
+            fills=_fills_to_arrays(fills),
+            updates=OrderUpdates(
+                id=np.fromiter(touched, np.int64, len(touched)),
+                remaining=np.fromiter(
+                    (orders[t].qty if t in orders else 0 for t in touched), np.int64, len(touched)
+                ),
+            ),
+        )
+
+    def _check(self, oid, agent, sym, side, kind, price, qty) -> tuple[int, _Order | None]:
+        """Return ``(reason, target)``: reason 0 when the row is acceptable."""
+        if not 0 <= kind < _N_KINDS:
+            return Reason.BAD_KIND, None
+        if not 0 <= sym < self.n_symbols:
+            return Reason.UNKNOWN_SYMBOL, None
+        is_new = kind in _NEW_KINDS
+        if is_new and side not in (_BUY, _SELL):
+            return Reason.BAD_SIDE, None
+        if kind != _CANCEL and qty <= 0:
+            return Reason.BAD_QTY, None
+        if kind in _PRICED_KINDS:
+            if price <= 0:
+                return Reason.BAD_PRICE, None
+            if price % self._tick[sym] != 0:
+                return Reason.OFF_TICK, None
+        live = self._orders.get(oid)
+        if is_new:
+            if live is not None:
+                return Reason.DUPLICATE_ID, None
+            if kind == _POST_ONLY:
+                best = self._best(sym, 1 - side)
+                if best is not None and _crosses(side, price, best[0].price):
+                    return Reason.WOULD_CROSS, None
+            return 0, None
+        if live is None or live.symbol != sym:
+            return Reason.UNKNOWN_ORDER, None
+        if live.agent != agent:
+            return Reason.NOT_OWNER, None
+        return 0, live
+
+    def _match(self, oid, agent, sym, side, kind, price, qty, fills, touched) -> tuple[int, bool]:
+        """Fill a taker against the opposite side; return (shares filled, dropped by STP)."""
+        book = self._books[sym][1 - side]
+        orders = self._orders
+        stp = int(self.stp)
+        limited = kind != _MARKET
+        left = qty
+        while left > 0 and book:
+            key, level = book.peekitem(0)
+            maker = level[0]
+            if limited and not _crosses(side, price, maker.price):
+                break
+            while level and left > 0:
+                maker = level[0]
+                mid = maker.id
+                if maker.agent == agent and stp != _STP_NONE:
+                    if stp == _STP_CANCEL_TAKER:
+                        return qty - left, True
+                    touched[mid] = None
+                    level.popleft()  # CANCEL_MAKER
+                    del orders[mid]
+                    continue
+                touched[mid] = None
+                q = left if left < maker.qty else maker.qty
+                fills.append((oid, mid, agent, maker.agent, sym, side, maker.price, q))
+                left -= q
+                maker.qty -= q
+                if maker.qty == 0:
+                    level.popleft()
+                    del orders[mid]
+            if not level:
+                del book[key]
+        return qty - left, False
+
+    # ------------------------------------------------------------------ book edits
+    def _best(self, sym: int, side: int) -> deque | None:
+        book = self._books[sym][side]
+        return book.peekitem(0)[1] if book else None
+
+    def _add(self, order: _Order) -> None:
+        """Rest ``order`` at the back of its price level."""
+        book = self._books[order.symbol][order.side]
+        key = _level_key(order.side, order.price)
+        level = book.get(key)
+        if level is None:
+            level = book[key] = deque()
+        level.append(order)
+        self._orders[order.id] = order
+
+    def _remove(self, order: _Order) -> None:
+        """Take a live order out of the book."""
+        book = self._books[order.symbol][order.side]
+        key = _level_key(order.side, order.price)
+        level = book[key]
+        level.remove(order)
+        if not level:
+            del book[key]
+        del self._orders[order.id]
+
+    def _resize(self, order: _Order, qty: int) -> None:
+        """Same-price MODIFY: shrink in place (keeps priority) or grow to the back."""
+        if qty > order.qty:
+            level = self._books[order.symbol][order.side][_level_key(order.side, order.price)]
+            level.remove(order)
+            level.append(order)
+        order.qty = qty
+
+    # ------------------------------------------------------------------ views
+    def top_of_book(self) -> TopOfBook:
+        """Best price and total size at it per symbol (``[S]``; 0 where a side is empty)."""
+        d = self.depth(1)
+        return TopOfBook(
+            bid_price=d.bid_price[:, 0], bid_qty=d.bid_qty[:, 0],
+            ask_price=d.ask_price[:, 0], ask_qty=d.ask_qty[:, 0],
+        )
+
+    def depth(self, levels: int) -> Depth:
+        """Top ``levels`` price levels per side per symbol, best first (``[S, L]``)."""
+        S, L = self.n_symbols, int(levels)
+        out = {k: np.zeros((S, L), np.int64) for k in ("bid_price", "bid_qty", "ask_price", "ask_qty")}
+        for s in range(S):
+            for side, p_name, q_name in ((_BUY, "bid_price", "bid_qty"), (_SELL, "ask_price", "ask_qty")):
+                for j, level in enumerate(self._books[s][side].values()):
+                    if j >= L:
+                        break
+                    out[p_name][s, j] = level[0].price
+                    out[q_name][s, j] = sum(o.qty for o in level)
+        return Depth(**out)
+
+    def resting_orders(self) -> dict[str, np.ndarray]:
+        """Every live order as columns ``id, agent, symbol, side, price, qty`` (each ``[R]``),
+        sorted by symbol, side (BUY first), then priority (best price, then earliest)."""
+        rows = [
+            (o.id, o.agent, o.symbol, o.side, o.price, o.qty)
+            for s in range(self.n_symbols)
+            for side in (_BUY, _SELL)
+            for level in self._books[s][side].values()
+            for o in level
+        ]
+        return _rows_to_resting(rows)
+
+    def n_resting(self) -> int:
+        """Number of live resting orders."""
+        return len(self._orders)
+
+    def stats(self) -> dict:
+        """Counters: batches, valid orders processed, fills, resting orders, price levels."""
+        return {
+            "engine": self.name,
+            "batches": self._n_batches,
+            "orders_processed": self._n_processed,
+            "fills": self._n_fills,
+            "resting": len(self._orders),
+            "levels": sum(len(b) for sides in self._books for b in sides),
+        }
+
+
+_RESTING_DTYPES = {
+    "id": np.int64, "agent": np.int32, "symbol": np.int32,
+    "side": np.int8, "price": np.int64, "qty": np.int64,
+}
+
+
+def _rows_to_resting(rows: list[tuple]) -> dict[str, np.ndarray]:
+    cols = list(zip(*rows)) if rows else [()] * len(_RESTING_DTYPES)
+    return {k: np.array(c, dt) for (k, dt), c in zip(_RESTING_DTYPES.items(), cols)}
+
+
+_FILL_ROW = np.dtype(
+    [
+        ("taker_id", np.int64), ("maker_id", np.int64), ("taker_agent", np.int32),
+        ("maker_agent", np.int32), ("symbol", np.int32), ("side", np.int8),
+        ("price", np.int64), ("qty", np.int64),
+    ]
+)
+
+
+def _fills_to_arrays(fills: list[tuple]) -> FillBatch:
+    """Fill tuples, fields in ``_FILL_ROW`` order -> FillBatch columns."""
+    rows = np.array(fills, dtype=_FILL_ROW)
+    return FillBatch(**{k: np.ascontiguousarray(rows[k]) for k in _FILL_ROW.names})
