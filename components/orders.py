@@ -166,11 +166,15 @@ class OrderUpdates:
 
     One row per distinct id: every new order and every MODIFY target in the batch, and
     every resting order that was filled or cancelled in it. ``remaining == 0`` means the
-    order is no longer in the book. Rows are in order of first touch.
+    order is no longer in the book. Rows are in order of first touch. ``price`` and
+    ``symbol`` are the live order's at the end of the batch (0 when it is gone), so a
+    consumer can mirror the book without looking back at the batch.
     """
 
     id: np.ndarray  # i64[U]
     remaining: np.ndarray  # i64[U] shares
+    price: np.ndarray  # i64[U] units, 0 if not live
+    symbol: np.ndarray  # i32[U], 0 if not live
 
 
 @struct.dataclass

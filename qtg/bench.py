@@ -103,7 +103,7 @@ def bench_world(agents: int, ticks: int, warmup: int = 20, engine: str = "fast")
         "ticks_per_s": round(1e3 / float(np.median(ms)), 1),
         "orders_per_tick": round(float(np.mean(orders)), 1),
         "fills_per_tick": round(float(np.mean(fills)), 1),
-        "engine_orders_per_s": round(float(np.sum(orders)) / float(np.sum(seconds)), 0),
+        "orders_per_s": round(float(np.sum(orders)) / float(np.sum(seconds)), 0),
         "ms_by_phase": {
             k: round(v / profile_ticks * 1e3, 3) for k, v in sim.stage_seconds.items()
         },

@@ -14,7 +14,7 @@ from components.orders import MatchResult, OrderBatch, Status
 
 FILL_FIELDS = ("taker_agent", "maker_agent", "symbol", "side", "price", "qty")
 """Rows of the packed fills array handed to the write phase."""
-UPDATE_FIELDS = ("id", "remaining")
+UPDATE_FIELDS = ("id", "remaining", "price", "symbol")
 """Rows of the packed order-updates array."""
 BOOK_FIELDS = ("bid_price", "bid_qty", "ask_price", "ask_qty")
 """Rows of the packed top-of-book array."""
@@ -33,27 +33,31 @@ def arrival_order(valid: np.ndarray, seed: int) -> np.ndarray:
     return idx
 
 
+def _pack(columns, names: tuple[str, ...], fill: int) -> np.ndarray:
+    """Fields ``names`` of a struct-of-arrays as rows of one i64[len(names), bucket(n)]
+    array; padding columns hold ``fill``."""
+    n = getattr(columns, names[0]).shape[0]
+    packed = np.full((len(names), bucket(n)), fill, np.int64)
+    for row, name in enumerate(names):
+        packed[row, :n] = getattr(columns, name)
+    return packed
+
+
 def match_orders(engine, orders: OrderBatch, seed: int) -> tuple[MatchResult, np.ndarray, dict]:
     """Run the engine over the valid rows of ``orders`` (host NumPy arrays).
 
     Returns the engine's MatchResult (rows in arrival order), the batch row index of each
     arrival, and the packed arrays for the write phase:
-    ``fills`` i64[6, F], ``updates`` i64[2, U] (padding id -1), ``book`` i64[4, S],
+    ``fills`` i64[6, F], ``updates`` i64[4, U] (padding id -1), ``book`` i64[4, S],
     ``status`` i64[len(Status)] counts of order outcomes.
     """
     order = arrival_order(orders.valid, seed)
     result = engine.process(orders.take(order))
     fills, updates = result.fills, result.updates
 
-    packed_fills = np.zeros((len(FILL_FIELDS), bucket(len(fills))), np.int64)
-    for row, name in enumerate(FILL_FIELDS):
-        col = getattr(fills, name)
-        packed_fills[row, : col.shape[0]] = col
+    packed_fills = _pack(fills, FILL_FIELDS, fill=0)
 
-    n_up = updates.id.shape[0]
-    packed_updates = np.full((len(UPDATE_FIELDS), bucket(n_up)), -1, np.int64)
-    packed_updates[0, :n_up] = updates.id
-    packed_updates[1, :n_up] = updates.remaining
+    packed_updates = _pack(updates, UPDATE_FIELDS, fill=-1)
 
     top = engine.top_of_book()
     packed_book = np.stack([getattr(top, name) for name in BOOK_FIELDS]).astype(np.int64)

@@ -6,7 +6,7 @@ import jax
 import jax.numpy as jnp
 
 from components.agents import NO_ORDER, SLOTS
-from components.orders import OrderType, Side
+from components.orders import Side
 from components.world import WorldParams, WorldState, WorldStatic
 from systems.match import FILL_FIELDS, UPDATE_FIELDS
 
@@ -41,43 +41,29 @@ def settle_fills(
 def _apply_updates(static: WorldStatic, state: WorldState, frame: dict):
     """Slot table after the engine's per-order updates.
 
-    An order's slot is ``id % (N * SLOTS)``. An update that names the slot's current order
-    or the order placed/modified in that slot this tick sets (id, price, symbol,
-    remaining); one with remaining 0 that names the current order empties the slot.
-    Empties are applied before sets, so a slot whose old order was cancelled and whose
-    new order rests ends up holding the new one.
+    An order's slot is ``id % (N * SLOTS)`` and each slot holds at most one resting
+    order. An update with ``remaining > 0`` is an order resting at the end of the tick:
+    it takes its slot (id, price, symbol, remaining). One with ``remaining == 0`` that
+    names the slot's current order empties the slot. Empties are applied before sets, so
+    a slot whose old order was cancelled while a new one came to rest holds the new one.
     """
     cells = static.n_agents * SLOTS
     sl = state.slots
-    cur_id, cur_price = sl.id.reshape(-1), sl.price.reshape(-1)
-    cur_sym, cur_rem = sl.symbol.reshape(-1), sl.remaining.reshape(-1)
-
-    o = frame["orders"]
-    placed = o.valid & (o.kind != OrderType.CANCEL)
-    pcell = jnp.where(placed, o.id % cells, cells)  # out of range -> dropped
-    sub_id = jnp.full(cells, NO_ORDER, jnp.int64).at[pcell].set(o.id, mode="drop")
-    sub_price = jnp.zeros(cells, jnp.int64).at[pcell].set(o.price, mode="drop")
-    sub_sym = jnp.zeros(cells, jnp.int32).at[pcell].set(o.symbol, mode="drop")
-
     u = frame["updates"]
     uid, rem = u[_U["id"]], u[_U["remaining"]]
-    real = uid >= 0
+    real = uid >= 0  # padding rows have id -1
     cell = jnp.where(real, uid % cells, 0)
-    is_cur = real & (cur_id[cell] == uid)
-    is_sub = real & (sub_id[cell] == uid)
-    empty = jnp.where(is_cur & (rem == 0), cell, cells)
-    setc = jnp.where((is_cur | is_sub) & (rem > 0), cell, cells)
-    price = jnp.where(is_sub, sub_price[cell], cur_price[cell])
-    sym = jnp.where(is_sub, sub_sym[cell], cur_sym[cell])
+    current = sl.id.reshape(-1)[cell] == uid
+    empty = jnp.where(real & (rem == 0) & current, cell, cells)  # out of range -> dropped
+    take = jnp.where(real & (rem > 0), cell, cells)
 
-    new_id = cur_id.at[empty].set(NO_ORDER, mode="drop").at[setc].set(uid, mode="drop")
-    new_rem = cur_rem.at[empty].set(0, mode="drop").at[setc].set(rem, mode="drop")
-    new_price = cur_price.at[setc].set(price, mode="drop")
-    new_sym = cur_sym.at[setc].set(sym, mode="drop")
-    shape = sl.id.shape
+    def put(field, value, cleared):
+        flat = field.reshape(-1).at[empty].set(cleared, mode="drop")
+        return flat.at[take].set(value.astype(field.dtype), mode="drop").reshape(field.shape)
+
     return sl.replace(
-        id=new_id.reshape(shape),
-        remaining=new_rem.reshape(shape),
-        price=new_price.reshape(shape),
-        symbol=new_sym.reshape(shape),
+        id=put(sl.id, uid, NO_ORDER),
+        remaining=put(sl.remaining, rem, 0),
+        price=put(sl.price, u[_U["price"]], 0),
+        symbol=put(sl.symbol, u[_U["symbol"]], 0),
     )

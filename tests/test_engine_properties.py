@@ -111,14 +111,24 @@ def rows_of(batch: OrderBatch) -> list[dict]:
     return [dict(zip(_FIELDS, vals)) for vals in zip(*cols.values())]
 
 
-def as_lists(result) -> tuple[list, list, list]:
-    """An engine's MatchResult as the reference's plain tuples (checking dtypes)."""
+def as_lists(result, engine=None) -> tuple[list, list, list]:
+    """An engine's MatchResult as the reference's plain tuples (checking dtypes; with the
+    engine, also checking each update row's price and symbol against its book)."""
     o, f, u = result.outcomes, result.fills, result.updates
     assert (o.status.dtype, o.reason.dtype, o.filled.dtype, o.resting.dtype) == (
         np.int8, np.int8, np.int64, np.int64)
     assert [getattr(f, k).dtype for k in f.__dict__] == [
         np.int64, np.int64, np.int32, np.int32, np.int32, np.int8, np.int64, np.int64]
-    assert (u.id.dtype, u.remaining.dtype) == (np.int64, np.int64)
+    assert (u.id.dtype, u.remaining.dtype, u.price.dtype, u.symbol.dtype) == (
+        np.int64, np.int64, np.int64, np.int32)
+    # price and symbol: the live order's at the end of the batch, zeros once it is gone.
+    book = {r[0]: r for r in resting_tuples(engine)} if engine is not None else None
+    if book is not None:
+        for oid, rem, price, sym in zip(u.id.tolist(), u.remaining.tolist(), u.price.tolist(), u.symbol.tolist()):
+            if rem > 0:
+                assert (price, sym, rem) == (book[oid][4], book[oid][2], book[oid][5])
+            else:
+                assert (price, sym) == (0, 0) and oid not in book
     outcomes = list(zip(o.status.tolist(), o.reason.tolist(), o.filled.tolist(), o.resting.tolist()))
     fills = list(zip(*(getattr(f, k).tolist() for k in f.__dict__)))
     updates = list(zip(u.id.tolist(), u.remaining.tolist()))
@@ -302,8 +312,12 @@ def run_differential(ticks: list[int], stp: int, batches: list[OrderBatch]) -> N
     for batch in batches:
         rows = rows_of(batch)
         expected = reference.process(rows)
-        for engine in engines:
-            assert as_lists(engine.process(batch)) == expected, type(engine).__name__
+        results = [engine.process(batch) for engine in engines]
+        for engine, result in zip(engines, results):
+            assert as_lists(result, engine) == expected, type(engine).__name__
+        exact_u, fast_u = (r.updates for r in results)
+        for field in ("id", "remaining", "price", "symbol"):
+            assert np.array_equal(getattr(exact_u, field), getattr(fast_u, field)), field
         book = reference.resting()
         for engine in engines:
             assert resting_tuples(engine) == book, type(engine).__name__

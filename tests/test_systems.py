@@ -155,9 +155,10 @@ def packed_fills(rows):
 
 
 def packed_updates(rows):
+    """Rows (id, remaining, price, symbol) packed as the match stage packs them."""
     u = np.full((len(UPDATE_FIELDS), bucket(len(rows))), -1, np.int64)
-    for j, (oid, rem) in enumerate(rows):
-        u[:, j] = oid, rem
+    for j, row in enumerate(rows):
+        u[:, j] = row
     return jnp.asarray(u)
 
 
@@ -165,9 +166,6 @@ class TestSettle:
     def test_fills_move_exact_cash_and_shares(self, world):
         state = with_holdings(world.state, [1_000_000] * 4, [100] * 4)
         frame = {
-            "orders": batch([dict(agent=0, side=0, kind=OrderType.CANCEL, price=0, qty=0)]).replace(
-                valid=jnp.zeros(1, bool)
-            ),
             "fills": packed_fills([
                 # agent 1 buys 10 @ 100.01 from resting agent 2
                 dict(taker_agent=1, maker_agent=2, symbol=0, side=Side.BUY, price=1_000_100, qty=10),
@@ -192,22 +190,24 @@ class TestSettle:
         state = with_slot(world.state, 1, Side.BUY, old, 990_000, 40)
         state = with_slot(state, 2, Side.SELL, keep, 1_010_000, 25)
         state = with_slot(state, 3, Side.BUY, gone, 980_000, 10)
+        stale = int(order_id(jnp.asarray(4), jnp.asarray(0), Side.SELL, n))  # not agent 0's current
+        state = with_slot(state, 0, Side.SELL, int(order_id(jnp.asarray(1), jnp.asarray(0), Side.SELL, n)), 1_005_000, 7)
         frame = {
-            "orders": batch([
-                dict(agent=1, side=Side.BUY, kind=OrderType.CANCEL, id=old, price=0, qty=0),
-                dict(agent=1, side=Side.BUY, kind=OrderType.LIMIT, id=new, price=995_000, qty=30),
-                dict(agent=2, side=Side.SELL, kind=OrderType.MODIFY, id=keep, price=1_020_000, qty=20),
-            ]),
             "fills": packed_fills([]),
-            # old cancelled, new rests 30 then 12 filled -> 18, keep modified and 5 filled -> 15,
-            # gone filled out.
-            "updates": packed_updates([(old, 0), (new, 18), (keep, 15), (gone, 0)]),
+            # In the tick: old cancelled and a new buy of agent 1 came to rest (18 left);
+            # keep modified to 1,020,000 and partly filled (15 left); gone filled out; a
+            # stale id of agent 0's sell slot reported gone leaves its current order alone.
+            "updates": packed_updates([
+                (old, 0, 0, 0), (new, 18, 995_000, 0), (keep, 15, 1_020_000, 0), (gone, 0, 0, 0),
+                (stale, 0, 0, 0),
+            ]),
         }
         out, _ = settle_fills(world.static, world.params, state, frame, KEY)
         s = jax.tree.map(np.asarray, out.slots)
         assert (s.id[1, Side.BUY], s.price[1, Side.BUY], s.remaining[1, Side.BUY]) == (new, 995_000, 18)
         assert (s.id[2, Side.SELL], s.price[2, Side.SELL], s.remaining[2, Side.SELL]) == (keep, 1_020_000, 15)
         assert (s.id[3, Side.BUY], s.remaining[3, Side.BUY]) == (NO_ORDER, 0)
+        assert (s.remaining[0, Side.SELL], s.price[0, Side.SELL]) == (7, 1_005_000)
 
 
 def test_measure_takes_last_fill_per_symbol():

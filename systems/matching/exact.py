@@ -50,7 +50,8 @@ Updates (:class:`OrderUpdates`)
     then each maker as it is filled or removed by STP ``CANCEL_MAKER``. A rejected row
     touches nothing; so a rejected new order has no update row, and neither does the
     target of a rejected CANCEL/MODIFY. One row per distinct id in order of first touch;
-    ``remaining`` is that id's resting quantity at the end of the batch (0 if not live).
+    ``remaining`` is that id's resting quantity at the end of the batch (0 if not live),
+    ``price`` and ``symbol`` its resting price and symbol then (0 if not live).
     An id that leaves the book and is reused by a later new order in the same batch
     keeps its first row and reports the new order's final remaining.
 """
@@ -114,6 +115,18 @@ def _level_key(side: int, price: int) -> int:
 def _crosses(taker_side: int, limit: int, maker_price: int) -> bool:
     """Whether a taker with limit price ``limit`` may trade at ``maker_price``."""
     return maker_price <= limit if taker_side == _BUY else maker_price >= limit
+
+
+def _updates(touched: dict[int, None], orders: dict[int, _Order]) -> OrderUpdates:
+    """Update rows of the touched ids: final remaining, price and symbol (0 if gone)."""
+    live = [orders.get(t) for t in touched]
+    n = len(live)
+    return OrderUpdates(
+        id=np.fromiter(touched, np.int64, n),
+        remaining=np.fromiter((o.qty if o else 0 for o in live), np.int64, n),
+        price=np.fromiter((o.price if o else 0 for o in live), np.int64, n),
+        symbol=np.fromiter((o.symbol if o else 0 for o in live), np.int32, n),
+    )
 
 
 class ExactEngine:
@@ -226,12 +239,7 @@ class ExactEngine:
                 resting=np.array(resting, np.int64),
             ),
             fills=_fills_to_arrays(fills),
-            updates=OrderUpdates(
-                id=np.fromiter(touched, np.int64, len(touched)),
-                remaining=np.fromiter(
-                    (orders[t].qty if t in orders else 0 for t in touched), np.int64, len(touched)
-                ),
-            ),
+            updates=_updates(touched, orders),
         )
 
     def _check(self, oid, agent, sym, side, kind, price, qty) -> tuple[int, _Order | None]:

@@ -430,7 +430,7 @@ def _process_kernel(
     tick, stp,
     orders, levels, bk_level, bk_n, ids, touched,
     out_status, out_reason, out_filled, out_resting,
-    fills, u_id, u_slot, u_remaining,
+    fills, u_id, u_slot, u_remaining, u_price, u_symbol,
     meta,
 ):
     """Process batch rows ``start..B-1``; return ``B`` when done, or the row at which it
@@ -589,10 +589,17 @@ def _process_kernel(
             if not rests:
                 out_reason[i] = _R_SELF_TRADE if dropped else _R_NO_LIQUIDITY
 
-    # Final remaining of every touched id.
+    # Final remaining, price and symbol of every touched id (0 when gone).
     for u in range(meta[M_N_UPDATES]):
         s = u_slot[u]
-        u_remaining[u] = orders[s].qty if s >= 0 else 0
+        if s >= 0:
+            u_remaining[u] = orders[s].qty
+            u_price[u] = orders[s].price
+            u_symbol[u] = orders[s].symbol
+        else:
+            u_remaining[u] = 0
+            u_price[u] = 0
+            u_symbol[u] = 0
     meta[M_NEED] = 0
     return n_rows
 
@@ -704,6 +711,8 @@ class FastEngine:
         self._u_id = np.zeros(0, np.int64)
         self._u_slot = np.zeros(0, np.int64)
         self._u_remaining = np.zeros(0, np.int64)
+        self._u_price = np.zeros(0, np.int64)
+        self._u_symbol = np.zeros(0, np.int32)
         self._grows = {"orders": 0, "levels": 0, "side": 0, "ids": 0}
         self._n_processed = 0
         self._n_fills = 0
@@ -755,6 +764,8 @@ class FastEngine:
             self._u_id = np.empty(cap, np.int64)
             self._u_slot = np.empty(cap, np.int64)
             self._u_remaining = np.empty(cap, np.int64)
+            self._u_price = np.empty(cap, np.int64)
+            self._u_symbol = np.empty(cap, np.int32)
         if self._touched.shape[0] < 2 * n_upd:
             self._touched = np.zeros(_pow2_at_least(2 * n_upd), TOUCH_ENTRY)
 
@@ -798,6 +809,7 @@ class FastEngine:
                 self._orders, self._levels, self._bk_level, self._bk_n, self._ids, self._touched,
                 status, reason, filled, resting,
                 self._fills, self._u_id, self._u_slot, self._u_remaining,
+                self._u_price, self._u_symbol,
                 meta,
             )
             if row >= n:
@@ -811,7 +823,12 @@ class FastEngine:
         return MatchResult(
             outcomes=Outcomes(status=status, reason=reason, filled=filled, resting=resting),
             fills=FillBatch(**{k: np.ascontiguousarray(fills[k]) for k in FILL.names}),
-            updates=OrderUpdates(id=self._u_id[:nu].copy(), remaining=self._u_remaining[:nu].copy()),
+            updates=OrderUpdates(
+                id=self._u_id[:nu].copy(),
+                remaining=self._u_remaining[:nu].copy(),
+                price=self._u_price[:nu].copy(),
+                symbol=self._u_symbol[:nu].copy(),
+            ),
         )
 
     # ------------------------------------------------------------------ views
