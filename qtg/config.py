@@ -9,10 +9,11 @@ past the entry point.
 from __future__ import annotations
 
 import dataclasses
+import typing
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
-from omegaconf.errors import OmegaConfBaseException
+from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException
 
 from components.money import SCALE, to_fixed
 from components.orders import STP
@@ -81,7 +82,7 @@ def to_config(cfg: DictConfig | Config | dict) -> Config:
         merged = OmegaConf.merge(OmegaConf.structured(Config), cfg)
         typed: Config = OmegaConf.to_object(merged)
     except OmegaConfBaseException as e:
-        raise ConfigError(_omegaconf_line(e)) from None
+        raise ConfigError(omegaconf_line(e)) from None
     typed.population = {
         name: _kind_config(name, entry) for name, entry in dict(typed.population).items()
     }
@@ -89,10 +90,30 @@ def to_config(cfg: DictConfig | Config | dict) -> Config:
     return typed
 
 
-def _omegaconf_line(e: OmegaConfBaseException) -> str:
-    key = getattr(e, "full_key", None) or "config"
-    msg = str(e).splitlines()[0].strip()
-    return f"{key}: {msg}"
+def omegaconf_line(e: OmegaConfBaseException, prefix: str = "") -> str:
+    """An OmegaConf error as one line naming the full key; unknown keys list the allowed
+    ones. ``prefix`` is prepended to the key (for a node merged on its own)."""
+    key = prefix + (getattr(e, "full_key", None) or "")
+    if isinstance(e, (ConfigAttributeError, ConfigKeyError)):
+        allowed = allowed_keys(key.rsplit(".", 1)[0] if "." in key else "")
+        return f"{key}: unknown key" + (f"; allowed: {', '.join(allowed)}" if allowed else "")
+    return f"{key or 'config'}: {str(e).splitlines()[0].strip()}"
+
+
+def allowed_keys(path: str) -> list[str]:
+    """Field names of the config node at dotted ``path`` ("" = the root)."""
+    from systems.strategies import registry
+
+    node: object = Config
+    parts = [p for p in path.split(".") if p]
+    if parts[:1] == ["population"]:
+        kinds = registry()
+        if len(parts) == 1:
+            return sorted(kinds)
+        node, parts = (kinds[parts[1]].Config if parts[1] in kinds else None), parts[2:]
+    for part in parts:
+        node = typing.get_type_hints(node).get(part) if dataclasses.is_dataclass(node) else None
+    return [f.name for f in dataclasses.fields(node)] if dataclasses.is_dataclass(node) else []
 
 
 def _kind_config(name: str, entry: Any):
@@ -103,20 +124,12 @@ def _kind_config(name: str, entry: Any):
         raise ConfigError(
             f"population.{name}: unknown strategy kind; allowed: {', '.join(sorted(kinds))}"
         )
-    schema = kinds[name].Config
     if dataclasses.is_dataclass(entry):
         entry = OmegaConf.structured(entry)
     try:
-        return OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(schema), entry))
+        return OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(kinds[name].Config), entry))
     except OmegaConfBaseException as e:
-        key = getattr(e, "full_key", None) or ""
-        fields = ", ".join(f.name for f in dataclasses.fields(schema))
-        first = str(e).splitlines()[0].strip()
-        if "not in struct" in first or "Key '" in first and "not" in first:
-            raise ConfigError(
-                f"population.{name}.{key}: unknown key; allowed: {fields}"
-            ) from None
-        raise ConfigError(f"population.{name}.{key}: {first}") from None
+        raise ConfigError(omegaconf_line(e, prefix=f"population.{name}.")) from None
 
 
 def validate(cfg: Config) -> None:

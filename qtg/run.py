@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 import qtg  # noqa: F401  (enables x64 before any array exists)
-from qtg.config import Config, ConfigError, register, to_config
+from qtg.config import Config, ConfigError, omegaconf_line, register, to_config
 
 CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
 EXIT_CONFIG = 2
@@ -54,16 +54,10 @@ def load_config(overrides: list[str]) -> Config:
 
 def _hydra_line(e: Exception) -> str:
     """Hydra's multi-line messages, reduced to one line naming the key."""
-    from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException
+    from omegaconf.errors import OmegaConfBaseException
 
-    cause = e.__cause__
-    if isinstance(cause, OmegaConfBaseException) and getattr(cause, "full_key", None):
-        key = cause.full_key
-        if isinstance(cause, (ConfigAttributeError, ConfigKeyError)):
-            allowed = allowed_keys(key.rsplit(".", 1)[0] if "." in key else "")
-            hint = f"; allowed: {', '.join(allowed)}" if allowed else ""
-            return f"{key}: unknown key{hint}"
-        return f"{key}: {str(cause).splitlines()[0]}"
+    if isinstance(e.__cause__, OmegaConfBaseException) and getattr(e.__cause__, "full_key", None):
+        return omegaconf_line(e.__cause__)
     text = str(e)
     m = re.search(r"Could not find '([^/']+)/([^']+)'", text)
     if m:
@@ -72,25 +66,6 @@ def _hydra_line(e: Exception) -> str:
         options = re.findall(r"^\t(\S+)$", listing, re.M)
         return f"{group}={option}: no such option; allowed: {', '.join(options)}"
     return " ".join(text.split())
-
-
-def allowed_keys(path: str) -> list[str]:
-    """Field names of the config node at dotted ``path`` ("" = the root)."""
-    import dataclasses
-    import typing
-
-    from systems.strategies import registry
-
-    node: object = Config
-    parts = [p for p in path.split(".") if p]
-    if parts[:1] == ["population"]:
-        if len(parts) == 1:
-            return sorted(registry())
-        kinds = registry()
-        node, parts = (kinds[parts[1]].Config if parts[1] in kinds else None), parts[2:]
-    for part in parts:
-        node = typing.get_type_hints(node).get(part) if dataclasses.is_dataclass(node) else None
-    return [f.name for f in dataclasses.fields(node)] if dataclasses.is_dataclass(node) else []
 
 
 def run_job(cfg: Config, out_dir: Path) -> dict:

@@ -26,6 +26,8 @@ ROOT = Path(__file__).resolve().parent.parent
         ("run.ticks=0", "run.ticks: must be >= 1, got 0"),
         ("run.tickz=5", "run.tickz: unknown key; allowed: ticks, progress, chart, table"),
         ("population.noise.foo=1", "population.noise.foo: unknown key; allowed: count, activity, size, aggressive, price_sigma, collar, cash, shares"),
+        ("+population.noise.foo=1", "population.noise.foo: unknown key; allowed: count, activity, size, aggressive, price_sigma, collar, cash, shares"),
+        ("population.noise.count=abc", "population.noise.count: Value 'abc' of type 'str' could not be converted to Integer"),
         ("+population.foo.count=1", "population.foo: unknown strategy kind; allowed: market_maker, noise"),
         ("population.noise.activity=[0.5,0.1]", "population.noise.activity: range [lo, hi] needs lo <= hi, got [0.5, 0.1]"),
         ("population.noise.activity=[0.5,1.5]", "population.noise.activity: must be in [0.0, 1.0], got [0.5, 1.5]"),
