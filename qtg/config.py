@@ -12,6 +12,7 @@ import dataclasses
 import typing
 from typing import Any
 
+import numpy as np
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException
 
@@ -31,6 +32,19 @@ class MarketConfig:
     """Opening reference price of every symbol, in currency; must be on the tick grid."""
     tick_size: float = 0.01
     """Price increment of every symbol, in currency (at least 0.0001)."""
+    initial_prices: list[float] = dataclasses.field(default_factory=list)
+    """Per-symbol opening prices (one per symbol); empty: ``initial_price`` for all."""
+    tick_sizes: list[float] = dataclasses.field(default_factory=list)
+    """Per-symbol tick sizes (one per symbol); empty: ``tick_size`` for all."""
+
+    def ticks(self) -> np.ndarray:
+        """Tick size per symbol in units. i64[S]"""
+        return np.array([to_fixed(t) for t in self.tick_sizes or [self.tick_size] * len(self.symbols)], np.int64)
+
+    def opening_prices(self) -> np.ndarray:
+        """Opening price per symbol in units. i64[S]"""
+        prices = self.initial_prices or [self.initial_price] * len(self.symbols)
+        return np.array([to_fixed(p) for p in prices], np.int64)
 
 
 @dataclasses.dataclass
@@ -139,17 +153,20 @@ def validate(cfg: Config) -> None:
         raise ConfigError("market.symbols: at least one symbol is needed")
     if len(set(m.symbols)) != len(m.symbols):
         raise ConfigError(f"market.symbols: names must be unique, got {m.symbols}")
-    tick = to_fixed(m.tick_size)
-    if not m.tick_size > 0 or tick < 1 or abs(tick - m.tick_size * SCALE) > 1e-6:
-        raise ConfigError(
-            f"market.tick_size: must be a positive multiple of {1 / SCALE}, got {m.tick_size}"
-        )
-    price = to_fixed(m.initial_price)
-    if not m.initial_price > 0 or price % tick != 0:
-        raise ConfigError(
-            f"market.initial_price: must be a positive multiple of the tick size "
-            f"{m.tick_size}, got {m.initial_price}"
-        )
+    n = len(m.symbols)
+    for key, values in (("tick_sizes", m.tick_sizes), ("initial_prices", m.initial_prices)):
+        if values and len(values) != n:
+            raise ConfigError(f"market.{key}: needs one value per symbol ({n}), got {len(values)}")
+    tick_key = "market.tick_sizes" if m.tick_sizes else "market.tick_size"
+    for t in m.tick_sizes or [m.tick_size]:
+        if not t > 0 or to_fixed(t) < 1 or abs(to_fixed(t) - t * SCALE) > 1e-6:
+            raise ConfigError(f"{tick_key}: must be a positive multiple of {1 / SCALE}, got {t}")
+    price_key = "market.initial_prices" if m.initial_prices else "market.initial_price"
+    for p, units, tick in zip(m.initial_prices or [m.initial_price] * n, m.opening_prices(), m.ticks()):
+        if not p > 0 or units % tick != 0:
+            raise ConfigError(
+                f"{price_key}: must be a positive multiple of the tick size {tick / SCALE}, got {p}"
+            )
 
     from systems.matching import ENGINES
 

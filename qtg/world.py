@@ -10,7 +10,6 @@ import numpy as np
 
 from components.agents import NO_ORDER, SLOTS, OrderSlots, Wallet
 from components.market import MarketState
-from components.money import to_fixed
 from components.orders import STP
 from components.world import KindStatic, WorldParams, WorldState, WorldStatic
 from qtg.config import Config
@@ -53,8 +52,7 @@ def build_world(cfg: Config) -> World:
     static = WorldStatic(
         n_agents=n, n_symbols=n_sym, symbols=tuple(cfg.market.symbols), kinds=tuple(kinds)
     )
-    tick = np.full(n_sym, to_fixed(cfg.market.tick_size), np.int64)
-    price = np.full(n_sym, to_fixed(cfg.market.initial_price), np.int64)
+    tick, price = cfg.market.ticks(), cfg.market.opening_prices()
     params = WorldParams(
         tick_size=jnp.asarray(tick), initial_price=jnp.asarray(price), kinds=kind_params
     )
@@ -83,5 +81,4 @@ def make_engine_for(cfg: Config, static: WorldStatic):
     """The configured matching engine for the world's symbols."""
     from systems.matching import make_engine
 
-    tick = np.full(static.n_symbols, to_fixed(cfg.market.tick_size), np.int64)
-    return make_engine(cfg.engine.name, tick, int(STP[cfg.engine.stp.upper()]))
+    return make_engine(cfg.engine.name, cfg.market.ticks(), int(STP[cfg.engine.stp.upper()]))

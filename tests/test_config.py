@@ -34,6 +34,9 @@ ROOT = Path(__file__).resolve().parent.parent
         ("population.noise.size=[1,2,3]", "population.noise.size: must be a range [lo, hi], got [1, 2, 3]"),
         ("seed=-1", "seed: must be >= 0, got -1"),
         ("market.symbols=[]", "market.symbols: at least one symbol is needed"),
+        ("market.tick_sizes=[0.01,0.05]", "market.tick_sizes: needs one value per symbol (1), got 2"),
+        ("market.tick_sizes=[-0.05]", "market.tick_sizes: must be a positive multiple of 0.0001, got -0.05"),
+        ("market.initial_prices=[0]", "market.initial_prices: must be a positive multiple of the tick size 0.01, got 0.0"),
     ],
 )
 def test_bad_overrides_name_the_key(override, message):
@@ -45,6 +48,16 @@ def test_bad_overrides_name_the_key(override, message):
 def test_type_errors_name_the_key():
     with pytest.raises(ConfigError, match=r"^run.ticks: Value 'abc'"):
         load_config(["run.ticks=abc"])
+
+
+def test_per_symbol_prices_must_sit_on_their_own_tick_grid():
+    base = ["market.symbols=[A,B]", "market.tick_sizes=[0.01,0.05]"]
+    with pytest.raises(ConfigError) as e:
+        load_config([*base, "market.initial_prices=[100.0,20.02]"])
+    assert str(e.value) == "market.initial_prices: must be a positive multiple of the tick size 0.05, got 20.02"
+    cfg = load_config([*base, "market.initial_prices=[100.0,20.05]"])
+    assert cfg.market.ticks().tolist() == [100, 500]
+    assert cfg.market.opening_prices().tolist() == [1_000_000, 200_500]
 
 
 def test_all_counts_zero_is_refused():

@@ -9,7 +9,7 @@ from components.agents import NO_ORDER, SLOTS, order_id
 from components.orders import OrderBatch, OrderType, Reason, Side
 from conftest import make_config
 from qtg.world import build_world
-from systems.match import FILL_FIELDS, UPDATE_FIELDS, bucket
+from systems.match import FILL_FIELDS, UPDATE_FIELDS, arrival_order, bucket
 from systems.measure import measure_market
 from systems.observe import observe_market
 from systems.settle import settle_fills
@@ -273,3 +273,18 @@ class TestStrategies:
             # Agent row 1 (noise trader 0) has no cash and no shares: never a valid order.
             assert not new.valid[0]
             assert new.valid[1:].all()
+
+
+def test_arrival_order_is_a_seeded_permutation_of_the_valid_rows():
+    valid = np.zeros(1000, bool)
+    valid[::3] = True
+    a, b, c = arrival_order(valid, 7), arrival_order(valid, 7), arrival_order(valid, 8)
+    assert sorted(a.tolist()) == np.flatnonzero(valid).tolist()  # every valid row once
+    assert (a == b).all() and (a != c).any()
+    assert (a != np.flatnonzero(valid)).any()  # shuffled, not batch order
+
+
+@pytest.mark.parametrize("n", [0, 1, 64, 65, 1000])
+def test_bucket_is_the_next_power_of_two(n):
+    b = bucket(n)
+    assert b >= max(n, 64) and b & (b - 1) == 0 and (b == 64 or b // 2 < n)

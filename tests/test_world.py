@@ -87,6 +87,22 @@ def test_multi_symbol_run_conserves_per_symbol():
     assert run.check.ticks == 150
 
 
+def test_symbols_trade_on_their_own_tick_grids():
+    cfg = make_config(**{
+        "market.symbols": ["ACME", "BOLT"], "market.tick_sizes": [0.01, 0.05],
+        "market.initial_prices": [100.0, 20.0], "population.noise.count": 20,
+        "population.market_maker.count": 4,
+    })
+    run = run_sim(cfg, ticks=150)
+    book = run.sim.engine.resting_orders()
+    ticks = np.array([100, 500])
+    assert (book["price"] % ticks[book["symbol"]] == 0).all()
+    last = np.array(run.rec.last)
+    assert (last % ticks == 0).all()
+    assert 90 < last[-1, 0] / 10_000 < 110 and 15 < last[-1, 1] / 10_000 < 25
+    assert (np.array(run.rec.volume).sum(0) > 0).all()
+
+
 def test_systems_compile_once_per_shape():
     cfg = make_config()
     world = build_world(cfg)
