@@ -88,6 +88,7 @@ def summarize(cfg: Config, initial: WorldState, sim: Simulation, rec: Recorder, 
         "volume": int(volume.sum()),
         "prices": prices,
         "pnl_by_kind": kinds,
+        "engine": sim.engine.stats(),  # resting orders, levels; fast: capacities and grows
         "conservation": {
             "cash": bool(cash0.sum() == cash1.sum()),
             "shares": bool((pos0.sum(axis=0) == pos1.sum(axis=0)).all()),

@@ -101,5 +101,6 @@ def test_cli_run_writes_summary_and_chart(tmp_path):
     assert summary["fills"] > 0 and summary["volume"] > 0
     assert summary["conservation"] == {"cash": True, "shares": True}
     assert set(summary["pnl_by_kind"]) == {"market_maker", "noise"}
+    assert summary["engine"]["engine"] == "fast" and summary["engine"]["fills"] == summary["fills"]
     assert (tmp_path / "run" / "chart.png").stat().st_size > 10_000
     assert "market_maker" in out.stdout and "conservation: cash ok, shares ok" in out.stdout
