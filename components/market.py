@@ -14,7 +14,9 @@ class MarketState:
     ask: jax.Array  # i64[S] best ask
     bid_qty: jax.Array  # i64[S] shares at the best bid
     ask_qty: jax.Array  # i64[S] shares at the best ask
-    last: jax.Array  # i64[S] last trade price (initial price before any trade)
+    last: jax.Array  # i64[S] last trade price (initial price before any trade): the bar's close
+    high: jax.Array  # i64[S] highest trade price of the last tick (last price if none)
+    low: jax.Array  # i64[S] lowest trade price of the last tick (last price if none)
     volume: jax.Array  # i64[S] shares traded in the last tick
 
 

@@ -21,6 +21,8 @@ class Recorder:
         self.bid: list[np.ndarray] = []
         self.ask: list[np.ndarray] = []
         self.last: list[np.ndarray] = []
+        self.high: list[np.ndarray] = []
+        self.low: list[np.ndarray] = []
         self.volume: list[np.ndarray] = []
         self.equity: list[np.ndarray] = []
         self.fills_per_tick: list[int] = []
@@ -40,6 +42,8 @@ class Recorder:
         self.bid.append(r.bid)
         self.ask.append(r.ask)
         self.last.append(r.last)
+        self.high.append(r.high)
+        self.low.append(r.low)
         self.volume.append(r.volume)
         self.equity.append(r.equity_by_kind)
         self.fills_per_tick.append(len(r.fills))
@@ -62,11 +66,13 @@ class Recorder:
         return self._hash.hexdigest()
 
     def arrays(self) -> dict[str, np.ndarray]:
-        """History as arrays: bid/ask/last/volume [T, S], equity [T, K], counts [T]."""
+        """History as arrays: bid/ask/last/high/low/volume [T, S], equity [T, K], counts [T]."""
         return {
             "bid": np.array(self.bid),
             "ask": np.array(self.ask),
             "last": np.array(self.last),
+            "high": np.array(self.high),
+            "low": np.array(self.low),
             "volume": np.array(self.volume),
             "equity": np.array(self.equity),
             "fills": np.array(self.fills_per_tick),

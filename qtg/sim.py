@@ -32,7 +32,9 @@ class TickResult:
     fills: FillBatch  # in the order they happened
     bid: np.ndarray  # i64[S] best bid after the tick (0 = none)
     ask: np.ndarray  # i64[S]
-    last: np.ndarray  # i64[S] last trade price
+    last: np.ndarray  # i64[S] last trade price (the tick bar's close)
+    high: np.ndarray  # i64[S] the tick bar's high (last price if no trade)
+    low: np.ndarray  # i64[S] the tick bar's low
     volume: np.ndarray  # i64[S] shares traded in the tick
     equity_by_kind: np.ndarray  # f64[K] units
     seconds: float  # wall time of the tick
@@ -121,6 +123,8 @@ class Simulation:
             bid=m.bid,
             ask=m.ask,
             last=m.last,
+            high=m.high,
+            low=m.low,
             volume=m.volume,
             equity_by_kind=np.asarray(frame["equity_by_kind"]),
             seconds=time.perf_counter() - t0,

@@ -69,7 +69,8 @@ def build_world(cfg: Config) -> World:
         ),
         market=MarketState(
             bid=zeros_s, ask=zeros_s, bid_qty=zeros_s, ask_qty=zeros_s,
-            last=jnp.asarray(price), volume=zeros_s,
+            last=jnp.asarray(price), high=jnp.asarray(price), low=jnp.asarray(price),
+            volume=zeros_s,
         ),
         tick=jnp.asarray(0, jnp.int64),
         key=jax.random.key(cfg.seed),

@@ -18,7 +18,9 @@ def measure_market(
     """Update MarketState from ``frame["fills"]`` and ``frame["book"]``; advance the tick.
 
     The last price of a symbol is the price of its last fill in the tick (fills are in
-    the order they happened), unchanged when it did not trade.
+    the order they happened), unchanged when it did not trade; with the tick's highest
+    and lowest fill prices it makes the tick's bar (a tick without trades is a flat bar
+    at the last price).
     """
     del params, key
     s = static.n_symbols
@@ -28,13 +30,19 @@ def measure_market(
     volume = jax.ops.segment_sum(qty, symbol, num_segments=s)
     order = jnp.where(traded, jnp.arange(qty.shape[0]), -1)
     last_idx = jax.ops.segment_max(order, symbol, num_segments=s)
-    last = jnp.where(last_idx >= 0, f[_F["price"]][jnp.maximum(last_idx, 0)], state.market.last)
+    price = f[_F["price"]]
+    last = jnp.where(last_idx >= 0, price[jnp.maximum(last_idx, 0)], state.market.last)
+    high = jax.ops.segment_max(jnp.where(traded, price, -1), symbol, num_segments=s)
+    low = jax.ops.segment_min(jnp.where(traded, price, jnp.iinfo(jnp.int64).max), symbol, num_segments=s)
+    did_trade = volume > 0
     market = state.market.replace(
         bid=book[_B["bid_price"]],
         ask=book[_B["ask_price"]],
         bid_qty=book[_B["bid_qty"]],
         ask_qty=book[_B["ask_qty"]],
         last=last,
+        high=jnp.where(did_trade, high, last),
+        low=jnp.where(did_trade, low, last),
         volume=volume,
     )
     return state.replace(market=market, tick=state.tick + 1), frame

@@ -33,6 +33,9 @@ class InvariantCheck:
         assert w.position.min() >= 0, f"negative position at tick {r.tick}"
         if len(r.fills):
             assert (r.fills.qty > 0).all() and (r.fills.price > 0).all()
+            sym = r.fills.symbol
+            assert (r.low[sym] <= r.fills.price).all() and (r.fills.price <= r.high[sym]).all()
+        assert (r.low <= r.last).all() and (r.last <= r.high).all()
         self.ticks += 1
 
     def on_end(self, sim):

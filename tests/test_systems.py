@@ -224,6 +224,8 @@ def test_measure_takes_last_fill_per_symbol():
     out, _ = measure_market(w.static, w.params, w.state, frame, KEY)
     m = jax.tree.map(np.asarray, out.market)
     assert m.last.tolist() == [999_900, 2_000_000, 1_000_000]  # C did not trade: unchanged
+    assert m.high.tolist() == [1_000_100, 2_000_000, 1_000_000]  # C: a flat bar at its last
+    assert m.low.tolist() == [999_900, 2_000_000, 1_000_000]
     assert m.volume.tolist() == [8, 4, 0]
     assert m.bid.tolist() == [990_000] * 3 and m.ask_qty.tolist() == [20] * 3
     assert int(out.tick) == 1
