@@ -16,6 +16,7 @@ import jax
 from flax import struct
 
 from components.agents import OrderSlots, Wallet
+from components.indicators import IndicatorSpec, IndicatorState
 from components.market import MarketState
 
 
@@ -48,6 +49,8 @@ class WorldStatic:
     n_symbols: int
     symbols: tuple[str, ...]
     kinds: tuple[KindStatic, ...]
+    indicators: IndicatorSpec = dataclasses.field(default_factory=IndicatorSpec)
+    """Every indicator series some strategy kind needs; computed once per tick."""
 
     @property
     def batch_rows(self) -> int:
@@ -73,5 +76,6 @@ class WorldState:
     wallet: Wallet
     slots: OrderSlots
     market: MarketState
+    indicators: IndicatorState  # per-symbol indicator state, one bar absorbed per tick
     tick: jax.Array  # i64[] ticks completed
     key: jax.Array  # PRNG key (root of the run; per-tick keys are folded from it)

@@ -9,10 +9,12 @@ import jax.numpy as jnp
 import numpy as np
 
 from components.agents import NO_ORDER, SLOTS, OrderSlots, Wallet
+from components.indicators import IndicatorSpec
 from components.market import MarketState
 from components.orders import STP
 from components.world import KindStatic, WorldParams, WorldState, WorldStatic
 from qtg.config import Config
+from systems.indicators import init_indicators
 from systems.strategies import registry
 
 
@@ -33,6 +35,7 @@ def build_world(cfg: Config) -> World:
     n_sym = len(cfg.market.symbols)
     rng = np.random.Generator(np.random.PCG64(cfg.seed))
     kinds, kind_params, cash, position = [], {}, [], []
+    spec = IndicatorSpec()
     start = batch_start = 0
     for name, kcfg in cfg.population.items():
         if kcfg.count == 0:
@@ -42,6 +45,8 @@ def build_world(cfg: Config) -> World:
         p = mod.make_params(kcfg, kcfg.count, rng, n_sym)
         c, pos = mod.initial_holdings(kcfg, p, n_sym)
         kinds.append(kind)
+        if hasattr(mod, "indicators"):  # the series this kind's decide reads
+            spec = spec.merge(mod.indicators(kcfg))
         kind_params[name] = p
         cash.append(c)
         position.append(pos)
@@ -50,7 +55,8 @@ def build_world(cfg: Config) -> World:
 
     n = start
     static = WorldStatic(
-        n_agents=n, n_symbols=n_sym, symbols=tuple(cfg.market.symbols), kinds=tuple(kinds)
+        n_agents=n, n_symbols=n_sym, symbols=tuple(cfg.market.symbols), kinds=tuple(kinds),
+        indicators=spec,
     )
     tick, price = cfg.market.ticks(), cfg.market.opening_prices()
     params = WorldParams(
@@ -72,6 +78,7 @@ def build_world(cfg: Config) -> World:
             last=jnp.asarray(price), high=jnp.asarray(price), low=jnp.asarray(price),
             volume=zeros_s,
         ),
+        indicators=init_indicators(spec, n_sym),
         tick=jnp.asarray(0, jnp.int64),
         key=jax.random.key(cfg.seed),
     )

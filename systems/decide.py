@@ -23,7 +23,7 @@ def decide_orders(
     blocks = []
     for kind, k in zip(static.kinds, keys):
         mod = strategies[kind.name]
-        block = mod.decide(static, kind, params, params.kinds[kind.name], state, frame["view"], k)
+        block = mod.decide(static, kind, params, params.kinds[kind.name], state, frame, k)
         if not getattr(mod, "OPENS_BOOK", False):
             block = block.replace(valid=block.valid & (state.tick > 0))
         blocks.append(block)

@@ -33,6 +33,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from components.money import SCALE
 from components.indicators import MACD, Bollinger, Indicators, IndicatorSpec, IndicatorState, Series
 
 
@@ -212,3 +213,16 @@ def update_and_read(
     """``update_indicators`` then ``read_indicators``: the indicators' part of a tick."""
     state = update_indicators(spec, state, close, high, low)
     return state, read_indicators(spec, state)
+
+
+def update_market_indicators(static, params, state, frame: dict, key: jax.Array):
+    """update: the tick's bar per symbol (close = last trade, high, low) -> indicators.
+
+    A write-phase stage of the tick schedule; ``static.indicators`` is the merged spec of
+    every strategy kind. Prices go from fixed-point units to currency.
+    """
+    del params, key
+    m = state.market
+    close, high, low = (x.astype(jnp.float64) / SCALE for x in (m.last, m.high, m.low))
+    ind = update_indicators(static.indicators, state.indicators, close, high, low)
+    return state.replace(indicators=ind), frame

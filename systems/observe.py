@@ -7,13 +7,15 @@ import jax.numpy as jnp
 
 from components.market import MarketView
 from components.world import WorldParams, WorldState, WorldStatic
+from systems.indicators import read_indicators
 
 
 def observe_market(
     static: WorldStatic, params: WorldParams, state: WorldState, frame: dict, key: jax.Array
 ) -> tuple[WorldState, dict]:
-    """Adds ``frame["view"]``: MarketView [S]. Reads only."""
-    del static, params, key
+    """Adds ``frame["view"]``: MarketView [S], and ``frame["indicators"]``: the
+    indicator values of every series in ``static.indicators``. Reads only."""
+    del params, key
     m = state.market
     both = (m.bid > 0) & (m.ask > 0)
     mid = jnp.where(both, (m.bid + m.ask) / 2.0, m.last.astype(jnp.float64))
@@ -25,4 +27,5 @@ def observe_market(
         ref=mid,
         spread=jnp.where(both, m.ask - m.bid, 0),
     )
+    frame["indicators"] = read_indicators(static.indicators, state.indicators)
     return state, frame

@@ -233,7 +233,8 @@ def test_measure_takes_last_fill_per_symbol():
 
 class TestStrategies:
     def view(self, world, state):
-        return observe_market(world.static, world.params, state, {}, KEY)[1]["view"]
+        """The read phase's frame (view and indicators) as decide receives it."""
+        return observe_market(world.static, world.params, state, {}, KEY)[1]
 
     def test_market_maker_quotes_and_skew(self, world):
         kind = world.static.kind("market_maker")

@@ -166,3 +166,33 @@ def test_market_makers_quote_both_sides_on_the_grid(default_run, side):
     mine = (book["agent"] >= mm.start) & (book["agent"] < mm.stop) & (book["side"] == side)
     assert mine.any()
     assert (book["price"][mine] % 100 == 0).all()
+
+
+def test_the_world_feeds_every_tick_bar_to_the_indicators():
+    from components.indicators import IndicatorSpec
+    from qtg.hooks import Recorder
+    from systems.indicators import init_indicators, read_indicators, update_indicators
+
+    cfg = make_config()
+    world = build_world(cfg)
+    spec = IndicatorSpec(sma=(5,), rsi=(14,), atr=(14,), macd=((12, 26, 9),))
+    static = dataclasses.replace(world.static, indicators=spec)
+    state = world.state.replace(indicators=init_indicators(spec, static.n_symbols))
+    sim = Simulation(static, world.params, state, make_engine_for(cfg, static))
+    rec = Recorder()
+    sim.run(60, hooks=[rec])
+    h = rec.arrays()
+    assert (h["high"] > h["low"]).any(), "some ticks trade across several prices"
+
+    ref = init_indicators(spec, 1)
+    for close, high, low in zip(h["last"], h["high"], h["low"]):
+        ref = update_indicators(spec, ref, close / 1e4, high / 1e4, low / 1e4)
+    got, want = read_indicators(spec, sim.state.indicators), read_indicators(spec, ref)
+    for g, w in zip(jax.tree.leaves(got), jax.tree.leaves(want)):
+        np.testing.assert_allclose(np.asarray(g), np.asarray(w), rtol=1e-12)
+    rsi, ready = got.rsi_at(14)
+    assert bool(ready[0]) and 0 < float(rsi[0]) < 100
+
+    # The read phase hands decide the same values.
+    frame = sim.segments[0].call(sim.static, sim.params, sim.state, {})
+    np.testing.assert_array_equal(np.asarray(frame["indicators"].rsi_at(14)[0]), np.asarray(rsi))

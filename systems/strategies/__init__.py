@@ -8,8 +8,12 @@ A strategy module defines:
 * ``ROWS_PER_AGENT: int``: order rows each agent writes per tick;
 * ``make_params(cfg, count, rng, n_symbols) -> Params``: draw per-agent parameters;
 * ``initial_holdings(cfg, params, n_symbols) -> (cash i64[count], position i64[count, S])``;
-* ``decide(static, kind, world_params, params, state, view, key) -> OrderBatch``:
-  a pure, vectorised system returning exactly ``count * ROWS_PER_AGENT`` rows.
+* ``decide(static, kind, world_params, params, state, frame, key) -> OrderBatch``:
+  a pure, vectorised system returning exactly ``count * ROWS_PER_AGENT`` rows; ``frame``
+  holds the read phase's observations (``frame["view"]``: MarketView);
+* optionally ``indicators(cfg) -> IndicatorSpec``: the series its decide reads. The world
+  merges every kind's spec, computes each series once per tick, and hands the values to
+  decide as ``frame["indicators"]`` (an ``Indicators``; check ``ready`` before trading).
 
 Adding a strategy is one module here plus one entry under ``population`` in the config.
 """

@@ -16,7 +16,6 @@ import jax.numpy as jnp
 import numpy as np
 from flax import struct
 
-from components.market import MarketView
 from components.orders import OrderBatch, Side
 from components.world import KindStatic, WorldParams, WorldState, WorldStatic
 from systems.strategies._rows import (
@@ -94,7 +93,7 @@ def decide(
     world: WorldParams,
     p: Params,
     state: WorldState,
-    view: MarketView,
+    frame: dict,
     key: jax.Array,
 ) -> OrderBatch:
     """Quote both sides. Returns 2 rows per maker (bid, ask), ``count * 2`` rows."""
@@ -102,7 +101,7 @@ def decide(
     rows = kind.start + jnp.arange(kind.count)
     sym = p.symbol
     tick = world.tick_size[sym]
-    ref = view.ref[sym]
+    ref = frame["view"].ref[sym]
     inventory = state.wallet.position[rows, sym]
     imbalance = (inventory - p.target) / p.max_inventory
     shift = -p.skew * p.half_spread * ref * jnp.clip(imbalance, -1.0, 1.0)

@@ -19,7 +19,6 @@ import numpy as np
 from flax import struct
 
 from components.agents import NO_ORDER, order_id
-from components.market import MarketView
 from components.orders import OrderBatch, OrderType, Side
 from components.world import KindStatic, WorldParams, WorldState, WorldStatic
 from systems.strategies._rows import (
@@ -99,7 +98,7 @@ def decide(
     world: WorldParams,
     p: Params,
     state: WorldState,
-    view: MarketView,
+    frame: dict,
     key: jax.Array,
 ) -> OrderBatch:
     """Returns 2 rows per trader (cancel, new order), ``count * 2`` rows."""
@@ -107,7 +106,7 @@ def decide(
     rows = kind.start + jnp.arange(n)
     sym = p.symbol
     tick = world.tick_size[sym]
-    ref = view.ref[sym]
+    ref = frame["view"].ref[sym]
 
     # One draw of three 32-bit words per trader, split into fields (far cheaper on a CPU
     # than separate uniform and normal draws).
