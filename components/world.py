@@ -18,6 +18,7 @@ from flax import struct
 from components.agents import OrderSlots, Wallet
 from components.indicators import IndicatorSpec, IndicatorState
 from components.market import MarketState
+from components.risk import RiskSpec, RiskState
 
 
 @dataclasses.dataclass(frozen=True)
@@ -51,6 +52,7 @@ class WorldStatic:
     kinds: tuple[KindStatic, ...]
     indicators: IndicatorSpec = dataclasses.field(default_factory=IndicatorSpec)
     """Every indicator series some strategy kind needs; computed once per tick."""
+    risk: RiskSpec = dataclasses.field(default_factory=RiskSpec)
 
     @property
     def batch_rows(self) -> int:
@@ -77,5 +79,6 @@ class WorldState:
     slots: OrderSlots
     market: MarketState
     indicators: IndicatorState  # per-symbol indicator state, one bar absorbed per tick
+    risk: RiskState  # per-agent running risk statistics
     tick: jax.Array  # i64[] ticks completed
     key: jax.Array  # PRNG key (root of the run; per-tick keys are folded from it)

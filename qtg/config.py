@@ -67,6 +67,16 @@ class RunConfig:
     """Print the summary table at the end."""
 
 
+@dataclasses.dataclass
+class RiskConfig:
+    var_window: int = 50
+    """Returns (ticks) in the historical Value-at-Risk window; memory is 4 bytes each per agent."""
+    var_confidence: float = 0.95
+    """VaR confidence level, in (0, 1)."""
+    periods_per_year: float = 1.0
+    """Sharpe ratios are scaled by sqrt(this); 1 reports per-tick Sharpe."""
+
+
 def _default_population() -> dict[str, Any]:
     return {"market_maker": {"count": 2}, "noise": {"count": 10}}
 
@@ -77,6 +87,7 @@ class Config:
     population: dict[str, Any] = dataclasses.field(default_factory=_default_population)
     """Strategy kind -> its config entry (see each module in systems/strategies)."""
     engine: EngineConfig = dataclasses.field(default_factory=EngineConfig)
+    risk: RiskConfig = dataclasses.field(default_factory=RiskConfig)
     run: RunConfig = dataclasses.field(default_factory=RunConfig)
     seed: int = 0
 
@@ -177,6 +188,14 @@ def validate(cfg: Config) -> None:
     stps = [s.name.lower() for s in STP]
     if cfg.engine.stp not in stps:
         raise ConfigError(f"engine.stp: unknown mode '{cfg.engine.stp}'; allowed: {', '.join(stps)}")
+
+    from components.risk import RiskSpec
+
+    try:
+        RiskSpec(**dataclasses.asdict(cfg.risk))
+    except ValueError as e:  # "risk.<field> must be ..."
+        key, _, problem = str(e).partition(" ")
+        raise ConfigError(f"{key}: {problem}") from None
 
     if cfg.run.ticks < 1:
         raise ConfigError(f"run.ticks: must be >= 1, got {cfg.run.ticks}")

@@ -26,6 +26,7 @@ def _cur(units) -> float:
 def summarize(cfg: Config, initial: WorldState, sim: Simulation, rec: Recorder, elapsed: float) -> dict:
     """Everything a person asks after a run, as JSON-able data (currency as floats)."""
     from systems.measure import equity
+    from systems.risk import risk_metrics, summarize_groups
 
     static, state = sim.static, sim.state
     hist = rec.arrays()
@@ -48,6 +49,9 @@ def summarize(cfg: Config, initial: WorldState, sim: Simulation, rec: Recorder, 
             "cash_end": _cur(cash1[k.start : k.stop].sum()),
             "shares_end": int(pos1[k.start : k.stop].sum()),
         }
+
+    groups = [(k.name, k.start, k.stop) for k in static.kinds]
+    risk = summarize_groups(risk_metrics(static.risk, state.risk), groups)
 
     volume = hist["volume"].sum(axis=0) if len(hist["volume"]) else np.zeros(static.n_symbols)
     prices = {}
@@ -88,6 +92,12 @@ def summarize(cfg: Config, initial: WorldState, sim: Simulation, rec: Recorder, 
         "volume": int(volume.sum()),
         "prices": prices,
         "pnl_by_kind": kinds,
+        "risk_by_kind": {
+            "var_window": static.risk.var_window,
+            "var_confidence": static.risk.var_confidence,
+            "periods_per_year": static.risk.periods_per_year,
+            **risk,
+        },
         "engine": sim.engine.stats(),  # resting orders, levels; fast: capacities and grows
         "conservation": {
             "cash": bool(cash0.sum() == cash1.sum()),
@@ -121,12 +131,28 @@ def table(summary: dict) -> str:
             f"{name:<8}{p['initial']:>10.2f}{p['last']:>10.2f}{p['low']:>10.2f}{p['high']:>10.2f}"
             f"{p['best_bid']:>10.2f}{p['best_ask']:>10.2f}{vwap:>10}{p['volume']:>12,}"
         )
-    lines += ["", f"{'kind':<14}{'agents':>8}{'P&L total':>14}{'mean':>12}{'min':>12}{'max':>12}"]
+    risk = summary["risk_by_kind"]
+    lines += [
+        "",
+        f"{'kind':<14}{'agents':>8}{'P&L total':>14}{'mean':>12}{'min':>12}{'max':>12}"
+        f"{'Sharpe':>9}{'max DD':>9}{'VaR':>9}",
+    ]
+
+    def med(name: str, metric: str, scale: float = 1.0, fmt: str = ".3f") -> str:
+        v = risk[name][metric]["median"]
+        return "-" if v is None else format(v * scale, fmt)
+
     for name, k in summary["pnl_by_kind"].items():
         lines.append(
             f"{name:<14}{k['agents']:>8,}{k['pnl_total']:>14,.2f}{k['pnl_mean']:>12,.2f}"
             f"{k['pnl_min']:>12,.2f}{k['pnl_max']:>12,.2f}"
+            f"{med(name, 'sharpe'):>9}{med(name, 'max_drawdown', 100, '.2f') + '%':>9}"
+            f"{med(name, 'var', 100, '.3f') + '%':>9}"
         )
+    lines.append(
+        f"(Sharpe, max drawdown and {risk['var_confidence']:.0%} VaR over {risk['var_window']} "
+        "ticks: medians over each kind's agents; Sharpe per tick unless risk.periods_per_year is set)"
+    )
     c = summary["conservation"]
     lines += ["", f"conservation: cash {'ok' if c['cash'] else 'BROKEN'}, shares {'ok' if c['shares'] else 'BROKEN'}"]
     return "\n".join(lines)

@@ -10,11 +10,14 @@ import numpy as np
 
 from components.agents import NO_ORDER, SLOTS, OrderSlots, Wallet
 from components.indicators import IndicatorSpec
+from components.risk import RiskSpec
 from components.market import MarketState
 from components.orders import STP
 from components.world import KindStatic, WorldParams, WorldState, WorldStatic
 from qtg.config import Config
 from systems.indicators import init_indicators
+from systems.measure import equity
+from systems.risk import init_risk
 from systems.strategies import registry
 
 
@@ -57,6 +60,7 @@ def build_world(cfg: Config) -> World:
     static = WorldStatic(
         n_agents=n, n_symbols=n_sym, symbols=tuple(cfg.market.symbols), kinds=tuple(kinds),
         indicators=spec,
+        risk=RiskSpec(**dataclasses.asdict(cfg.risk)),
     )
     tick, price = cfg.market.ticks(), cfg.market.opening_prices()
     params = WorldParams(
@@ -79,9 +83,12 @@ def build_world(cfg: Config) -> World:
             volume=zeros_s,
         ),
         indicators=init_indicators(spec, n_sym),
+        risk=None,
         tick=jnp.asarray(0, jnp.int64),
         key=jax.random.key(cfg.seed),
     )
+    # Risk starts from each agent's equity at the opening price.
+    state = state.replace(risk=init_risk(static.risk, equity(state)))
     return World(static, params, state)
 
 

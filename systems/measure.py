@@ -6,6 +6,7 @@ import jax
 import jax.numpy as jnp
 
 from components.world import WorldParams, WorldState, WorldStatic
+from systems.risk import update_risk
 from systems.match import BOOK_FIELDS, FILL_FIELDS
 
 _F = {name: i for i, name in enumerate(FILL_FIELDS)}
@@ -63,8 +64,9 @@ def equity(state: WorldState) -> jax.Array:
 def measure_equity(
     static: WorldStatic, params: WorldParams, state: WorldState, frame: dict, key: jax.Array
 ) -> tuple[WorldState, dict]:
-    """Adds ``frame["equity_by_kind"]`` f64[K]: total equity of each kind's agents."""
+    """Mark every agent to market once: feed the risk statistics and add
+    ``frame["equity_by_kind"]`` f64[K], the total equity of each kind's agents. Writes."""
     del params, key
     eq = equity(state)
     frame["equity_by_kind"] = jnp.stack([eq[k.start : k.stop].sum() for k in static.kinds])
-    return state, frame
+    return state.replace(risk=update_risk(static.risk, state.risk, eq)), frame

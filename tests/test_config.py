@@ -33,6 +33,8 @@ ROOT = Path(__file__).resolve().parent.parent
         ("population.noise.activity=[0.5,1.5]", "population.noise.activity: must be in [0.0, 1.0], got [0.5, 1.5]"),
         ("population.noise.size=[1,2,3]", "population.noise.size: must be a range [lo, hi], got [1, 2, 3]"),
         ("seed=-1", "seed: must be >= 0, got -1"),
+        ("risk.var_window=1", "risk.var_window: must be an integer >= 2, got 1"),
+        ("risk.var_confidence=1.5", "risk.var_confidence: must be a number in (0, 1), got 1.5"),
         ("market.symbols=[]", "market.symbols: at least one symbol is needed"),
         ("market.tick_sizes=[0.01,0.05]", "market.tick_sizes: needs one value per symbol (1), got 2"),
         ("market.tick_sizes=[-0.05]", "market.tick_sizes: must be a positive multiple of 0.0001, got -0.05"),
@@ -102,5 +104,7 @@ def test_cli_run_writes_summary_and_chart(tmp_path):
     assert summary["conservation"] == {"cash": True, "shares": True}
     assert set(summary["pnl_by_kind"]) == {"market_maker", "noise"}
     assert summary["engine"]["engine"] == "fast" and summary["engine"]["fills"] == summary["fills"]
+    assert summary["risk_by_kind"]["noise"]["sharpe"]["count"] == 20
+    assert "Sharpe" in out.stdout and "max DD" in out.stdout
     assert (tmp_path / "run" / "chart.png").stat().st_size > 10_000
     assert "market_maker" in out.stdout and "conservation: cash ok, shares ok" in out.stdout

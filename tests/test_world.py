@@ -196,3 +196,34 @@ def test_the_world_feeds_every_tick_bar_to_the_indicators():
     # The read phase hands decide the same values.
     frame = sim.segments[0].call(sim.static, sim.params, sim.state, {})
     np.testing.assert_array_equal(np.asarray(frame["indicators"].rsi_at(14)[0]), np.asarray(rsi))
+
+
+def test_risk_statistics_follow_each_agents_equity_path():
+    from systems.measure import equity
+    from systems.risk import risk_metrics
+
+    class EquityPath:
+        def on_start(self, sim):
+            self.path = [np.asarray(equity(sim.state))]
+
+        def on_tick(self, sim, r):
+            self.path.append(np.asarray(equity(sim.state)))
+
+        def on_end(self, sim):
+            pass
+
+    cfg = make_config()
+    world = build_world(cfg)
+    sim = Simulation(world.static, world.params, world.state, make_engine_for(cfg, world.static))
+    rec = EquityPath()
+    sim.run(120, hooks=[rec])
+    path = np.array(rec.path)  # [T+1, N], the opening equity first
+    m = jax.tree.map(np.asarray, risk_metrics(sim.static.risk, sim.state.risk))
+
+    peak = np.maximum.accumulate(path, axis=0)
+    np.testing.assert_allclose(m.max_drawdown, ((peak - path) / peak).max(axis=0), rtol=1e-9, atol=1e-15)
+    returns = path[1:] / path[:-1] - 1
+    np.testing.assert_allclose(m.sharpe, returns.mean(0) / returns.std(0, ddof=1), rtol=1e-6)
+    assert m.sharpe_ready.all() and m.var_ready.all()
+    window = returns[-sim.static.risk.var_window :].astype(np.float32).astype(np.float64)
+    np.testing.assert_allclose(m.var, -np.quantile(window, 1 - sim.static.risk.var_confidence, axis=0), rtol=1e-5, atol=1e-9)
