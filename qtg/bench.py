@@ -2,11 +2,13 @@
 
     python -m qtg.bench                       # engines + 10k/100k/1M agents (several minutes)
     python -m qtg.bench --only engines
+    python -m qtg.bench --only indicators
     python -m qtg.bench --only world --agents 10000 100000 --ticks 200
     python -m qtg.bench --out bench.json
 
 Engines: orders/s of each engine on the standard 200,000-order stream (see
-``systems/matching/stream.py``). World: for each agent count, a market of 1% market makers
+``systems/matching/stream.py``). Indicators: ms per tick of one jitted update and read of
+every indicator for 10 symbols with 8 period sets each (``qtg/bench_indicators.py``). World: for each agent count, a market of 1% market makers
 and 99% noise traders on two symbols; ms per tick (median and p90, after warm-up), orders
 and fills per tick, peak resident memory of the process, and where the tick's time goes
 (read phase = observe+decide+validate on device, match = host engine incl. transfers,
@@ -123,7 +125,7 @@ def _world_in_subprocess(agents: int, ticks: int) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m qtg.bench", description=__doc__.split("\n\n")[0])
-    ap.add_argument("--only", choices=["engines", "world"], help="run one part only")
+    ap.add_argument("--only", choices=["engines", "indicators", "world"], help="run one part only")
     ap.add_argument("--agents", type=int, nargs="+", default=list(WORLD_AGENTS))
     ap.add_argument("--ticks", type=int, default=200, help="measured ticks per world (default 200)")
     ap.add_argument("--orders", type=int, default=200_000, help="engine stream length")
@@ -143,6 +145,11 @@ def main(argv: list[str] | None = None) -> int:
 
         print("benchmarking engines ...", file=sys.stderr)
         result["engines"] = bench_engines(n=args.orders)
+    if args.only in (None, "indicators"):
+        from qtg.bench_indicators import bench_indicators
+
+        print("benchmarking indicators ...", file=sys.stderr)
+        result["indicators"] = bench_indicators()
     if args.only in (None, "world"):
         result["world"] = []
         for n in args.agents:
