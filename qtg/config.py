@@ -77,8 +77,14 @@ class RiskConfig:
     """Sharpe ratios are scaled by sqrt(this); 1 reports per-tick Sharpe."""
 
 
+DEFAULT_COUNTS = {"market_maker": 2, "noise": 10}
+"""Agents per kind in the default market; every other registered kind starts at 0."""
+
+
 def _default_population() -> dict[str, Any]:
-    return {"market_maker": {"count": 2}, "noise": {"count": 10}}
+    from systems.strategies import registry
+
+    return {name: {"count": DEFAULT_COUNTS.get(name, 0)} for name in sorted(registry())}
 
 
 @dataclasses.dataclass

@@ -32,7 +32,7 @@ def build_world(cfg: Config) -> World:
     """Lay out the population as rows, draw per-agent parameters, set initial holdings.
 
     Parameters are drawn from a NumPy generator seeded by ``cfg.seed``; kinds are laid
-    out in config order, skipping kinds with ``count == 0``.
+    out in name order, skipping kinds with ``count == 0``.
     """
     strategies = registry()
     n_sym = len(cfg.market.symbols)
@@ -40,7 +40,9 @@ def build_world(cfg: Config) -> World:
     kinds, kind_params, cash, position = [], {}, [], []
     spec = IndicatorSpec()
     start = batch_start = 0
-    for name, kcfg in cfg.population.items():
+    # Sorted by name: the row layout (and so every trade) must not depend on the order
+    # in which a config happens to list its kinds.
+    for name, kcfg in sorted(cfg.population.items()):
         if kcfg.count == 0:
             continue
         mod = strategies[name]
