@@ -117,11 +117,15 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     flags = {a.split("=", 1)[0] for a in argv if a.startswith("-")}
     if not flags & (_INFO_FLAGS | {"-m", "--multirun"}):
+        # Validate before Hydra makes a run directory. Hydra checks its own hydra.* keys;
+        # a sweep value (an experiment may switch to multirun) is checked in each job.
+        app = [a for a in argv if not a.startswith("-") and not a.lstrip("+~").startswith("hydra.")]
         try:
-            load_config([a for a in argv if not a.startswith("-")])
+            load_config(app)
         except ConfigError as e:
-            print(f"qtg: config error: {e}", file=sys.stderr)
-            return EXIT_CONFIG
+            if "--multirun" not in str(e):
+                print(f"qtg: config error: {e}", file=sys.stderr)
+                return EXIT_CONFIG
     sys.argv = [sys.argv[0], *argv]
     _hydra_entry()
     return 0
