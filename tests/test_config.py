@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parent.parent
         ("population.noise.foo=1", "population.noise.foo: unknown key; allowed: count, activity, size, aggressive, price_sigma, collar, cash, shares"),
         ("+population.noise.foo=1", "population.noise.foo: unknown key; allowed: count, activity, size, aggressive, price_sigma, collar, cash, shares"),
         ("population.noise.count=abc", "population.noise.count: Value 'abc' of type 'str' could not be converted to Integer"),
-        ("+population.foo.count=1", "population.foo: unknown strategy kind; allowed: market_maker, noise"),
+        ("+population.foo.count=1", "population.foo: unknown strategy kind; allowed: bollinger_reversion, macd_cross, market_maker, momentum, noise, trend_follower, vwap_executor"),
         ("population.noise.activity=[0.5,0.1]", "population.noise.activity: range [lo, hi] needs lo <= hi, got [0.5, 0.1]"),
         ("population.noise.activity=[0.5,1.5]", "population.noise.activity: must be in [0.0, 1.0], got [0.5, 1.5]"),
         ("population.noise.size=[1,2,3]", "population.noise.size: must be a range [lo, hi], got [1, 2, 3]"),
