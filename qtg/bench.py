@@ -4,6 +4,7 @@
     python -m qtg.bench --only engines
     python -m qtg.bench --only indicators
     python -m qtg.bench --only world --agents 10000 100000 --ticks 200
+    python -m qtg.bench --only world --agents 100000 --mix all   # all seven strategy kinds
     python -m qtg.bench --out bench.json
 
 Engines: orders/s of each engine on the standard 200,000-order stream (see
@@ -52,23 +53,31 @@ def machine() -> dict:
     }
 
 
-def world_config(agents: int, ticks: int, engine: str = "fast"):
-    """1% market makers (at least 2), the rest noise traders, two symbols."""
+SIGNAL_KINDS = ("momentum", "trend_follower", "macd_cross", "bollinger_reversion", "vwap_executor")
+
+
+def world_config(agents: int, ticks: int, engine: str = "fast", mix: str = "basic"):
+    """Two symbols. ``basic``: 1% market makers (at least 2), the rest noise traders.
+    ``all``: 1% market makers, 4% each of the five signal and execution kinds, the rest
+    (79%) noise traders."""
     from qtg.config import Config, to_config
 
     makers = max(2, agents // 100)
     cfg = Config()
     cfg.market.symbols = ["ACME", "BOLT"]
+    others = {k: {"count": agents * 4 // 100} for k in SIGNAL_KINDS} if mix == "all" else {}
+    noise = agents - makers - sum(v["count"] for v in others.values())
     cfg.population = {
         "market_maker": {"count": makers, "quote_size": [50, 150]},
-        "noise": {"count": agents - makers, "activity": [0.01, 0.05]},
+        "noise": {"count": noise, "activity": [0.01, 0.05]},
+        **others,
     }
     cfg.engine.name = engine
     cfg.run.ticks = ticks
     return to_config(cfg)
 
 
-def bench_world(agents: int, ticks: int, warmup: int = 20, engine: str = "fast") -> dict:
+def bench_world(agents: int, ticks: int, warmup: int = 20, engine: str = "fast", mix: str = "basic") -> dict:
     """Run one world in this process and measure it."""
     import numpy as np
 
@@ -76,7 +85,7 @@ def bench_world(agents: int, ticks: int, warmup: int = 20, engine: str = "fast")
     from qtg.world import build_world, make_engine_for
 
     t0 = time.perf_counter()
-    cfg = world_config(agents, ticks, engine)
+    cfg = world_config(agents, ticks, engine, mix)
     world = build_world(cfg)
     sim = Simulation(world.static, world.params, world.state, make_engine_for(cfg, world.static))
     build_s = time.perf_counter() - t0
@@ -97,6 +106,7 @@ def bench_world(agents: int, ticks: int, warmup: int = 20, engine: str = "fast")
     ms = np.array(seconds) * 1e3
     return {
         "agents": agents,
+        "mix": mix,
         "symbols": 2,
         "engine": engine,
         "ticks": ticks,
@@ -115,8 +125,8 @@ def bench_world(agents: int, ticks: int, warmup: int = 20, engine: str = "fast")
     }
 
 
-def _world_in_subprocess(agents: int, ticks: int) -> dict:
-    cmd = [sys.executable, "-m", "qtg.bench", "--_world-child", str(agents), "--ticks", str(ticks)]
+def _world_in_subprocess(agents: int, ticks: int, mix: str) -> dict:
+    cmd = [sys.executable, "-m", "qtg.bench", "--_world-child", str(agents), "--ticks", str(ticks), "--mix", mix]
     out = subprocess.run(cmd, capture_output=True, text=True, env=os.environ | {"JAX_PLATFORMS": os.environ.get("JAX_PLATFORMS", "cpu")})
     if out.returncode != 0:
         return {"agents": agents, "error": out.stderr.strip().splitlines()[-1:] or ["failed"]}
@@ -128,6 +138,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--only", choices=["engines", "indicators", "world"], help="run one part only")
     ap.add_argument("--agents", type=int, nargs="+", default=list(WORLD_AGENTS))
     ap.add_argument("--ticks", type=int, default=200, help="measured ticks per world (default 200)")
+    ap.add_argument("--mix", choices=["basic", "all"], default="basic",
+                    help="world population: makers+noise (basic) or all seven kinds (all)")
     ap.add_argument("--orders", type=int, default=200_000, help="engine stream length")
     ap.add_argument("--out", help="also write the JSON to this file")
     ap.add_argument("--_world-child", type=int, help=argparse.SUPPRESS)
@@ -136,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
     import qtg  # noqa: F401
 
     if args._world_child:
-        print(json.dumps(bench_world(args._world_child, args.ticks)))
+        print(json.dumps(bench_world(args._world_child, args.ticks, mix=args.mix)))
         return 0
 
     result: dict = {"machine": machine()}
@@ -154,7 +166,7 @@ def main(argv: list[str] | None = None) -> int:
         result["world"] = []
         for n in args.agents:
             print(f"benchmarking world with {n:,} agents ...", file=sys.stderr)
-            result["world"].append(_world_in_subprocess(n, args.ticks))
+            result["world"].append(_world_in_subprocess(n, args.ticks, args.mix))
     text = json.dumps(result, indent=2)
     print(text)
     if args.out:
