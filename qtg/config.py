@@ -65,6 +65,8 @@ class RunConfig:
     """Write chart.png into the run directory."""
     table: bool = True
     """Print the summary table at the end."""
+    agents_table: bool = True
+    """Write agents.csv: one row per agent (P&L, risk, trades, positions)."""
 
 
 @dataclasses.dataclass

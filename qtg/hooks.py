@@ -33,10 +33,12 @@ class Recorder:
         self.rejects: np.ndarray | None = None
         self.status: np.ndarray | None = None
         self.notional: np.ndarray | None = None  # i64[S] sum of price * qty, units
+        self.trades: np.ndarray | None = None  # i64[N] fills each agent took part in
         self._hash = hashlib.blake2b(digest_size=16)
 
     def on_start(self, sim: Simulation) -> None:
         self.notional = np.zeros(sim.static.n_symbols, np.int64)
+        self.trades = np.zeros(sim.static.n_agents, np.int64)
 
     def on_tick(self, sim: Simulation, r: TickResult) -> None:
         self.bid.append(r.bid)
@@ -54,6 +56,8 @@ class Recorder:
         self.rejects = r.rejects if self.rejects is None else self.rejects + r.rejects
         self.status = r.status if self.status is None else self.status + r.status
         np.add.at(self.notional, r.fills.symbol, r.fills.price * r.fills.qty)
+        np.add.at(self.trades, r.fills.taker_agent, 1)
+        np.add.at(self.trades, r.fills.maker_agent, 1)
         for name in self.FILL_FIELDS:
             self._hash.update(np.ascontiguousarray(getattr(r.fills, name)).tobytes())
 

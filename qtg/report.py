@@ -6,6 +6,7 @@ import dataclasses
 import json
 from pathlib import Path
 
+import jax
 import numpy as np
 
 from components.money import SCALE
@@ -48,6 +49,7 @@ def summarize(cfg: Config, initial: WorldState, sim: Simulation, rec: Recorder, 
             "pnl_max": round(float(p.max()), 2),
             "cash_end": _cur(cash1[k.start : k.stop].sum()),
             "shares_end": int(pos1[k.start : k.stop].sum()),
+            "trades": int(rec.trades[k.start : k.stop].sum()),
         }
 
     groups = [(k.name, k.start, k.stop) for k in static.kinds]
@@ -67,6 +69,19 @@ def summarize(cfg: Config, initial: WorldState, sim: Simulation, rec: Recorder, 
             "volume": int(volume[s]),
             "vwap": _cur(rec.notional[s] / volume[s]) if volume[s] else None,
         }
+
+    # Kinds with an execution report (VWAP executors): achieved vs market VWAP.
+    from systems.strategies import registry
+
+    strategies = registry()
+    market_vwap = np.where(volume > 0, rec.notional / np.maximum(volume, 1) / SCALE, np.nan)
+    execution = {}
+    for k in static.kinds:
+        report = getattr(strategies[k.name], "execution_report", None)
+        if report is not None:
+            full = report(sim.params.kinds[k.name], cash0[k.start : k.stop], cash1[k.start : k.stop],
+                          pos1[k.start : k.stop], market_vwap)
+            execution[k.name] = {g: v for g, v in full.items() if g != "agents"}
 
     seconds = hist["seconds"]
     return {
@@ -92,6 +107,7 @@ def summarize(cfg: Config, initial: WorldState, sim: Simulation, rec: Recorder, 
         "volume": int(volume.sum()),
         "prices": prices,
         "pnl_by_kind": kinds,
+        "execution": execution,  # market VWAP over the whole run
         "risk_by_kind": {
             "var_window": static.risk.var_window,
             "var_confidence": static.risk.var_confidence,
@@ -208,3 +224,33 @@ def config_dict(cfg: Config) -> dict:
     return dataclasses.asdict(cfg) | {
         "population": {k: dataclasses.asdict(v) for k, v in cfg.population.items()}
     }
+
+
+def write_agents_table(path: Path, initial: WorldState, sim: Simulation, rec: Recorder) -> None:
+    """One CSV row per agent: kind, P&L, risk statistics, trades, cash and positions."""
+    import csv
+
+    from systems.measure import equity
+    from systems.risk import risk_metrics
+
+    static, state = sim.static, sim.state
+    m = jax.tree.map(np.asarray, risk_metrics(static.risk, state.risk))
+    cash0 = np.asarray(initial.wallet.cash)
+    eq0 = cash0 + np.asarray(initial.wallet.position) @ np.asarray(initial.market.last, np.float64)
+    eq1 = np.asarray(equity(state))
+    cash1, pos1 = np.asarray(state.wallet.cash), np.asarray(state.wallet.position)
+    kind_of = np.empty(static.n_agents, object)
+    for k in static.kinds:
+        kind_of[k.start : k.stop] = k.name
+    tmp = path.with_suffix(".csv.tmp")
+    with tmp.open("w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["agent", "kind", "pnl", "equity", "cash", "trades", "sharpe", "max_drawdown",
+                    "var", *(f"position_{s}" for s in static.symbols)])
+        for i in range(static.n_agents):
+            w.writerow([i, kind_of[i], f"{(eq1[i] - eq0[i]) / SCALE:.4f}", f"{eq1[i] / SCALE:.4f}",
+                        f"{cash1[i] / SCALE:.4f}", int(rec.trades[i]),
+                        f"{m.sharpe[i]:.6g}" if m.sharpe_ready[i] else "",
+                        f"{m.max_drawdown[i]:.6g}", f"{m.var[i]:.6g}" if m.var_ready[i] else "",
+                        *(int(x) for x in pos1[i])])
+    tmp.replace(path)

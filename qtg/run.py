@@ -71,7 +71,7 @@ def _hydra_line(e: Exception) -> str:
 def run_job(cfg: Config, out_dir: Path) -> dict:
     """Build the world, run it with a progress bar, write summary, chart and config."""
     from qtg.hooks import Progress, Recorder
-    from qtg.report import chart, config_dict, summarize, table, write_summary
+    from qtg.report import chart, config_dict, summarize, table, write_agents_table, write_summary
     from qtg.sim import Simulation
     from qtg.world import build_world, make_engine_for
 
@@ -84,6 +84,8 @@ def run_job(cfg: Config, out_dir: Path) -> dict:
     elapsed = time.perf_counter() - t0
     summary = summarize(cfg, world.state, sim, rec, elapsed)
     write_summary(out_dir / "summary.json", summary)
+    if cfg.run.agents_table:
+        write_agents_table(out_dir / "agents.csv", world.state, sim, rec)
     (out_dir / "config.json").write_text(json.dumps(config_dict(cfg), indent=2) + "\n")
     if cfg.run.chart:
         chart(out_dir / "chart.png", sim, rec)

@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parent.parent
         ("engine=turbo", "engine=turbo: no such option; allowed: exact, fast"),
         ("engine.stp=maybe", "engine.stp: unknown mode 'maybe'; allowed: none, cancel_taker, cancel_maker"),
         ("run.ticks=0", "run.ticks: must be >= 1, got 0"),
-        ("run.tickz=5", "run.tickz: unknown key; allowed: ticks, progress, chart, table"),
+        ("run.tickz=5", "run.tickz: unknown key; allowed: ticks, progress, chart, table, agents_table"),
         ("population.noise.foo=1", "population.noise.foo: unknown key; allowed: count, activity, size, aggressive, price_sigma, collar, cash, shares"),
         ("+population.noise.foo=1", "population.noise.foo: unknown key; allowed: count, activity, size, aggressive, price_sigma, collar, cash, shares"),
         ("population.noise.count=abc", "population.noise.count: Value 'abc' of type 'str' could not be converted to Integer"),
@@ -108,3 +108,19 @@ def test_cli_run_writes_summary_and_chart(tmp_path):
     assert "Sharpe" in out.stdout and "max DD" in out.stdout
     assert (tmp_path / "run" / "chart.png").stat().st_size > 10_000
     assert "market_maker" in out.stdout and "conservation: cash ok, shares ok" in out.stdout
+    assert sum(k["trades"] for k in summary["pnl_by_kind"].values()) == 2 * summary["fills"]
+    rows = (tmp_path / "run" / "agents.csv").read_text().splitlines()
+    assert len(rows) == 1 + 22 and rows[0].startswith("agent,kind,pnl,equity,cash,trades")
+    pnl = sum(float(r.split(",")[2]) for r in rows[1:])
+    # kind totals are rounded to cents (<= 0.005 each), rows to 4 decimals
+    assert pnl == pytest.approx(sum(k["pnl_total"] for k in summary["pnl_by_kind"].values()), abs=0.02)
+
+
+def test_cli_run_reports_vwap_execution(tmp_path):
+    out = _cli("run.ticks=200", "population.vwap_executor.count=4", "population.vwap_executor.start=[5,10]",
+               "population.vwap_executor.horizon=[50,80]", f"hydra.run.dir={tmp_path}/run",
+               "run.progress=false", "run.chart=false", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    execution = json.loads((tmp_path / "run" / "summary.json").read_text())["execution"]["vwap_executor"]
+    assert execution["all"]["count"] == 4
+    assert execution["all"]["completion"] > 0.95

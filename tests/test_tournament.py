@@ -51,7 +51,10 @@ def test_tournament_experiment_end_to_end(tmp_path):
     assert out.returncode == 0, out.stderr[-2000:]
     ranking = json.loads((tmp_path / "ranking.json").read_text())
     assert ranking["seeds"] == [0, 1]
-    assert {r["kind"] for r in ranking["ranking"]} == {"market_maker", "noise"}
+    assert {r["kind"] for r in ranking["ranking"]} == {
+        "market_maker", "noise", "momentum", "trend_follower", "macd_cross", "bollinger_reversion",
+        "vwap_executor",
+    }
     assert all(r["seeds"] == 2 for r in ranking["ranking"])
     assert (tmp_path / "ranking.png").stat().st_size > 5_000
     assert "rank" in out.stdout
