@@ -10,6 +10,7 @@ import pytest
 
 from qtg.config import Config, ConfigError, to_config
 from qtg.run import load_config
+from systems.strategies import registry
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -28,7 +29,7 @@ ROOT = Path(__file__).resolve().parent.parent
         ("population.noise.foo=1", "population.noise.foo: unknown key; allowed: count, activity, size, aggressive, price_sigma, collar, cash, shares"),
         ("+population.noise.foo=1", "population.noise.foo: unknown key; allowed: count, activity, size, aggressive, price_sigma, collar, cash, shares"),
         ("population.noise.count=abc", "population.noise.count: Value 'abc' of type 'str' could not be converted to Integer"),
-        ("+population.foo.count=1", "population.foo: unknown strategy kind; allowed: bollinger_reversion, macd_cross, market_maker, momentum, noise, trend_follower, vwap_executor"),
+        ("+population.foo.count=1", "population.foo: unknown strategy kind; allowed: " + ", ".join(sorted(registry()))),
         ("population.noise.activity=[0.5,0.1]", "population.noise.activity: range [lo, hi] needs lo <= hi, got [0.5, 0.1]"),
         ("population.noise.activity=[0.5,1.5]", "population.noise.activity: must be in [0.0, 1.0], got [0.5, 1.5]"),
         ("population.noise.size=[1,2,3]", "population.noise.size: must be a range [lo, hi], got [1, 2, 3]"),
@@ -45,6 +46,11 @@ def test_bad_overrides_name_the_key(override, message):
     with pytest.raises(ConfigError) as e:
         load_config([override])
     assert str(e.value) == message
+
+
+def test_every_strategy_module_is_a_kind():
+    assert {"market_maker", "noise", "momentum", "trend_follower", "macd_cross",
+            "bollinger_reversion", "vwap_executor"} <= set(registry())
 
 
 def test_type_errors_name_the_key():
