@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 from components.money import SCALE
@@ -174,30 +175,82 @@ def table(summary: dict) -> str:
     return "\n".join(lines)
 
 
+CHART_INDICATORS = {"bollinger": (20, 2.0), "rsi": 14, "macd": (12, 26, 9)}
+"""The indicators drawn in chart.png (textbook defaults)."""
+
+
+def indicator_history(rec: Recorder, n_symbols: int) -> dict[str, np.ndarray]:
+    """The chart's indicators over the run, from the recorded tick bars, in one scan.
+
+    Returns arrays [T, S] (currency or index points), NaN where not ready.
+    """
+    from components.indicators import IndicatorSpec
+    from systems.indicators import init_indicators, update_and_read
+
+    (bp, bk), rp, mp = CHART_INDICATORS["bollinger"], CHART_INDICATORS["rsi"], CHART_INDICATORS["macd"]
+    spec = IndicatorSpec(rsi=(rp,), macd=(mp,), bollinger=((bp, bk),))
+    hist = rec.arrays()
+    bars = jnp.asarray(np.stack([hist["last"], hist["high"], hist["low"]], axis=1) / SCALE)  # [T, 3, S]
+
+    def step(state, bar):
+        state, ind = update_and_read(spec, state, bar[0], bar[1], bar[2])
+        bb, rsi, macd = ind.bollinger_at(bp, bk), ind.rsi_at(rp), ind.macd_at(*mp)
+        nan = jnp.nan
+        return state, {
+            "bb_middle": jnp.where(bb.ready, bb.middle, nan),
+            "bb_upper": jnp.where(bb.ready, bb.upper, nan),
+            "bb_lower": jnp.where(bb.ready, bb.lower, nan),
+            "rsi": jnp.where(rsi[1], rsi[0], nan),
+            "macd": jnp.where(macd.line_ready, macd.line, nan),
+            "macd_signal": jnp.where(macd.ready, macd.signal, nan),
+        }
+
+    _, out = jax.lax.scan(step, init_indicators(spec, n_symbols), bars)
+    return {k: np.asarray(v) for k, v in out.items()}
+
+
 def chart(path: Path, sim: Simulation, rec: Recorder) -> None:
-    """Price with the best bid/ask band, spread and volume per symbol, and P&L by kind."""
+    """Per symbol: price with the best bid/ask band and Bollinger bands, RSI, MACD, spread
+    and volume; then the P&L of each strategy kind."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     hist = rec.arrays()
+    ind = indicator_history(rec, sim.static.n_symbols)
     symbols = sim.static.symbols[:MAX_CHART_SYMBOLS]
     ticks = np.arange(len(hist["last"]))
-    ratios = [3, 1, 1] * len(symbols) + [2]
+    per_symbol = [3, 1, 1, 1, 1]
+    ratios = per_symbol * len(symbols) + [2]
     fig, axes = plt.subplots(
-        len(ratios), 1, figsize=(11, 1.3 * sum(ratios)), sharex=True,
+        len(ratios), 1, figsize=(11, 1.2 * sum(ratios)), sharex=True,
         gridspec_kw={"height_ratios": ratios},
     )
+    (bp, bk), rp, mp = CHART_INDICATORS["bollinger"], CHART_INDICATORS["rsi"], CHART_INDICATORS["macd"]
     for s, name in enumerate(symbols):
-        ax_p, ax_s, ax_v = axes[3 * s : 3 * s + 3]
+        ax_p, ax_r, ax_m, ax_s, ax_v = axes[len(per_symbol) * s : len(per_symbol) * (s + 1)]
         bid = np.where(hist["bid"][:, s] > 0, hist["bid"][:, s], np.nan) / SCALE
         ask = np.where(hist["ask"][:, s] > 0, hist["ask"][:, s], np.nan) / SCALE
         ax_p.fill_between(ticks, bid, ask, color="tab:blue", alpha=0.25, lw=0, label="best bid / ask")
         ax_p.plot(ticks, hist["last"][:, s] / SCALE, color="black", lw=0.9, label="last trade")
+        ax_p.plot(ticks, ind["bb_middle"][:, s], color="tab:purple", lw=0.7, label=f"SMA({bp})")
+        ax_p.plot(ticks, ind["bb_upper"][:, s], color="tab:purple", lw=0.6, ls="--",
+                  label=f"Bollinger({bp}, {bk:g})")
+        ax_p.plot(ticks, ind["bb_lower"][:, s], color="tab:purple", lw=0.6, ls="--")
         ax_p.set_ylabel(f"{name} price")
-        ax_p.legend(loc="upper left", fontsize=8, frameon=False)
+        ax_p.legend(loc="upper left", fontsize=8, frameon=False, ncol=4)
         ax_p.grid(alpha=0.3)
+        ax_r.plot(ticks, ind["rsi"][:, s], color="tab:green", lw=0.8)
+        for level in (30, 70):
+            ax_r.axhline(level, color="gray", lw=0.5, ls=":")
+        ax_r.set_ylim(0, 100)
+        ax_r.set_ylabel(f"RSI({rp})")
+        ax_m.plot(ticks, ind["macd"][:, s], color="tab:red", lw=0.8, label="MACD")
+        ax_m.plot(ticks, ind["macd_signal"][:, s], color="tab:gray", lw=0.8, label="signal")
+        ax_m.axhline(0, color="black", lw=0.4)
+        ax_m.set_ylabel("MACD" + "\n" + ",".join(map(str, mp)))
+        ax_m.legend(loc="upper left", fontsize=7, frameon=False, ncol=2)
         ax_s.plot(ticks, ask - bid, color="tab:orange", lw=0.8)
         ax_s.set_ylabel("spread")
         ax_s.grid(alpha=0.3)

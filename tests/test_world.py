@@ -227,3 +227,24 @@ def test_risk_statistics_follow_each_agents_equity_path():
     assert m.sharpe_ready.all() and m.var_ready.all()
     window = returns[-sim.static.risk.var_window :].astype(np.float32).astype(np.float64)
     np.testing.assert_allclose(m.var, -np.quantile(window, 1 - sim.static.risk.var_confidence, axis=0), rtol=1e-5, atol=1e-9)
+
+
+def test_chart_indicators_replay_the_recorded_bars(default_run):
+    from components.indicators import IndicatorSpec
+    from qtg.report import CHART_INDICATORS, indicator_history
+    from systems.indicators import init_indicators, read_indicators, update_indicators
+
+    ind = indicator_history(default_run.rec, 1)
+    (bp, bk), rp, mp = CHART_INDICATORS["bollinger"], CHART_INDICATORS["rsi"], CHART_INDICATORS["macd"]
+    spec = IndicatorSpec(rsi=(rp,), macd=(mp,), bollinger=((bp, bk),))
+    h = default_run.rec.arrays()
+    state = init_indicators(spec, 1)
+    for close, high, low in zip(h["last"], h["high"], h["low"]):
+        state = update_indicators(spec, state, close / 1e4, high / 1e4, low / 1e4)
+    last = read_indicators(spec, state)
+    assert ind["rsi"][-1, 0] == pytest.approx(float(last.rsi_at(rp)[0][0]), rel=1e-12)
+    assert ind["bb_upper"][-1, 0] == pytest.approx(float(last.bollinger_at(bp, bk).upper[0]), rel=1e-12)
+    assert ind["macd_signal"][-1, 0] == pytest.approx(float(last.macd_at(*mp).signal[0]), rel=1e-12)
+    # Blank (NaN) exactly until each series is ready: RSI from bar p, Bollinger from p-1.
+    assert np.isnan(ind["rsi"][:rp, 0]).all() and not np.isnan(ind["rsi"][rp:, 0]).any()
+    assert np.isnan(ind["bb_middle"][: bp - 1, 0]).all() and not np.isnan(ind["bb_middle"][bp - 1 :, 0]).any()
