@@ -8,7 +8,7 @@ import numpy as np
 
 from components.agents import NO_ORDER, order_id
 from components.money import to_fixed
-from components.orders import OrderBatch, OrderType
+from components.orders import OrderBatch, OrderType, Side
 from components.world import WorldState
 
 
@@ -44,6 +44,46 @@ def available_shares(state: WorldState, rows: jax.Array, symbol: jax.Array) -> j
     live = (slots.id[rows, 1] != NO_ORDER) & (slots.symbol[rows, 1] == symbol)
     reserved = jnp.where(live, slots.remaining[rows, 1], 0)
     return state.wallet.position[rows, symbol] - reserved
+
+
+def collar_price(buy: jax.Array, ref: jax.Array, collar: jax.Array, tick: jax.Array) -> jax.Array:
+    """An aggressive price ``collar`` (fraction) through the reference: rounded up to the
+    tick for buys, down for sells. i64[n] units."""
+    return jnp.where(
+        buy, ceil_tick(ref * (1.0 + collar), tick), floor_tick(ref * (1.0 - collar), tick)
+    )
+
+
+def affordable(
+    state: WorldState, rows: jax.Array, symbol: jax.Array, buy: jax.Array, price: jax.Array
+) -> jax.Array:
+    """Largest order the agents can back: unreserved cash // price for buys, unreserved
+    shares of ``symbol`` for sells; never negative. i64[n] shares."""
+    return jnp.where(
+        buy,
+        jnp.maximum(available_cash(state, rows), 0) // price,
+        jnp.maximum(available_shares(state, rows, symbol), 0),
+    )
+
+
+def cancel_resting(state: WorldState, rows: jax.Array, when: jax.Array | bool = True) -> OrderBatch:
+    """One CANCEL row per agent for its resting order (the buy slot's if both are live),
+    valid where ``when`` and the agent has a live slot. Rows [n]."""
+    slots = state.slots
+    live_buy = slots.id[rows, Side.BUY] != NO_ORDER
+    live_sell = slots.id[rows, Side.SELL] != NO_ORDER
+    side = jnp.where(live_buy, Side.BUY, Side.SELL)
+    n = rows.shape[0]
+    return OrderBatch(
+        valid=when & (live_buy | live_sell),
+        id=slots.id[rows, side],
+        agent=rows.astype(jnp.int32),
+        symbol=slots.symbol[rows, side],
+        side=side.astype(jnp.int8),
+        kind=jnp.full(n, OrderType.CANCEL, jnp.int8),
+        price=jnp.zeros(n, jnp.int64),
+        qty=jnp.zeros(n, jnp.int64),
+    )
 
 
 def quote_rows(

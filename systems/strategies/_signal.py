@@ -27,10 +27,9 @@ from components.agents import NO_ORDER, order_id
 from components.orders import OrderBatch, OrderType, Side
 from components.world import KindStatic, WorldParams, WorldState, WorldStatic
 from systems.strategies._rows import (
-    available_cash,
-    available_shares,
-    ceil_tick,
-    floor_tick,
+    affordable,
+    cancel_resting,
+    collar_price,
     holdings_in_own_symbol,
     interleave,
 )
@@ -149,15 +148,12 @@ def trade_rows(
 
     buy = want > 0
     side = jnp.where(buy, Side.BUY, Side.SELL).astype(jnp.int8)
-    price = jnp.where(
-        buy, ceil_tick(ref * (1.0 + t.collar), tick), floor_tick(ref * (1.0 - t.collar), tick)
-    )
+    price = collar_price(buy, ref, t.collar, tick)
     live_buy = slots.id[rows, Side.BUY] != NO_ORDER
     pending_buy = jnp.where(live_buy & (slots.symbol[rows, Side.BUY] == sym), slots.remaining[rows, Side.BUY], 0)
     room = t.max_position - state.wallet.position[rows, sym] - pending_buy
-    buy_cap = jnp.minimum(room, jnp.maximum(available_cash(state, rows), 0) // price)
-    sell_cap = available_shares(state, rows, sym)
-    cap = jnp.where(buy, buy_cap, sell_cap)
+    backed = affordable(state, rows, sym, buy, price)
+    cap = jnp.where(buy, jnp.minimum(room, backed), backed)
     qty = jnp.maximum(jnp.minimum(jnp.minimum(jnp.abs(want), t.size), cap), 0).astype(jnp.int64)
 
     new = OrderBatch(
@@ -171,16 +167,5 @@ def trade_rows(
         qty=qty,
     )
 
-    live_sell = slots.id[rows, Side.SELL] != NO_ORDER
-    cancel_side = jnp.where(live_buy, Side.BUY, Side.SELL)
-    cancel = OrderBatch(
-        valid=live_buy | live_sell,
-        id=slots.id[rows, cancel_side],
-        agent=rows.astype(jnp.int32),
-        symbol=slots.symbol[rows, cancel_side],
-        side=cancel_side.astype(jnp.int8),
-        kind=jnp.full(n, OrderType.CANCEL, jnp.int8),
-        price=jnp.zeros(n, jnp.int64),
-        qty=jnp.zeros(n, jnp.int64),
-    )
+    cancel = cancel_resting(state, rows)
     return interleave(cancel, new)

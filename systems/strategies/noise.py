@@ -18,14 +18,13 @@ import jax.numpy as jnp
 import numpy as np
 from flax import struct
 
-from components.agents import NO_ORDER, order_id
+from components.agents import order_id
 from components.orders import OrderBatch, OrderType, Side
 from components.world import KindStatic, WorldParams, WorldState, WorldStatic
 from systems.strategies._rows import (
-    available_cash,
-    available_shares,
-    ceil_tick,
-    floor_tick,
+    affordable,
+    cancel_resting,
+    collar_price,
     holdings_in_own_symbol,
     interleave,
     round_tick,
@@ -123,16 +122,8 @@ def decide(
     z = ((quarters.sum(axis=0).astype(jnp.float64) + 2.0) / 256.0 - 2.0) * 3.0**0.5
 
     passive_price = round_tick(ref * (1.0 + p.price_sigma * z), tick)
-    aggressive_price = jnp.where(
-        buy, ceil_tick(ref * (1.0 + p.collar), tick), floor_tick(ref * (1.0 - p.collar), tick)
-    )
-    price = jnp.where(aggressive, aggressive_price, passive_price)
-    affordable = jnp.where(
-        buy,
-        jnp.maximum(available_cash(state, rows), 0) // price,
-        jnp.maximum(available_shares(state, rows, sym), 0),
-    )
-    qty = jnp.minimum(size, affordable)
+    price = jnp.where(aggressive, collar_price(buy, ref, p.collar, tick), passive_price)
+    qty = jnp.minimum(size, affordable(state, rows, sym, buy, price))
 
     new = OrderBatch(
         valid=active & (qty > 0),
@@ -145,18 +136,5 @@ def decide(
         qty=qty,
     )
 
-    slots = state.slots
-    live_buy = slots.id[rows, Side.BUY] != NO_ORDER
-    live_sell = slots.id[rows, Side.SELL] != NO_ORDER
-    cancel_side = jnp.where(live_buy, Side.BUY, Side.SELL)
-    cancel = OrderBatch(
-        valid=active & (live_buy | live_sell),
-        id=jnp.where(live_buy, slots.id[rows, Side.BUY], slots.id[rows, Side.SELL]),
-        agent=rows.astype(jnp.int32),
-        symbol=jnp.where(live_buy, slots.symbol[rows, Side.BUY], slots.symbol[rows, Side.SELL]),
-        side=cancel_side.astype(jnp.int8),
-        kind=jnp.full(n, OrderType.CANCEL, jnp.int8),
-        price=jnp.zeros(n, jnp.int64),
-        qty=jnp.zeros(n, jnp.int64),
-    )
+    cancel = cancel_resting(state, rows, when=active)
     return interleave(cancel, new)

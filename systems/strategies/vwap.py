@@ -37,11 +37,11 @@ import jax.numpy as jnp
 import numpy as np
 from flax import struct
 
-from components.agents import NO_ORDER, order_id
+from components.agents import order_id
 from components.money import SCALE, to_fixed
 from components.orders import OrderBatch, OrderType, Side
 from components.world import KindStatic, WorldParams, WorldState, WorldStatic
-from systems.strategies._rows import available_cash, available_shares, ceil_tick, floor_tick, interleave
+from systems.strategies._rows import affordable, cancel_resting, collar_price, interleave
 
 KIND = "vwap_executor"
 ROWS_PER_AGENT = 2  # cancel of any resting order, child order
@@ -179,15 +179,8 @@ def decide(
     done = executed(p, state.wallet.position[rows, sym])
     shortfall = jnp.maximum(target_executed(p, now) - done, 0)
 
-    price = jnp.where(
-        p.buy, ceil_tick(ref * (1.0 + p.collar), tick), floor_tick(ref * (1.0 - p.collar), tick)
-    )
-    affordable = jnp.where(
-        p.buy,
-        jnp.maximum(available_cash(state, rows), 0) // price,
-        jnp.maximum(available_shares(state, rows, sym), 0),
-    )
-    qty = jnp.where(in_horizon, jnp.minimum(jnp.minimum(shortfall, p.max_child), affordable), 0)
+    price = collar_price(p.buy, ref, p.collar, tick)
+    qty = jnp.where(in_horizon, jnp.minimum(jnp.minimum(shortfall, p.max_child), affordable(state, rows, sym, p.buy, price)), 0)
     side = jnp.where(p.buy, Side.BUY, Side.SELL).astype(jnp.int8)
     child = OrderBatch(
         valid=qty > 0,
@@ -201,19 +194,7 @@ def decide(
     )
 
     # IOC children never rest, but an executor may start with a resting order: cancel it.
-    slots = state.slots
-    live_buy = slots.id[rows, Side.BUY] != NO_ORDER
-    live_sell = slots.id[rows, Side.SELL] != NO_ORDER
-    cancel = OrderBatch(
-        valid=live_buy | live_sell,
-        id=jnp.where(live_buy, slots.id[rows, Side.BUY], slots.id[rows, Side.SELL]),
-        agent=rows.astype(jnp.int32),
-        symbol=jnp.where(live_buy, slots.symbol[rows, Side.BUY], slots.symbol[rows, Side.SELL]),
-        side=jnp.where(live_buy, Side.BUY, Side.SELL).astype(jnp.int8),
-        kind=jnp.full(n, OrderType.CANCEL, jnp.int8),
-        price=jnp.zeros(n, jnp.int64),
-        qty=jnp.zeros(n, jnp.int64),
-    )
+    cancel = cancel_resting(state, rows)
     return interleave(cancel, child)
 
 
