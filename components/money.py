@@ -29,19 +29,3 @@ def to_float(x: int | np.ndarray) -> float | np.ndarray:
     out = np.asarray(x, dtype=np.float64) / SCALE
     return float(out) if out.ndim == 0 else out
 
-
-def snap_to_tick(price_units, tick, *, up: bool | None = None):
-    """Snap a price in units to the tick grid, never below one tick.
-
-    ``up=None`` rounds to nearest, ``True`` rounds up, ``False`` rounds down. Works on
-    NumPy and JAX arrays alike (uses only arithmetic and the array's own ``round``).
-    """
-    q = price_units / tick
-    if up is None:
-        q = (q + 0.5) // 1
-    elif up:
-        q = -((-q) // 1)
-    else:
-        q = q // 1
-    q = q * (q >= 1) + 1 * (q < 1)
-    return q * tick

@@ -203,16 +203,3 @@ class Depth:
     ask_price: np.ndarray  # i64[S, L]
     ask_qty: np.ndarray  # i64[S, L]
 
-
-def empty_fills(n: int = 0) -> FillBatch:
-    """A FillBatch of ``n`` zero rows with contract dtypes."""
-    return FillBatch(
-        taker_id=np.zeros(n, np.int64),
-        maker_id=np.zeros(n, np.int64),
-        taker_agent=np.zeros(n, np.int32),
-        maker_agent=np.zeros(n, np.int32),
-        symbol=np.zeros(n, np.int32),
-        side=np.zeros(n, np.int8),
-        price=np.zeros(n, np.int64),
-        qty=np.zeros(n, np.int64),
-    )

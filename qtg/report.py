@@ -10,7 +10,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from components.money import SCALE
+from components.money import SCALE, to_float
 from components.orders import Reason, Status
 from components.world import WorldState
 from qtg.config import Config
@@ -22,7 +22,7 @@ MAX_CHART_SYMBOLS = 4
 
 def _cur(units) -> float:
     """Units -> currency, rounded to the unit (exact for display)."""
-    return round(float(units) / SCALE, 4)
+    return round(to_float(units), 4)
 
 
 def summarize(cfg: Config, initial: WorldState, sim: Simulation, rec: Recorder, elapsed: float) -> dict:
