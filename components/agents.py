@@ -43,4 +43,11 @@ def order_id(tick: jax.Array, agent: jax.Array, side: jax.Array, n_agents: int) 
     return tick.astype("int64") * (n_agents * SLOTS) + agent.astype("int64") * SLOTS + side
 
 
+def order_side(order: jax.Array) -> jax.Array:
+    """The side (== slot) an order id was issued for: ``id % SLOTS``, as a bit mask (an
+    int64 modulo costs several times more on a CPU). Ids are non-negative."""
+    return order & (SLOTS - 1)
+
+
+assert SLOTS & (SLOTS - 1) == 0  # order_side masks
 assert int(Side.BUY) == 0 and int(Side.SELL) == 1  # slot index == side

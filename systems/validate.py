@@ -15,7 +15,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from components.agents import NO_ORDER, SLOTS
+from components.agents import NO_ORDER, order_side
 from components.orders import OrderType, Reason, Side
 from components.world import WorldParams, WorldState, WorldStatic
 
@@ -42,7 +42,7 @@ def validate_orders(
     )
     symbol = jnp.clip(o.symbol, 0, s - 1)
     places = o.valid & (o.kind != OrderType.CANCEL)
-    side = jnp.where(o.kind == OrderType.MODIFY, o.id % SLOTS, o.side)  # a modify keeps its side
+    side = jnp.where(o.kind == OrderType.MODIFY, order_side(o.id), o.side)  # a modify keeps its side
     buy = places & (side == Side.BUY)
     sell = places & (side == Side.SELL)
 
@@ -57,27 +57,26 @@ def validate_orders(
     buy_live = slots.id[:, Side.BUY] != NO_ORDER
     reserved_cash = jnp.where(buy_live, slots.price[:, Side.BUY] * slots.remaining[:, Side.BUY], 0)
     sell_live = slots.id[:, Side.SELL] != NO_ORDER
+    reserved_sell = jnp.where(sell_live, slots.remaining[:, Side.SELL], 0)
 
-    # Per kind block [count, rows_per_agent]: sum each agent's rows.
-    need_cash, need_shares = [], []
+    # Per kind block [count, rows_per_agent]: each agent's rows are adjacent, so its sums
+    # are row sums and its wallet and slots are a slice, broadcast over its rows.
+    cash_ok, shares_ok = [], []
     for k in static.kinds:
         shape = (k.count, k.rows_per_agent)
         sl = slice(k.batch_start, k.batch_start + k.batch_rows)
-        cash_rows = notional[sl].reshape(shape).sum(axis=1, keepdims=True)
-        need_cash.append(jnp.broadcast_to(cash_rows, shape).reshape(-1))
+        agents = slice(k.start, k.stop)
+        need_cash = notional[sl].reshape(shape).sum(axis=1, keepdims=True)
+        ok = need_cash + reserved_cash[agents, None] <= wallet.cash[agents, None]
+        cash_ok.append(jnp.broadcast_to(ok, shape).reshape(-1))
         sym = symbol[sl].reshape(shape)
         same = sym[:, :, None] == sym[:, None, :]  # rows of one agent on one symbol
-        need_shares.append((same * sell_qty[sl].reshape(shape)[:, None, :]).sum(-1).reshape(-1))
-    need_cash = jnp.concatenate(need_cash)
-    need_shares = jnp.concatenate(need_shares)
-
-    cash_ok = need_cash + reserved_cash[owner] <= wallet.cash[owner]
-    reserved_shares = jnp.where(
-        sell_live[owner] & (slots.symbol[owner, Side.SELL] == symbol),
-        slots.remaining[owner, Side.SELL],
-        0,
-    )
-    shares_ok = need_shares + reserved_shares <= wallet.position[owner, symbol]
+        need = (same * sell_qty[sl].reshape(shape)[:, None, :]).sum(-1)
+        resting = jnp.where(slots.symbol[agents, Side.SELL, None] == sym, reserved_sell[agents, None], 0)
+        held = jnp.take_along_axis(wallet.position[agents], sym, axis=1)
+        shares_ok.append((need + resting <= held).reshape(-1))
+    cash_ok = jnp.concatenate(cash_ok)
+    shares_ok = jnp.concatenate(shares_ok)
 
     reason = jnp.where(
         o.valid & (o.agent != owner),

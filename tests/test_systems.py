@@ -291,3 +291,24 @@ def test_arrival_order_is_a_seeded_permutation_of_the_valid_rows():
 def test_bucket_is_the_next_power_of_two(n):
     b = bucket(n)
     assert b >= max(n, 64) and b & (b - 1) == 0 and (b == 64 or b // 2 < n)
+
+
+def test_floor_div_equals_integer_division_near_quotient_boundaries():
+    from systems.strategies._rows import floor_div
+
+    rng = np.random.default_rng(3)
+    b = rng.integers(1, 10**7, 20_000)
+    q = rng.integers(0, 10**8, 20_000)
+    # Exact multiples and their neighbours are where a float quotient rounds wrongly.
+    a = np.clip(q * b + rng.integers(-1, 2, 20_000), 0, 2**52 - 1)
+    a = np.concatenate([a, rng.integers(0, 2**52, 20_000), [0, 2**52 - 1]])
+    b = np.concatenate([b, rng.integers(1, 2**40, 20_000), [1, 2**52 - 1]])
+    got = np.asarray(floor_div(jnp.asarray(a), jnp.asarray(b)))
+    np.testing.assert_array_equal(got, a // b)
+
+
+def test_order_side_is_id_modulo_slots():
+    from components.agents import order_side
+
+    ids = order_id(jnp.arange(50), jnp.arange(50) % 7, jnp.arange(50) % SLOTS, 7)
+    np.testing.assert_array_equal(np.asarray(order_side(ids)), np.asarray(ids) % SLOTS)

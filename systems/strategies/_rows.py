@@ -30,6 +30,17 @@ def round_tick(price: jax.Array, tick: jax.Array) -> jax.Array:
     return jnp.maximum(p, tick)
 
 
+def floor_div(a: jax.Array, b: jax.Array) -> jax.Array:
+    """``a // b`` for int64 ``0 <= a < 2**52`` and ``0 < b < 2**52``, exactly.
+
+    Divides in float64 and corrects the quotient by one either way, which is several times
+    cheaper on a CPU than an int64 division.
+    """
+    q = jnp.floor(a.astype(jnp.float64) / b.astype(jnp.float64)).astype(jnp.int64)
+    q = q - (q * b > a)
+    return q + ((q + 1) * b <= a)
+
+
 def available_cash(state: WorldState, rows: jax.Array) -> jax.Array:
     """Cash not reserved by the agents' resting buy orders. i64[n] units."""
     slots = state.slots
@@ -61,7 +72,7 @@ def affordable(
     shares of ``symbol`` for sells; never negative. i64[n] shares."""
     return jnp.where(
         buy,
-        jnp.maximum(available_cash(state, rows), 0) // price,
+        floor_div(jnp.maximum(available_cash(state, rows), 0), price),
         jnp.maximum(available_shares(state, rows, symbol), 0),
     )
 

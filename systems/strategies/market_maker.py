@@ -22,6 +22,7 @@ from systems.strategies._rows import (
     available_cash,
     available_shares,
     ceil_tick,
+    floor_div,
     floor_tick,
     holdings_in_own_symbol,
     interleave,
@@ -110,7 +111,7 @@ def decide(
 
     # Re-quoting a live order keeps its reservation until the modify lands, so the
     # affordable size counts the live quote as still reserved.
-    bid_qty = jnp.minimum(p.quote_size, jnp.maximum(available_cash(state, rows), 0) // bid)
+    bid_qty = jnp.minimum(p.quote_size, floor_div(jnp.maximum(available_cash(state, rows), 0), bid))
     bid_qty = jnp.where(inventory - p.target < p.max_inventory, bid_qty, 0)
     ask_qty = jnp.minimum(p.quote_size, jnp.maximum(available_shares(state, rows, sym), 0))
     ask_qty = jnp.where(p.target - inventory < p.max_inventory, ask_qty, 0)
