@@ -84,8 +84,10 @@ class Reason(enum.IntEnum):
     NO_LIQUIDITY = 12
     # Pre-trade checks of the validate system (the engines never emit these).
     INSUFFICIENT_CASH = 13
-    INSUFFICIENT_SHARES = 14
-    POSITION_LIMIT = 15
+    INSUFFICIENT_SHARES = 14  # a sale beyond the position where short selling is off
+    POSITION_LIMIT = 15  # a buy that would hold more than the symbol's shares outstanding
+    SHORT_LIMIT = 16  # a sale that would take the agent's short beyond its max_short
+    NO_BORROW = 17  # a short sale the symbol's borrow pool cannot cover
 
 
 class STP(enum.IntEnum):
@@ -135,12 +137,30 @@ class OrderBatch:
 
 @struct.dataclass
 class Outcomes:
-    """What happened to each order of a batch; aligned with the batch rows."""
+    """What happened to each order of a batch; aligned with the batch rows.
+
+    ``filled_value`` is the notional of the row's taker fills, so its average fill price
+    is ``filled_value / filled`` (units) where ``filled > 0``. The ``arrival_*`` fields
+    describe the row's symbol's book just before the row was processed (after every
+    earlier row of the batch): best bid and best ask (0 where that side is empty) and
+    ``arrival_depth``, the total shares resting on the side the order would take from
+    (the ask side for a buy, the bid side for a sell; for a MODIFY, the side opposite
+    the live order's). Slippage against the arrival mid is
+    ``filled_value / filled - (arrival_bid + arrival_ask) / 2`` for a buy.
+
+    Rows with ``Status.NONE`` or ``Status.REJECTED`` have zeros in every numeric field.
+    An accepted CANCEL records ``arrival_bid``/``arrival_ask`` and has
+    ``arrival_depth == 0`` (it takes nothing).
+    """
 
     status: np.ndarray  # i8[B] Status
     reason: np.ndarray  # i8[B] Reason
     filled: np.ndarray  # i64[B] shares filled by this order as taker
     resting: np.ndarray  # i64[B] shares of this order resting right after it was processed
+    filled_value: np.ndarray  # i64[B] units*shares: sum of price * qty of its taker fills
+    arrival_bid: np.ndarray  # i64[B] units: best bid of its symbol on arrival (0: none)
+    arrival_ask: np.ndarray  # i64[B] units: best ask of its symbol on arrival (0: none)
+    arrival_depth: np.ndarray  # i64[B] shares resting on the side it takes from, on arrival
 
 
 @struct.dataclass

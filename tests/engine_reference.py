@@ -67,7 +67,8 @@ class ReferenceEngine:
         """Process rows (dicts with valid, id, agent, symbol, side, kind, price, qty).
 
         Returns (outcomes, fills, updates): outcomes a list of (status, reason, filled,
-        resting) per row; fills (taker_id, maker_id, taker_agent, maker_agent, symbol,
+        resting, filled_value, arrival_bid, arrival_ask, arrival_depth) per row (the
+        last four 0 for invalid and rejected rows; see ``_arrival``); fills (taker_id, maker_id, taker_agent, maker_agent, symbol,
         side, price, qty); updates (id, remaining).
         """
         outcomes, fills, touched = [], [], []
@@ -78,38 +79,42 @@ class ReferenceEngine:
 
         for r in rows:
             if not r["valid"]:
-                outcomes.append((NONE, R_NONE, 0, 0))
+                outcomes.append((NONE, R_NONE, 0, 0, 0, 0, 0, 0))
                 continue
             reason = self._reject_reason(r)
             if reason:
-                outcomes.append((REJECTED, reason, 0, 0))
+                outcomes.append((REJECTED, reason, 0, 0, 0, 0, 0, 0))
                 continue
             kind, oid, agent, sym = r["kind"], r["id"], r["agent"], r["symbol"]
             price, qty = r["price"], r["qty"]
             if kind == CANCEL:
+                bid, ask, _ = self._arrival(sym, BUY)
                 target = self._live(oid)
                 touch(oid)
                 self.book.remove(target)
-                outcomes.append((ACCEPTED, R_NONE, 0, 0))
+                outcomes.append((ACCEPTED, R_NONE, 0, 0, 0, bid, ask, 0))
                 continue
             side = r["side"]
             if kind == MODIFY:
                 target = self._live(oid)
+                side = target.side
+            bid, ask, depth = self._arrival(sym, side)
+            if kind == MODIFY:
                 touch(oid)
                 if price == target.price:
                     if qty > target.qty:
                         target.arrival = self._next_arrival()
                     target.qty = qty
-                    outcomes.append((ACCEPTED, R_NONE, 0, qty))
+                    outcomes.append((ACCEPTED, R_NONE, 0, qty, 0, bid, ask, depth))
                     continue
                 self.book.remove(target)
-                side = target.side
                 kind = LIMIT
             else:
                 touch(oid)
 
             # Matching.
             left = qty
+            value = 0
             dropped = False
             while left > 0 and kind != POST_ONLY:
                 maker = self._best(sym, 1 - side)
@@ -130,6 +135,7 @@ class ReferenceEngine:
                 q = min(left, maker.qty)
                 fills.append((oid, maker.id, agent, maker.agent, sym, side, maker.price, q))
                 left -= q
+                value += maker.price * q
                 maker.qty -= q
                 if maker.qty == 0:
                     self.book.remove(maker)
@@ -137,19 +143,27 @@ class ReferenceEngine:
             rests = left > 0 and not dropped and kind in (LIMIT, POST_ONLY)
             if rests:
                 self.book.append(RefOrder(oid, agent, sym, side, price, left, self._next_arrival()))
+            arrival = (value, bid, ask, depth)
             if filled == qty:
-                outcomes.append((FILLED, R_NONE, filled, 0))
+                outcomes.append((FILLED, R_NONE, filled, 0, *arrival))
             elif rests:
-                outcomes.append((PARTIAL if filled else ACCEPTED, R_NONE, filled, left))
+                outcomes.append((PARTIAL if filled else ACCEPTED, R_NONE, filled, left, *arrival))
             else:
                 why = SELF_TRADE if dropped else NO_LIQUIDITY
-                outcomes.append((PARTIAL if filled else CANCELLED, why, filled, 0))
+                outcomes.append((PARTIAL if filled else CANCELLED, why, filled, 0, *arrival))
 
         updates = []
         for oid in touched:
             o = self._live(oid)
             updates.append((oid, o.qty if o else 0))
         return outcomes, fills, updates
+
+    def _arrival(self, symbol: int, side: int) -> tuple[int, int, int]:
+        """(best bid, best ask, shares resting opposite ``side``) of ``symbol``, by scanning
+        the whole book; 0 for an empty side."""
+        bid, ask = self._best(symbol, BUY), self._best(symbol, SELL)
+        depth = sum(o.qty for o in self.book if o.symbol == symbol and o.side == 1 - side)
+        return (bid.price if bid else 0), (ask.price if ask else 0), depth
 
     def _reject_reason(self, r: dict) -> int:
         kind, sym, side, qty, price = r["kind"], r["symbol"], r["side"], r["qty"], r["price"]

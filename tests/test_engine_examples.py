@@ -42,6 +42,13 @@ def outcomes(res) -> list[tuple]:
     ]
 
 
+def arrivals(res) -> list[tuple]:
+    """(filled_value, arrival_bid, arrival_ask, arrival_depth) per row."""
+    o = res.outcomes
+    return list(zip(*(getattr(o, k).tolist() for k in
+                      ("filled_value", "arrival_bid", "arrival_ask", "arrival_depth"))))
+
+
 def fills(res) -> list[tuple]:
     """(taker_id, maker_id, taker_agent, maker_agent, symbol, side, price, qty) per fill."""
     f = res.fills
@@ -125,6 +132,68 @@ def test_market_order_walks_the_book_with_slippage_and_fills_in_part(make):
     ]
     assert updates(res) == [(4, 0), (1, 0), (2, 0), (3, 0)]
     assert book(e) == []
+
+
+def test_market_orders_report_arrival_quotes_depth_and_filled_notional(make):
+    e = make()
+    e.process(batch(
+        row(LIMIT, 1, SELL, P(100.01), 10, agent=1),
+        row(LIMIT, 2, SELL, P(100.02), 20, agent=1),
+        row(LIMIT, 3, SELL, P(100.03), 5, agent=1),
+        row(LIMIT, 4, BUY, P(99.99), 7, agent=1),
+    ))
+    res = e.process(batch(
+        row(MARKET, 5, BUY, 0, 25, agent=2),  # walks two levels: 10 @ 100.01 + 15 @ 100.02
+        row(MARKET, 6, BUY, 0, 50, agent=2),  # takes the last 10 of 35 and runs dry
+        row(MARKET, 7, SELL, 0, 3, agent=2),  # the ask side is empty now
+        row(MARKET, 8, BUY, 0, 1, agent=2),  # nothing to take
+    ))
+    assert outcomes(res) == [
+        (FILLED, OK, 25, 0),
+        (PARTIAL, Reason.NO_LIQUIDITY, 10, 0),
+        (FILLED, OK, 3, 0),
+        (CANCELLED, Reason.NO_LIQUIDITY, 0, 0),
+    ]
+    assert arrivals(res) == [
+        (10 * P(100.01) + 15 * P(100.02), P(99.99), P(100.01), 35),
+        (5 * P(100.02) + 5 * P(100.03), P(99.99), P(100.02), 10),
+        (3 * P(99.99), P(99.99), 0, 7),
+        (0, P(99.99), 0, 0),
+    ]
+    o = res.outcomes
+    assert o.filled_value[0] / o.filled[0] == P(100.016)  # average fill price, units
+    # Slippage of the first order against the arrival mid (100.00): 1.6 bp.
+    mid = (o.arrival_bid[0] + o.arrival_ask[0]) / 2
+    assert round((o.filled_value[0] / o.filled[0] - mid) / mid * 1e4, 6) == 1.6
+
+
+def test_arrival_fields_of_limit_modify_ioc_cancel_and_rejected_rows(make):
+    e = make()
+    e.process(batch(row(LIMIT, 1, SELL, P(100.02), 10, agent=1), row(LIMIT, 2, BUY, P(100.00), 4, agent=1)))
+    res = e.process(batch(
+        row(LIMIT, 3, BUY, P(100.00), 6, agent=2),  # rests; takes from the asks (10)
+        row(MODIFY, 1, side=BUY, price=P(100.02), qty=12, agent=1),  # a sell: takes from the bids (4 + 6)
+        row(IOC, 4, SELL, P(100.00), 15, agent=3),  # takes all 10 bids at 100.00
+        row(CANCEL, 1, agent=1),  # quotes on arrival, no depth
+        row(LIMIT, 5, BUY, 0, 1, agent=2),  # rejected (BAD_PRICE): zeros
+        row(LIMIT, 6, BUY, P(100.00), 1, agent=2, valid=False),  # skipped: zeros
+    ))
+    assert outcomes(res) == [
+        (ACCEPTED, OK, 0, 6),
+        (ACCEPTED, OK, 0, 12),
+        (PARTIAL, Reason.NO_LIQUIDITY, 10, 0),
+        (ACCEPTED, OK, 0, 0),
+        (REJECTED, Reason.BAD_PRICE, 0, 0),
+        (Status.NONE, OK, 0, 0),
+    ]
+    assert arrivals(res) == [
+        (0, P(100.00), P(100.02), 10),
+        (0, P(100.00), P(100.02), 10),
+        (10 * P(100.00), P(100.00), P(100.02), 10),
+        (0, 0, P(100.02), 0),
+        (0, 0, 0, 0),
+        (0, 0, 0, 0),
+    ]
 
 
 def test_market_order_fills_in_full_inside_one_level(make):

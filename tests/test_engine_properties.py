@@ -2,11 +2,14 @@
 
 Every stream is matched by ``ReferenceEngine`` (tests/engine_reference.py: one list,
 linear scans), ``ExactEngine`` and ``FastEngine`` (started with tiny capacities so it
-grows), batch by batch. All three must return the same outcomes, fills and updates and
-hold the same book. Independently of the engines, a ledger re-derives every order's
-shares from the outcomes and fills and checks the invariants: fills at the maker's
-price within the taker's limit, no crossed book at rest, no empty resting order, and
-quantity conserved per order (submitted == filled + resting + cancelled).
+grows), batch by batch. All three must return the same outcomes (including each row's
+filled notional and its arrival best bid, best ask and opposite depth), fills and
+updates and hold the same book. Independently of the engines, a ledger re-derives every
+order's shares from the outcomes and fills and checks the invariants: fills at the
+maker's price within the taker's limit, filled notional equal to the sum of the row's
+fills, arrival quotes and depth equal to its own book's, no crossed book at rest, no
+empty resting order, and quantity conserved per order (submitted == filled + resting +
+cancelled).
 """
 
 from __future__ import annotations
@@ -46,6 +49,8 @@ PROFILE = settings(
 )
 
 _FIELDS = ("valid", "id", "agent", "symbol", "side", "kind", "price", "qty")
+OUTCOME_FIELDS = ("status", "reason", "filled", "resting",
+                  "filled_value", "arrival_bid", "arrival_ask", "arrival_depth")
 
 
 # ---------------------------------------------------------------------- streams
@@ -115,8 +120,8 @@ def as_lists(result, engine=None) -> tuple[list, list, list]:
     """An engine's MatchResult as the reference's plain tuples (checking dtypes; with the
     engine, also checking each update row's price and symbol against its book)."""
     o, f, u = result.outcomes, result.fills, result.updates
-    assert (o.status.dtype, o.reason.dtype, o.filled.dtype, o.resting.dtype) == (
-        np.int8, np.int8, np.int64, np.int64)
+    assert [getattr(o, k).dtype for k in OUTCOME_FIELDS] == [np.int8, np.int8] + [np.int64] * 6
+    assert list(o.__dict__) == list(OUTCOME_FIELDS)
     assert [getattr(f, k).dtype for k in f.__dict__] == [
         np.int64, np.int64, np.int32, np.int32, np.int32, np.int8, np.int64, np.int64]
     assert (u.id.dtype, u.remaining.dtype, u.price.dtype, u.symbol.dtype) == (
@@ -129,7 +134,7 @@ def as_lists(result, engine=None) -> tuple[list, list, list]:
                 assert (price, sym, rem) == (book[oid][4], book[oid][2], book[oid][5])
             else:
                 assert (price, sym) == (0, 0) and oid not in book
-    outcomes = list(zip(o.status.tolist(), o.reason.tolist(), o.filled.tolist(), o.resting.tolist()))
+    outcomes = list(zip(*(getattr(o, k).tolist() for k in OUTCOME_FIELDS)))
     fills = list(zip(*(getattr(f, k).tolist() for k in f.__dict__)))
     updates = list(zip(u.id.tolist(), u.remaining.tolist()))
     return outcomes, fills, updates
@@ -178,16 +183,33 @@ class Ledger:
         if oid in self.accounts and oid not in self.live:
             self.closed.append(self.accounts.pop(oid))
 
+    def _check_arrival(self, sym: int, side: int | None, bid: int, ask: int, depth: int) -> None:
+        """The row's arrival quotes and depth against the ledger's own book (``side`` None:
+        a CANCEL, which has no depth). Under STP CANCEL_MAKER the ledger learns of victims
+        only at the end of a batch, so the check is skipped there."""
+        if self.stp == STP_CANCEL_MAKER:
+            return
+        mine = [o for o in self.live.values() if o.symbol == sym]
+        bids = [o.price for o in mine if o.side == BUY]
+        asks = [o.price for o in mine if o.side != BUY]
+        assert bid == (max(bids) if bids else 0) and ask == (min(asks) if asks else 0)
+        want = 0 if side is None else sum(o.qty for o in mine if o.side == 1 - side)
+        assert depth == want
+
     def apply(self, rows: list[dict], outcomes: list, fills: list) -> None:
         """Book one batch's rows (with the engines' common outcomes and fills)."""
         fi = 0
-        for r, (status, reason, filled, resting) in zip(rows, outcomes):
+        for r, (status, reason, filled, resting, value, bid, ask, depth) in zip(rows, outcomes):
             if status in (NONE, REJECTED):
-                assert filled == 0 and resting == 0
+                assert (filled, resting, value, bid, ask, depth) == (0,) * 6
                 assert (status == NONE) == (not r["valid"])
                 continue
             oid, kind, qty, price = r["id"], r["kind"], r["qty"], r["price"]
             agent, sym, side = r["agent"], r["symbol"], r["side"]
+            if kind in (CANCEL, MODIFY):
+                self._check_arrival(sym, None if kind == CANCEL else self.live[oid].side, bid, ask, depth)
+            else:
+                self._check_arrival(sym, side, bid, ask, depth)
             if kind == CANCEL:
                 gone = self.live.pop(oid)
                 self.accounts[oid].cancelled += gone.qty
@@ -201,7 +223,7 @@ class Ledger:
                 acct.submitted += qty
                 side = old.side
                 if price == old.price:
-                    assert (filled, resting) == (0, qty)
+                    assert (filled, resting, value) == (0, qty, 0)
                     self.live[oid] = Live(agent, sym, side, price, qty)
                     continue
                 kind = LIMIT
@@ -213,6 +235,7 @@ class Ledger:
                 self.accounts[oid] = acct = Account(submitted=qty)
             # Fills of this taker come next, in order.
             taken = 0
+            notional = 0
             while taken < filled:
                 t_id, m_id, t_agent, m_agent, f_sym, f_side, f_price, f_qty = fills[fi]
                 fi += 1
@@ -230,10 +253,12 @@ class Ledger:
                 self.accounts[m_id].maker_filled += f_qty
                 self.volume += f_qty
                 taken += f_qty
+                notional += f_price * f_qty
                 if maker.qty == 0:
                     del self.live[m_id]
                     self._close(m_id)
             assert taken == filled
+            assert notional == value, "filled_value is not the sum of the row's fills"
             dropped = qty - filled - resting
             assert dropped >= 0 and resting >= 0
             assert (status == FILLED) == (filled == qty)

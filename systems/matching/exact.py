@@ -39,6 +39,14 @@ Outcome of a row (``filled``/``resting`` are shares of this row's order)
       ``qty <= current`` keeps time priority, ``qty > current`` moves it to the back of
       its level.
     * CANCEL: ``ACCEPTED``, ``filled = resting = 0``.
+    * ``filled_value`` is the sum of ``price * qty`` over the row's taker fills (0 when
+      it filled nothing).
+    * Arrival fields of an accepted row (not rejected, not invalid: those are 0): the
+      best bid / ask of its symbol before the row changed anything (0 where the side is
+      empty; a MODIFY's own order still counts), and ``arrival_depth``, the total resting
+      shares of the side it takes from (asks for a buy, bids for a sell; for a MODIFY the
+      side opposite its order's; 0 for a CANCEL). Each book side keeps a running total
+      of its shares, so none of this scans the book.
 
 A MODIFY with a new price takes the order out of the book and re-enters it like a LIMIT
 order with the same id, agent and side (it may match; it never fails DUPLICATE_ID with
@@ -152,6 +160,8 @@ class ExactEngine:
             [SortedDict(), SortedDict()] for _ in range(self.n_symbols)
         ]
         self._orders: dict[int, _Order] = {}
+        # _side_qty[symbol][side]: total shares resting on that side.
+        self._side_qty: list[list[int]] = [[0, 0] for _ in range(self.n_symbols)]
         self._n_processed = 0
         self._n_fills = 0
         self._n_batches = 0
@@ -185,6 +195,10 @@ class ExactEngine:
         reason = [0] * n
         filled = [0] * n
         resting = [0] * n
+        filled_value = [0] * n
+        arrival_bid = [0] * n
+        arrival_ask = [0] * n
+        arrival_depth = [0] * n
         fills: list[tuple] = []
         touched: dict[int, None] = {}  # insertion-ordered set of touched ids
         orders = self._orders
@@ -201,6 +215,12 @@ class ExactEngine:
                 reason[i] = bad
                 continue
             touched[oid] = None  # the new order, or the CANCEL/MODIFY target
+            bid, ask = self._best(sym, _BUY), self._best(sym, _SELL)
+            arrival_bid[i] = bid[0].price if bid else 0
+            arrival_ask[i] = ask[0].price if ask else 0
+            if kind != _CANCEL:
+                takes_from = 1 - (target.side if kind == _MODIFY else side)
+                arrival_depth[i] = self._side_qty[sym][takes_from]
             if kind == _CANCEL:
                 self._remove(target)
                 status[i] = st_accepted
@@ -214,12 +234,13 @@ class ExactEngine:
                 self._remove(target)
                 side = target.side
                 kind = _LIMIT
-            got, dropped_by_stp = self._match(oid, agent, sym, side, kind, price, qty, fills, touched)
+            got, value, dropped_by_stp = self._match(oid, agent, sym, side, kind, price, qty, fills, touched)
             left = qty - got
             rests = left > 0 and kind in (_LIMIT, _POST_ONLY) and not dropped_by_stp
             if rests:
                 self._add(_Order(oid, agent, sym, side, price, left))
             filled[i] = got
+            filled_value[i] = value
             resting[i] = left if rests else 0
             if got == qty:
                 status[i] = st_filled
@@ -237,6 +258,10 @@ class ExactEngine:
                 reason=np.array(reason, np.int8),
                 filled=np.array(filled, np.int64),
                 resting=np.array(resting, np.int64),
+                filled_value=np.array(filled_value, np.int64),
+                arrival_bid=np.array(arrival_bid, np.int64),
+                arrival_ask=np.array(arrival_ask, np.int64),
+                arrival_depth=np.array(arrival_depth, np.int64),
             ),
             fills=_fills_to_arrays(fills),
             updates=_updates(touched, orders),
@@ -273,13 +298,16 @@ class ExactEngine:
             return Reason.NOT_OWNER, None
         return 0, live
 
-    def _match(self, oid, agent, sym, side, kind, price, qty, fills, touched) -> tuple[int, bool]:
-        """Fill a taker against the opposite side; return (shares filled, dropped by STP)."""
+    def _match(self, oid, agent, sym, side, kind, price, qty, fills, touched) -> tuple[int, int, bool]:
+        """Fill a taker against the opposite side; return (shares filled, their notional
+        sum of price * qty, dropped by STP)."""
         book = self._books[sym][1 - side]
+        totals = self._side_qty[sym]
         orders = self._orders
         stp = int(self.stp)
         limited = kind != _MARKET
         left = qty
+        value = 0
         while left > 0 and book:
             key, level = book.peekitem(0)
             maker = level[0]
@@ -290,22 +318,25 @@ class ExactEngine:
                 mid = maker.id
                 if maker.agent == agent and stp != _STP_NONE:
                     if stp == _STP_CANCEL_TAKER:
-                        return qty - left, True
+                        return qty - left, value, True
                     touched[mid] = None
                     level.popleft()  # CANCEL_MAKER
+                    totals[1 - side] -= maker.qty
                     del orders[mid]
                     continue
                 touched[mid] = None
                 q = left if left < maker.qty else maker.qty
                 fills.append((oid, mid, agent, maker.agent, sym, side, maker.price, q))
                 left -= q
+                value += maker.price * q
                 maker.qty -= q
+                totals[1 - side] -= q
                 if maker.qty == 0:
                     level.popleft()
                     del orders[mid]
             if not level:
                 del book[key]
-        return qty - left, False
+        return qty - left, value, False
 
     # ------------------------------------------------------------------ book edits
     def _best(self, sym: int, side: int) -> deque | None:
@@ -321,6 +352,7 @@ class ExactEngine:
             level = book[key] = deque()
         level.append(order)
         self._orders[order.id] = order
+        self._side_qty[order.symbol][order.side] += order.qty
 
     def _remove(self, order: _Order) -> None:
         """Take a live order out of the book."""
@@ -331,6 +363,7 @@ class ExactEngine:
         if not level:
             del book[key]
         del self._orders[order.id]
+        self._side_qty[order.symbol][order.side] -= order.qty
 
     def _resize(self, order: _Order, qty: int) -> None:
         """Same-price MODIFY: shrink in place (keeps priority) or grow to the back."""
@@ -338,6 +371,7 @@ class ExactEngine:
             level = self._books[order.symbol][order.side][_level_key(order.side, order.price)]
             level.remove(order)
             level.append(order)
+        self._side_qty[order.symbol][order.side] += qty - order.qty
         order.qty = qty
 
     # ------------------------------------------------------------------ views

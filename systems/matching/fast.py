@@ -16,7 +16,9 @@ reaches them at random; the batch and the results stay struct-of-arrays.
   a list through ``head``.
 * ``bk_level[2*symbol + side, K]`` holds level slots ordered worst -> best, so the best
   level is ``bk_level[sb, bk_n[sb] - 1]``: taking it is O(1), inserting near the best
-  moves few entries, and any level is found by binary search.
+  moves few entries, and any level is found by binary search. ``bk_qty[2*symbol + side]``
+  is the total shares resting on that side, kept up to date by every book edit, so an
+  order's ``arrival_depth`` costs one load.
 * ``ids[H]`` (:data:`ID_ENTRY`): id -> order slot of every live order; open addressing,
   linear probing, backward-shift deletion, ``H`` a power of two, load <= 1/2,
   ``slot == -1`` marks an empty entry.
@@ -289,9 +291,11 @@ def _free_level(lv, levels, meta):
 
 
 @njit(cache=True)
-def _unlink(s, orders, levels, bk_level, bk_n, meta):
+def _unlink(s, orders, levels, bk_level, bk_n, bk_qty, meta):
     """Take the resting order in slot ``s`` out of its level (dropping an emptied level)."""
     o = orders[s]
+    sb = 2 * o.symbol + o.side
+    bk_qty[sb] -= o.qty
     lv = o.level
     lev = levels[lv]
     if o.prev != -1:
@@ -304,7 +308,6 @@ def _unlink(s, orders, levels, bk_level, bk_n, meta):
         lev.tail = o.prev
     lev.qty -= o.qty
     if lev.head == -1:
-        sb = 2 * o.symbol + o.side
         n = bk_n[sb]
         if bk_level[sb, n - 1] == lv:
             pos = n - 1
@@ -317,10 +320,11 @@ def _unlink(s, orders, levels, bk_level, bk_n, meta):
 
 
 @njit(cache=True)
-def _rest(s, price, qty, orders, levels, bk_level, bk_n, meta):
+def _rest(s, price, qty, orders, levels, bk_level, bk_n, bk_qty, meta):
     """Append the order in slot ``s`` (symbol and side set) at the back of its level."""
     o = orders[s]
     sb = 2 * o.symbol + o.side
+    bk_qty[sb] += qty
     n = bk_n[sb]
     if n > 0 and levels[bk_level[sb, n - 1]].price == price:
         lv = bk_level[sb, n - 1]  # joins the best level: the common case
@@ -356,12 +360,15 @@ def _rest(s, price, qty, orders, levels, bk_level, bk_n, meta):
 
 @njit(cache=True)
 def _match(taker_id, agent, sym, side, limited, price, qty, stp,
-           orders, levels, bk_level, bk_n, ids, touched, u_id, u_slot, fills, meta):
-    """Fill a taker against the opposite side; return (shares filled, dropped by STP)."""
+           orders, levels, bk_level, bk_n, bk_qty, ids, touched, u_id, u_slot, fills, meta):
+    """Fill a taker against the opposite side; return (shares filled, their notional sum
+    of price * qty, dropped by STP)."""
     sb = 2 * sym + (1 - side)
     epoch = meta[M_EPOCH]
     n = bk_n[sb]
     left = qty
+    value = 0
+    removed = 0  # shares that left the side: fills and CANCEL_MAKER victims
     dropped = False
     nf = meta[M_N_FILLS]
     while left > 0 and n > 0:
@@ -385,6 +392,7 @@ def _match(taker_id, agent, sym, side, limited, price, qty, stp,
                 _touch_live(m, orders, touched, epoch, u_id, u_slot, meta)
                 nxt = mk.next
                 lev.qty -= mk.qty
+                removed += mk.qty
                 _free_order(m, -1, orders, ids, u_slot, meta)
                 m = nxt
                 continue
@@ -402,6 +410,7 @@ def _match(taker_id, agent, sym, side, limited, price, qty, stp,
             f.qty = q
             nf += 1
             left -= q
+            value += lp * q
             lev.qty -= q
             if q == mq:
                 nxt = mk.next
@@ -419,8 +428,9 @@ def _match(taker_id, agent, sym, side, limited, price, qty, stp,
         if dropped:
             break
     bk_n[sb] = n
+    bk_qty[sb] -= removed + (qty - left)
     meta[M_N_FILLS] = nf
-    return qty - left, dropped
+    return qty - left, value, dropped
 
 
 @njit(cache=True)
@@ -428,8 +438,9 @@ def _process_kernel(
     start,
     b_valid, b_id, b_agent, b_symbol, b_side, b_kind, b_price, b_qty,
     tick, stp,
-    orders, levels, bk_level, bk_n, ids, touched,
+    orders, levels, bk_level, bk_n, bk_qty, ids, touched,
     out_status, out_reason, out_filled, out_resting,
+    out_value, out_bid, out_ask, out_depth,
     fills, u_id, u_slot, u_remaining, u_price, u_symbol,
     meta,
 ):
@@ -512,9 +523,21 @@ def _process_kernel(
             out_reason[i] = reason
             continue
 
+        # The book on arrival: best prices and the depth of the side it takes from.
+        bsb = 2 * sym + _BUY
+        asb = 2 * sym + _SELL
+        if bk_n[bsb] > 0:
+            out_bid[i] = levels[bk_level[bsb, bk_n[bsb] - 1]].price
+        if bk_n[asb] > 0:
+            out_ask[i] = levels[bk_level[asb, bk_n[asb] - 1]].price
+        if kind == _MODIFY:
+            out_depth[i] = bk_qty[2 * sym + 1 - orders[slot].side]
+        elif kind != _CANCEL:
+            out_depth[i] = bk_qty[2 * sym + 1 - side]
+
         if kind == _CANCEL:
             _touch_live(slot, orders, touched, epoch, u_id, u_slot, meta)
-            _unlink(slot, orders, levels, bk_level, bk_n, meta)
+            _unlink(slot, orders, levels, bk_level, bk_n, bk_qty, meta)
             _free_order(slot, hi, orders, ids, u_slot, meta)
             out_status[i] = _ST_ACCEPTED
             continue
@@ -535,29 +558,31 @@ def _process_kernel(
                     o.next = -1
                     lev.tail = slot
                 lev.qty += qty - o.qty
+                bk_qty[2 * o.symbol + o.side] += qty - o.qty
                 o.qty = qty
                 out_status[i] = _ST_ACCEPTED
                 out_resting[i] = qty
                 continue
             # New price: out of the book, then in again like a LIMIT order (same slot).
-            _unlink(slot, orders, levels, bk_level, bk_n, meta)
+            _unlink(slot, orders, levels, bk_level, bk_n, bk_qty, meta)
             side = o.side
             row = o.urow
         else:
             row = _touch_id(oid, touched, epoch, u_id, u_slot, meta)
 
         got = 0
+        value = 0
         dropped = False
         if kind != _POST_ONLY:  # a POST_ONLY that got here does not cross
-            got, dropped = _match(
+            got, value, dropped = _match(
                 oid, agent, sym, side, kind != _MARKET, price, qty, stp,
-                orders, levels, bk_level, bk_n, ids, touched, u_id, u_slot, fills, meta,
+                orders, levels, bk_level, bk_n, bk_qty, ids, touched, u_id, u_slot, fills, meta,
             )
         left = qty - got
         rests = left > 0 and not dropped and (kind == _LIMIT or kind == _POST_ONLY or kind == _MODIFY)
         if kind == _MODIFY:
             if rests:
-                _rest(slot, price, left, orders, levels, bk_level, bk_n, meta)
+                _rest(slot, price, left, orders, levels, bk_level, bk_n, bk_qty, meta)
             else:
                 _free_order(slot, -1, orders, ids, u_slot, meta)
         elif rests:
@@ -573,8 +598,9 @@ def _process_kernel(
             o.uepoch = epoch
             u_slot[row] = slot
             _id_insert(ids, oid, slot)
-            _rest(slot, price, left, orders, levels, bk_level, bk_n, meta)
+            _rest(slot, price, left, orders, levels, bk_level, bk_n, bk_qty, meta)
         out_filled[i] = got
+        out_value[i] = value
         if rests:
             out_resting[i] = left
         if left == 0:
@@ -704,6 +730,7 @@ class FastEngine:
         self._grow_levels(int(level_capacity))
         self._bk_level = np.zeros((2 * self.n_symbols, int(side_capacity)), np.int64)
         self._bk_n = np.zeros(2 * self.n_symbols, np.int64)
+        self._bk_qty = np.zeros(2 * self.n_symbols, np.int64)  # shares per book side
         self._ids = np.zeros(_pow2_at_least(2 * int(order_capacity)), ID_ENTRY)
         self._ids["slot"] = -1
         self._touched = np.zeros(0, TOUCH_ENTRY)  # epochs start at 1: zeros are empty
@@ -799,6 +826,10 @@ class FastEngine:
         reason = np.zeros(n, np.int8)
         filled = np.zeros(n, np.int64)
         resting = np.zeros(n, np.int64)
+        value = np.zeros(n, np.int64)
+        arrival_bid = np.zeros(n, np.int64)
+        arrival_ask = np.zeros(n, np.int64)
+        arrival_depth = np.zeros(n, np.int64)
         stp = int(self.stp)
         row = 0
         while True:
@@ -806,8 +837,10 @@ class FastEngine:
                 row,
                 valid, b_id, b_agent, b_symbol, b_side, b_kind, b_price, b_qty,
                 self.tick_size, stp,
-                self._orders, self._levels, self._bk_level, self._bk_n, self._ids, self._touched,
+                self._orders, self._levels, self._bk_level, self._bk_n, self._bk_qty,
+                self._ids, self._touched,
                 status, reason, filled, resting,
+                value, arrival_bid, arrival_ask, arrival_depth,
                 self._fills, self._u_id, self._u_slot, self._u_remaining,
                 self._u_price, self._u_symbol,
                 meta,
@@ -821,7 +854,11 @@ class FastEngine:
         self._n_fills += nf
         fills = self._fills[:nf]
         return MatchResult(
-            outcomes=Outcomes(status=status, reason=reason, filled=filled, resting=resting),
+            outcomes=Outcomes(
+                status=status, reason=reason, filled=filled, resting=resting,
+                filled_value=value, arrival_bid=arrival_bid, arrival_ask=arrival_ask,
+                arrival_depth=arrival_depth,
+            ),
             fills=FillBatch(**{k: np.ascontiguousarray(fills[k]) for k in FILL.names}),
             updates=OrderUpdates(
                 id=self._u_id[:nu].copy(),
