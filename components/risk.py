@@ -4,9 +4,14 @@ One row per agent, the agent axis first. The state is fed one mark-to-market equ
 per agent per tick (f64[N] units, see ``systems.measure.equity``) by
 ``systems.risk.update_risk``; ``systems.risk.risk_metrics`` turns it into metrics.
 
-Memory is bounded and linear in N: seven f64/i32 columns plus the VaR ring buffer
-``f32[N, W]``. With the default ``W = 50`` that is ``6*8 + 4 + 50*4 = 252`` bytes per agent,
-about 252 MB at a million agents (the window is 200 MB of it, which is why it is float32).
+The same update also folds in the symbols' last prices (i64[S] units): the running moments
+of the symbol returns (for their correlation) and, per agent, the co-moments of the agent's
+return with the equal-weight market index (for beta).
+
+Memory is bounded, linear in N and quadratic in S, and does not grow with ticks: ten f64/i32
+columns plus the VaR ring buffer ``f32[N, W]`` per agent, and ``S*S + 2*S + 1`` shared values.
+With the default ``W = 50`` that is ``9*8 + 4 + 50*4 = 276`` bytes per agent, about 276 MB at
+a million agents (the window is 200 MB of it, which is why it is float32).
 """
 
 from __future__ import annotations
@@ -50,6 +55,12 @@ class RiskState:
     return statistics and the window untouched. ``count`` counts valid returns only.
     The ring buffer holds each agent's last ``W`` valid returns: the next one goes to
     column ``count % W`` (a per-row position, so agents with skipped ticks stay dense).
+
+    The equal-weight market index return of a tick is the mean over all S symbols of
+    ``r_s`` (a symbol whose previous last price is <= 0 counts as a 0 return). Beta pairs
+    each agent's valid returns with the index return of the same ticks, so the index
+    moments are kept per agent (they differ only for agents that skipped ticks). Without
+    prices (``init_risk`` given no ``last0``) S is 0 and these fields stay empty / zero.
     """
 
     equity: jax.Array  # f64[N] units, last equity fed in
@@ -60,6 +71,15 @@ class RiskState:
     m2: jax.Array  # f64[N] Welford running sum of squared deviations of valid returns
     count: jax.Array  # i32[N] valid returns seen
     window: jax.Array  # f32[N, W] ring buffer of the last W valid returns (0 before written)
+    # Beta: the index return r_m over the same ticks as each agent's valid returns (Welford).
+    index_mean: jax.Array  # f64[N] running mean of r_m over the agent's valid ticks
+    index_m2: jax.Array  # f64[N] running sum of squared deviations of r_m, same ticks
+    comoment: jax.Array  # f64[N] running sum of (r_a - mean_a)(r_m - mean_m), same ticks
+    # Symbol returns r_s = last_t / last_{t-1} - 1 (0 where last_{t-1} <= 0), shared.
+    prev_last: jax.Array  # i64[S] units, last prices fed in last (the base of the next return)
+    symbol_count: jax.Array  # i32[] ticks of symbol returns seen
+    symbol_mean: jax.Array  # f64[S] running mean of r_s
+    symbol_comoment: jax.Array  # f64[S, S] running sum of (r_i - mean_i)(r_j - mean_j)
 
 
 @struct.dataclass
@@ -78,3 +98,18 @@ class RiskMetrics:
     var: jax.Array  # f64[N] historical VaR as a positive loss fraction (0 unless var_ready)
     sharpe_ready: jax.Array  # bool[N] at least 2 valid returns and std > 0
     var_ready: jax.Array  # bool[N] at least W valid returns (the window is full)
+
+
+@struct.dataclass
+class Exposure:
+    """Market value of each agent's positions, in currency (floats). Shorts are negative.
+
+    ``by_sector`` is the net value per sector (longs minus shorts), ``gross_by_sector`` the
+    sum of absolute values per sector; ``gross`` and ``net`` sum over all symbols.
+    """
+
+    by_symbol: jax.Array  # f64[N, S] currency, position * price (signed)
+    by_sector: jax.Array  # f64[N, K] currency, net: sum of by_symbol over the sector's symbols
+    gross_by_sector: jax.Array  # f64[N, K] currency, sum of |by_symbol| over the sector
+    gross: jax.Array  # f64[N] currency, sum over symbols of |by_symbol|
+    net: jax.Array  # f64[N] currency, sum over symbols of by_symbol

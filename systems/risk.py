@@ -24,6 +24,21 @@ Conventions and edge cases:
   window stores float32 returns (to bound memory), so VaR is the quantile of the float32
   returns (interpolated in float64): about 7 significant digits. Not ready (reported 0)
   until the agent has W valid returns.
+
+Portfolio risk (fed the symbols' last prices i64[S] units each tick, next to the equity):
+
+* Symbol return ``r_s = last_t / last_{t-1} - 1`` (0 where ``last_{t-1} <= 0``); the
+  equal-weight index return ``r_m = mean_s r_s``. Running (Welford) moments only: no
+  per-tick history is kept, so memory does not grow with ticks.
+* ``beta``: ``cov(r_a, r_m) / var(r_m)`` over the agent's valid-return ticks (the same
+  ticks the Sharpe uses). NaN when ``var(r_m)`` over those ticks is 0, which includes
+  fewer than 2 valid returns.
+* ``symbol_correlation``: Pearson correlation of the symbol returns, f64[S, S]. The
+  diagonal is 1; an off-diagonal entry is NaN when either symbol's returns are constant
+  (zero variance, e.g. it never traded, or fewer than 2 ticks).
+* ``index_stats``: mean and sample std (ddof=1) of the per-tick index return, derived
+  from the symbol moments (``var(r_m) = sum(cov) / S^2``); NaN below 2 ticks.
+* ``exposure``: market value of positions per symbol and sector (currency, shorts < 0).
 """
 
 from __future__ import annotations
@@ -37,15 +52,23 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from components.risk import RiskMetrics, RiskSpec, RiskState
+from components.money import SCALE
+from components.risk import Exposure, RiskMetrics, RiskSpec, RiskState
 
 
-def init_risk(spec: RiskSpec, equity0: jax.Array) -> RiskState:
-    """Fresh risk state for agents whose equity is ``equity0`` (f64[N] units) at the start."""
+def init_risk(spec: RiskSpec, equity0: jax.Array, last0: jax.Array | None = None) -> RiskState:
+    """Fresh risk state for agents whose equity is ``equity0`` (f64[N] units) at the start.
+
+    ``last0`` (i64[S] units): the symbols' opening last prices, the base of the first
+    symbol and index returns. Without it S = 0 and no portfolio statistics are kept.
+    """
     e0 = jnp.asarray(equity0, jnp.float64)
     if e0.ndim != 1:
         raise ValueError(f"equity0 must be one value per agent, shape (N,), got {e0.shape}")
-    n = e0.shape[0]
+    last = jnp.zeros(0, jnp.int64) if last0 is None else jnp.asarray(last0, jnp.int64)
+    if last.ndim != 1:
+        raise ValueError(f"last0 must be one price per symbol, shape (S,), got {last.shape}")
+    n, s = e0.shape[0], last.shape[0]
     zeros = jnp.zeros(n, jnp.float64)
     return RiskState(
         equity=e0,
@@ -56,16 +79,38 @@ def init_risk(spec: RiskSpec, equity0: jax.Array) -> RiskState:
         m2=zeros,
         count=jnp.zeros(n, jnp.int32),
         window=jnp.zeros((n, spec.var_window), jnp.float32),
+        index_mean=zeros,
+        index_m2=zeros,
+        comoment=zeros,
+        prev_last=last,
+        symbol_count=jnp.zeros((), jnp.int32),
+        symbol_mean=jnp.zeros(s, jnp.float64),
+        symbol_comoment=jnp.zeros((s, s), jnp.float64),
     )
 
 
-@functools.partial(jax.jit, static_argnames=("spec",))
-def update_risk(spec: RiskSpec, state: RiskState, equity: jax.Array) -> RiskState:
-    """Fold one tick's equity (f64[N] units) into the running statistics. O(N).
+def symbol_returns(prev_last: jax.Array, last: jax.Array) -> jax.Array:
+    """Simple returns ``last / prev_last - 1`` per symbol, 0 where ``prev_last <= 0``. f64[S]."""
+    ok = prev_last > 0
+    return jnp.where(ok, last / jnp.where(ok, prev_last, 1).astype(jnp.float64) - 1.0, 0.0)
 
-    Pure: returns a new state. Called inside a jitted tick that donates the world state,
-    the window write happens in place; called alone, as here, XLA copies the window.
+
+@functools.partial(jax.jit, static_argnames=("spec",))
+def update_risk(
+    spec: RiskSpec, state: RiskState, equity: jax.Array, last: jax.Array | None = None
+) -> RiskState:
+    """Fold one tick's equity (f64[N] units) and last prices (i64[S] units) into the
+    running statistics. O(N + S^2).
+
+    Without ``last`` the portfolio statistics (symbol moments, index co-moments) are left
+    as they were. Pure: returns a new state. Called inside a jitted tick that donates the
+    world state, the window write happens in place; called alone, as here, XLA copies it.
     """
+    if last is not None and jnp.shape(last) != state.prev_last.shape:
+        raise ValueError(
+            f"update_risk: last has shape {jnp.shape(last)} but the risk state was initialised "
+            f"for {state.prev_last.shape} symbols (pass last0 to init_risk)"
+        )
     e = jnp.asarray(equity, jnp.float64)
     prev = state.equity
     ratio = e / jnp.where(prev > 0, prev, 1.0)
@@ -88,15 +133,122 @@ def update_risk(spec: RiskSpec, state: RiskState, equity: jax.Array) -> RiskStat
     col = jnp.where(valid, state.count % w, w)
     window = state.window.at[rows, col].set(r.astype(state.window.dtype), mode="drop")
 
-    return RiskState(
-        equity=e,
-        equity0=state.equity0,
-        peak=peak,
-        max_drawdown=max_drawdown,
-        mean=mean,
-        m2=m2,
-        count=n,
-        window=window,
+    new = state.replace(
+        equity=e, peak=peak, max_drawdown=max_drawdown, mean=mean, m2=m2, count=n, window=window
+    )
+    if last is None:
+        return new
+    return _update_portfolio(new, jnp.asarray(last, jnp.int64), valid, delta, n)
+
+
+def _update_portfolio(
+    state: RiskState, last: jax.Array, valid: jax.Array, delta: jax.Array, n: jax.Array
+) -> RiskState:
+    """Symbol moments and, per agent, the co-moments of its return with the index.
+
+    ``valid``, ``delta`` (``r_a - old mean``) and ``n`` (new count) come from the agent
+    return update, so beta uses exactly the ticks the Sharpe uses.
+    """
+    r = symbol_returns(state.prev_last, last)  # f64[S]
+    s = r.shape[0]
+    r_m = r.sum() / max(s, 1)  # equal-weight index return
+
+    # Per agent, Welford co-moment: C_n = C_{n-1} + (a_n - abar_{n-1}) (m_n - mbar_n).
+    dm = r_m - state.index_mean
+    index_mean = state.index_mean + jnp.where(valid, dm / jnp.maximum(n, 1), 0.0)
+    dev_m = r_m - index_mean
+    index_m2 = state.index_m2 + jnp.where(valid, dm * dev_m, 0.0)
+    comoment = state.comoment + jnp.where(valid, delta * dev_m, 0.0)
+
+    # Shared, every tick: C += (k-1)/k d d^T (exactly symmetric, unlike d (r - mean_k)^T).
+    k = state.symbol_count + 1
+    kf = k.astype(jnp.float64)  # int32 / int32 would divide in float32
+    d = r - state.symbol_mean
+    symbol_mean = state.symbol_mean + d / kf
+    symbol_comoment = state.symbol_comoment + ((kf - 1.0) / kf) * jnp.outer(d, d)
+
+    return state.replace(
+        index_mean=index_mean,
+        index_m2=index_m2,
+        comoment=comoment,
+        prev_last=last,
+        symbol_count=k,
+        symbol_mean=symbol_mean,
+        symbol_comoment=symbol_comoment,
+    )
+
+
+@jax.jit
+def beta(state: RiskState) -> jax.Array:
+    """Beta of each agent's per-tick return to the equal-weight index. f64[N].
+
+    ``cov(r_a, r_m) / var(r_m)`` over the agent's valid-return ticks; NaN where the index
+    variance over those ticks is 0 (fewer than 2 valid returns, or a flat index).
+    """
+    ok = state.index_m2 > 0
+    return jnp.where(ok, state.comoment / jnp.where(ok, state.index_m2, 1.0), jnp.nan)
+
+
+@jax.jit
+def symbol_correlation(state: RiskState) -> jax.Array:
+    """Pearson correlation of the symbols' per-tick returns. f64[S, S].
+
+    Diagonal 1; off-diagonal NaN where either symbol's return variance is 0 (constant
+    returns, or fewer than 2 ticks). Clipped to [-1, 1] against rounding.
+    """
+    c = state.symbol_comoment
+    var = jnp.diagonal(c)
+    ok = var > 0
+    sd = jnp.sqrt(jnp.where(ok, var, 1.0))
+    corr = jnp.clip(c / (sd[:, None] * sd[None, :]), -1.0, 1.0)
+    corr = jnp.where(ok[:, None] & ok[None, :], corr, jnp.nan)
+    eye = jnp.eye(c.shape[0], dtype=bool)
+    return jnp.where(eye, 1.0, corr)
+
+
+@jax.jit
+def index_stats(state: RiskState) -> tuple[jax.Array, jax.Array]:
+    """Mean and sample std (ddof=1) of the per-tick equal-weight index return. f64[] each.
+
+    Derived from the symbol moments: the index is the mean of the symbol returns, so its
+    mean is the mean of their means and its variance ``sum(cov) / S^2``. NaN below 1
+    (mean) or 2 (std) ticks.
+    """
+    k = state.symbol_count
+    s = max(state.symbol_mean.shape[0], 1)
+    mean = jnp.where(k >= 1, state.symbol_mean.sum() / s, jnp.nan)
+    var = state.symbol_comoment.sum() / (s * s) / jnp.maximum(k - 1, 1)
+    std = jnp.where(k >= 2, jnp.sqrt(jnp.maximum(var, 0.0)), jnp.nan)
+    return mean, std
+
+
+def exposure(
+    position: jax.Array, price: jax.Array, sector_of: Sequence[int] | jax.Array, n_sectors: int
+) -> Exposure:
+    """Market value of every agent's positions per symbol and per sector, in currency.
+
+    ``position`` i64[N, S] shares (shorts negative), ``price`` [S] units (e.g. the last
+    price), ``sector_of`` [S] sector index of each symbol in ``[0, n_sectors)``. Values are
+    ``position * price / SCALE``, signed; see ``Exposure`` for the aggregates.
+    """
+    pos = jnp.asarray(position)
+    px = jnp.asarray(price)
+    sec = np.asarray(sector_of, np.int64)
+    if pos.ndim != 2 or px.shape != (pos.shape[1],) or sec.shape != px.shape:
+        raise ValueError(
+            f"exposure: need position [N, S], price [S], sector_of [S]; got {pos.shape}, "
+            f"{px.shape}, {sec.shape}"
+        )
+    if sec.size and (sec.min() < 0 or sec.max() >= n_sectors):
+        raise ValueError(f"exposure: sector_of must lie in [0, {n_sectors}), got {sec.tolist()}")
+    onehot = jnp.asarray(sec[:, None] == np.arange(n_sectors)[None, :], jnp.float64)  # [S, K]
+    by_symbol = pos.astype(jnp.float64) * px.astype(jnp.float64) / SCALE
+    return Exposure(
+        by_symbol=by_symbol,
+        by_sector=by_symbol @ onehot,
+        gross_by_sector=jnp.abs(by_symbol) @ onehot,
+        gross=jnp.abs(by_symbol).sum(axis=1),
+        net=by_symbol.sum(axis=1),
     )
 
 

@@ -13,8 +13,18 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 import qtg  # noqa: F401  (x64 on)
-from components.risk import RiskMetrics, RiskSpec, RiskState
-from systems.risk import init_risk, risk_metrics, summarize_groups, update_risk
+from components.risk import Exposure, RiskMetrics, RiskSpec, RiskState
+from components.world import KindStatic, WorldStatic
+from systems.risk import (
+    beta,
+    exposure,
+    index_stats,
+    init_risk,
+    risk_metrics,
+    summarize_groups,
+    symbol_correlation,
+    update_risk,
+)
 
 
 def run(spec, path):
@@ -108,15 +118,18 @@ def test_spec_defaults_are_static():
 
 
 def test_state_layout_and_memory_at_one_million():
-    """Few leaves; bounded memory: 252 bytes per agent at W = 50 (window in float32)."""
+    """Few leaves; bounded memory: 276 bytes per agent at W = 50 (window in float32), plus
+    S*S + 2*S + 1 shared values for the symbol statistics."""
     spec = RiskSpec()
     equity0 = jax.ShapeDtypeStruct((1_000_000,), jnp.float64)
-    shapes = jax.eval_shape(lambda e: init_risk(spec, e), equity0)  # no allocation
+    last0 = jax.ShapeDtypeStruct((10,), jnp.int64)
+    shapes = jax.eval_shape(lambda e, p: init_risk(spec, e, p), equity0, last0)  # no allocation
     leaves = jax.tree.leaves(shapes)
-    assert len(leaves) == 8
+    assert len(leaves) == 15
     assert shapes.window.shape == (1_000_000, 50) and shapes.window.dtype == jnp.float32
+    assert shapes.symbol_comoment.shape == (10, 10)
     nbytes = sum(math.prod(x.shape) * x.dtype.itemsize for x in leaves)
-    assert nbytes == 1_000_000 * (6 * 8 + 4 + 50 * 4)  # 252 MB
+    assert nbytes == 1_000_000 * (9 * 8 + 4 + 50 * 4) + (10 * 10 + 10 + 10) * 8 + 4  # 276 MB
 
 
 def test_init_rejects_non_vector():
@@ -352,3 +365,267 @@ def test_summarize_groups():
         summarize_groups(m, [("a", 0, 2), ("a", 2, 4)])
     with pytest.raises(ValueError, match="not within"):
         summarize_groups(m, [("a", 5, 11)])
+
+
+# ---------------------------------------------------------------- portfolio risk
+
+
+def run_portfolio(spec, path, prices):
+    """Feed equity ``path`` f64[T+1, N] and last ``prices`` i64[T+1, S] (row 0: the opening)
+    through the system one tick at a time."""
+    state = init_risk(spec, jnp.asarray(path[0], jnp.float64), jnp.asarray(prices[0]))
+    for e, p in zip(path[1:], prices[1:]):
+        state = update_risk(spec, state, jnp.asarray(e, jnp.float64), jnp.asarray(p))
+    return state
+
+
+def portfolio_reference(path, prices):
+    """Slow reference over the whole history: symbol and index returns per tick, then per
+    agent np.cov / np.var over the ticks where its previous equity is > 0."""
+    path, prices = np.asarray(path, np.float64), np.asarray(prices, np.float64)
+    sym = prices[1:] / prices[:-1] - 1.0  # [T, S]
+    index = sym.mean(axis=1)  # [T]
+    betas = np.full(path.shape[1], np.nan)
+    for i in range(path.shape[1]):
+        ok = path[:-1, i] > 0
+        a = path[1:, i][ok] / path[:-1, i][ok] - 1.0
+        m = index[ok]
+        if a.size >= 2 and np.var(m) > 0:
+            betas[i] = np.cov(a, m, ddof=1)[0, 1] / np.var(m, ddof=1)
+    return sym, index, betas
+
+
+def market_paths(seed, ticks=60, n_sym=5):
+    """Integer price walks (units, around 100.00) and equity paths with known features."""
+    rng = np.random.default_rng(seed)
+    steps = 1.0 + rng.normal(0.0, 0.01, (ticks, n_sym)) + rng.normal(0.0, 0.005, (ticks, 1))
+    prices = np.round(1_000_000 * np.concatenate([np.ones((1, n_sym)), np.cumprod(steps, axis=0)]))
+    prices = prices.astype(np.int64)
+    index = (prices[1:] / prices[:-1] - 1.0).mean(axis=1)
+    n = 7
+    path = np.empty((ticks + 1, n))
+    path[0] = 1e9
+    noise = rng.normal(0.0, 0.004, (ticks, n))
+    path[1:, 0] = 1e9 * np.cumprod(1.0 + 2.0 * index + 0.0001)  # beta exactly 2
+    path[1:, 1] = 1e9 * np.cumprod(1.0 - 0.5 * index + noise[:, 1])  # about -0.5
+    path[1:, 2] = 1e9 * np.cumprod(1.0 + noise[:, 2])  # about 0
+    path[1:, 3] = 1e9  # flat: beta 0
+    path[1:, 4] = 1e9 * np.cumprod(1.0 + index + noise[:, 4])
+    path[[3, 4, ticks // 2], 4] = [0.0, -5e8, 0.0]  # skipped ticks: no return after e <= 0
+    path[1:, 5] = 1e9 * np.cumprod(1.0 + rng.normal(0, 0.02, ticks))
+    path[:, 6] = 0.0  # zero equity until the last tick's return: one return, no beta
+    path[-2:, 6] = [1e9, 1.1e9]
+    return path, prices
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_beta_matches_numpy_cov_over_the_same_ticks(seed):
+    spec = RiskSpec(var_window=5)
+    path, prices = market_paths(seed)
+    state = run_portfolio(spec, path, prices)
+    got = np.asarray(beta(state))
+    _, _, want = portfolio_reference(path, prices)
+    np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
+    assert np.isnan(got[6]) and np.isfinite(got[:6]).all()
+    np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(got[0], 2.0, rtol=1e-9)
+    assert got[3] == 0.0
+    assert int(state.count[4]) == 60 - 3  # the skipped ticks really were skipped
+
+
+def test_beta_is_nan_before_two_ticks_and_for_a_flat_index():
+    spec = RiskSpec(var_window=2)
+    state = init_risk(spec, jnp.full(3, 1e6), jnp.full(4, 1_000_000, jnp.int64))
+    assert np.isnan(np.asarray(beta(state))).all()
+    state = update_risk(spec, state, jnp.asarray([1.1e6, 0.9e6, 1e6]), jnp.full(4, 1_010_000))
+    assert np.isnan(np.asarray(beta(state))).all()  # one index return: no variance yet
+    # The index returns 0.01 then 0.0 then 0.0: var > 0 from the second tick on.
+    state = update_risk(spec, state, jnp.asarray([1.2e6, 0.8e6, 1e6]), jnp.full(4, 1_010_000))
+    assert np.isfinite(np.asarray(beta(state))).all()
+    # A market that never moves: beta undefined for everyone.
+    flat = run_portfolio(spec, 1e6 * np.arange(1, 6)[:, None] * np.ones((1, 3)),
+                         np.full((5, 2), 1_000_000, np.int64))
+    assert np.isnan(np.asarray(beta(flat))).all()
+
+
+@pytest.mark.parametrize("seed", [0, 3])
+def test_symbol_correlation_matches_corrcoef(seed):
+    spec = RiskSpec(var_window=5)
+    path, prices = market_paths(seed, ticks=80, n_sym=6)
+    state = run_portfolio(spec, path, prices)
+    sym, index, _ = portfolio_reference(path, prices)
+    corr = np.asarray(symbol_correlation(state))
+    np.testing.assert_allclose(corr, np.corrcoef(sym.T), rtol=1e-9, atol=1e-12)
+    np.testing.assert_array_equal(corr, corr.T)
+    np.testing.assert_array_equal(np.diag(corr), 1.0)
+    assert int(state.symbol_count) == 80
+    mean, std = (float(x) for x in index_stats(state))
+    np.testing.assert_allclose(mean, index.mean(), rtol=1e-9)
+    np.testing.assert_allclose(std, index.std(ddof=1), rtol=1e-9)
+
+
+def test_symbol_correlation_of_a_constant_symbol():
+    """A symbol that never trades has zero variance: its off-diagonal entries are NaN and
+    its diagonal 1; the others are unaffected (it still counts as a 0 return in the index)."""
+    spec = RiskSpec(var_window=5)
+    path, prices = market_paths(4, ticks=30, n_sym=4)
+    prices[:, 2] = prices[0, 2]
+    state = run_portfolio(spec, path, prices)
+    corr = np.asarray(symbol_correlation(state))
+    sym, index, betas = portfolio_reference(path, prices)
+    live = [0, 1, 3]
+    np.testing.assert_allclose(corr[np.ix_(live, live)], np.corrcoef(sym[:, live].T), rtol=1e-9)
+    assert corr[2, 2] == 1.0
+    assert np.isnan(np.delete(corr[2], 2)).all() and np.isnan(np.delete(corr[:, 2], 2)).all()
+    np.testing.assert_allclose(np.asarray(beta(state)), betas, rtol=1e-9, atol=1e-12)
+    empty = init_risk(spec, jnp.ones(2), jnp.full(3, 1_000_000))
+    fresh = np.asarray(symbol_correlation(empty))
+    assert (np.diag(fresh) == 1).all() and np.isnan(fresh[~np.eye(3, dtype=bool)]).all()
+    assert all(np.isnan(float(x)) for x in index_stats(empty))
+
+
+def test_exposure_by_symbol_and_sector_with_a_short():
+    position = jnp.asarray([[10, -5, 0], [-3, 2, 7]], jnp.int64)
+    last = jnp.asarray([1_000_000, 505_000, 12_345], jnp.int64)  # 100.00, 50.50, 1.2345
+    ex = jax.tree.map(np.asarray, exposure(position, last, (0, 1, 0), 3))  # sector 2 empty
+    assert isinstance(exposure(position, last, (0, 1, 0), 3), Exposure)
+    np.testing.assert_allclose(ex.by_symbol, [[1000.0, -252.5, 0.0], [-300.0, 101.0, 8.6415]],
+                               rtol=1e-15)
+    # Agent 0: tech 1000 long; energy 252.50 short. Agent 1: tech -300 + 8.6415, energy 101.
+    np.testing.assert_allclose(ex.by_sector, [[1000.0, -252.5, 0.0], [-291.3585, 101.0, 0.0]],
+                               rtol=1e-12)
+    np.testing.assert_allclose(ex.gross_by_sector, [[1000.0, 252.5, 0.0], [308.6415, 101.0, 0.0]],
+                               rtol=1e-12)
+    np.testing.assert_allclose(ex.gross, [1252.5, 409.6415], rtol=1e-12)
+    np.testing.assert_allclose(ex.net, [747.5, -190.3585], rtol=1e-12)
+    with pytest.raises(ValueError, match="sector_of"):
+        exposure(position, last, (0, 1, 3), 3)
+    with pytest.raises(ValueError, match="price"):
+        exposure(position, last[:2], (0, 1), 2)
+
+
+def test_portfolio_state_does_not_grow_with_ticks():
+    spec = RiskSpec(var_window=4)
+    path, prices = market_paths(5, ticks=40, n_sym=3)
+    state = init_risk(spec, jnp.asarray(path[0]), jnp.asarray(prices[0]))
+    shapes0 = [(x.shape, x.dtype) for x in jax.tree.leaves(state)]
+    for t in range(1, 41):
+        state = update_risk(spec, state, jnp.asarray(path[t]), jnp.asarray(prices[t]))
+        assert [(x.shape, x.dtype) for x in jax.tree.leaves(state)] == shapes0
+    assert state.prev_last.shape == (3,) and state.symbol_comoment.shape == (3, 3)
+    assert state.comoment.shape == (7,)
+    np.testing.assert_array_equal(np.asarray(state.prev_last), prices[-1])
+
+
+def test_update_without_prices_leaves_portfolio_statistics_alone():
+    spec = RiskSpec(var_window=3)
+    path, prices = market_paths(6, ticks=10, n_sym=2)
+    state = run_portfolio(spec, path[:6], prices[:6])
+    after = update_risk(spec, state, jnp.asarray(path[6]))
+    for name in ("index_mean", "index_m2", "comoment", "prev_last", "symbol_count",
+                 "symbol_mean", "symbol_comoment"):
+        np.testing.assert_array_equal(
+            np.asarray(getattr(after, name)), np.asarray(getattr(state, name))
+        )
+    assert (np.asarray(after.count) >= np.asarray(state.count)).all()
+    with pytest.raises(ValueError, match="last0"):
+        update_risk(spec, init_risk(spec, jnp.ones(2)), jnp.ones(2), jnp.ones(3, jnp.int64))
+
+
+def test_portfolio_update_compiles_once_and_scans():
+    spec = RiskSpec(var_window=4)
+    update = jax.jit(chex.assert_max_traces(update_risk.__wrapped__, n=1), static_argnums=0)
+    path, prices = market_paths(7, ticks=15, n_sym=3)
+    state = init_risk(spec, jnp.asarray(path[0]), jnp.asarray(prices[0]))
+    for t in range(1, 16):
+        state = update(spec, state, jnp.asarray(path[t]), jnp.asarray(prices[t]))
+
+    @jax.jit
+    def rollout(path, prices):
+        step = lambda s, x: (update_risk(spec, s, *x), None)  # noqa: E731
+        return jax.lax.scan(step, init_risk(spec, path[0], prices[0]), (path[1:], prices[1:]))[0]
+
+    scanned = rollout(jnp.asarray(path), jnp.asarray(prices))
+    chex.assert_trees_all_close(scanned, state, rtol=1e-12)
+    chex.assert_trees_all_close(scanned, run_portfolio(spec, path, prices), rtol=1e-12)
+
+
+# ---------------------------------------------------------------- portfolio report
+
+
+def portfolio_world(seed=0):
+    """A WorldStatic and a stand-in for the WorldState fields the report reads."""
+    from types import SimpleNamespace
+
+    spec = RiskSpec(var_window=4)
+    path, prices = market_paths(seed, ticks=50, n_sym=4)
+    static = WorldStatic(
+        n_agents=7, n_symbols=4, symbols=("AAA", "BBB", "CCC", "DDD"),
+        kinds=(KindStatic("alpha", 0, 3, 1, 0), KindStatic("beta_kind", 3, 4, 1, 3)),
+        sectors=("tech", "energy", "idle"), sector_of=(0, 1, 0, 1), risk=spec,
+    )
+    position = np.array(
+        [[10, 0, -4, 0], [0, 5, 0, 0], [1, 1, 1, 1], [0, 0, 0, 0], [-2, 3, 0, -1], [7, 0, 0, 0],
+         [0, 0, 0, 9]], np.int64,
+    )
+    state = SimpleNamespace(
+        risk=run_portfolio(spec, path, prices),
+        wallet=SimpleNamespace(position=jnp.asarray(position)),
+        market=SimpleNamespace(last=jnp.asarray(prices[-1])),
+    )
+    return static, state, path, prices, position
+
+
+def test_portfolio_summary_and_columns():
+    from qtg.portfolio import portfolio_columns, portfolio_summary
+
+    static, state, path, prices, position = portfolio_world()
+    out = portfolio_summary(static, state)
+    json.dumps(out, allow_nan=False)
+    sym, index, betas = portfolio_reference(path, prices)
+    ref_corr = np.corrcoef(sym.T)
+    np.testing.assert_allclose(np.array(out["correlation"], float), ref_corr, atol=0.5e-4 + 1e-12)
+    assert out["symbols"] == ["AAA", "BBB", "CCC", "DDD"]
+    assert out["sectors"] == ["tech", "energy", "tech", "energy"]
+    np.testing.assert_allclose(out["correlation_within_sector"],
+                               (ref_corr[0, 2] + ref_corr[1, 3]) / 2, rtol=1e-3)
+    across = [ref_corr[0, 1], ref_corr[0, 3], ref_corr[1, 2], ref_corr[2, 3]]
+    np.testing.assert_allclose(out["correlation_across_sectors"], np.mean(across), rtol=1e-3)
+    assert out["index"]["ticks"] == 50
+    np.testing.assert_allclose(out["index"]["mean"], index.mean(), rtol=1e-5)
+    np.testing.assert_allclose(out["index"]["vol"], index.std(ddof=1), rtol=1e-5)
+
+    value = position * prices[-1] / 10_000.0
+    for name, rows in [("alpha", slice(0, 3)), ("beta_kind", slice(3, 7))]:
+        got = out["by_kind"][name]
+        kb = betas[rows][np.isfinite(betas[rows])]
+        assert got["beta"]["count"] == kb.size
+        np.testing.assert_allclose(got["beta"]["mean"], kb.mean(), rtol=1e-5)
+        np.testing.assert_allclose(got["beta"]["median"], np.median(kb), rtol=1e-5)
+        np.testing.assert_allclose(got["gross_exposure"], np.abs(value[rows]).sum(1).mean(),
+                                   atol=1e-4)
+        np.testing.assert_allclose(got["net_exposure"], value[rows].sum(1).mean(), atol=1e-4)
+        tech = value[rows][:, [0, 2]]
+        np.testing.assert_allclose(got["by_sector"]["tech"]["net"], tech.sum(1).mean(), atol=1e-4)
+        np.testing.assert_allclose(got["by_sector"]["tech"]["gross"], np.abs(tech).sum(1).mean(),
+                                   atol=1e-4)
+        assert got["by_sector"]["idle"] == {"gross": 0.0, "net": 0.0}
+    assert out["by_kind"]["beta_kind"]["beta"]["count"] == 3  # row 6 has no beta
+
+    cols = portfolio_columns(static, state)
+    assert list(cols) == ["beta", "gross_exposure", "net_exposure", "exposure_tech",
+                          "exposure_energy", "exposure_idle"]
+    np.testing.assert_allclose(cols["beta"], betas, rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(cols["gross_exposure"], np.abs(value).sum(1), rtol=1e-12)
+    np.testing.assert_allclose(cols["net_exposure"], value.sum(1), rtol=1e-12)
+    np.testing.assert_allclose(cols["exposure_energy"], value[:, [1, 3]].sum(1), rtol=1e-12)
+    assert all(c.shape == (7,) for c in cols.values())
+
+
+def test_plot_correlation_writes_a_png(tmp_path):
+    from qtg.portfolio import plot_correlation
+
+    static, state, *_ = portfolio_world(1)
+    out = tmp_path / "correlation.png"
+    plot_correlation(static, state, out)
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
