@@ -22,7 +22,20 @@ NO_ORDER: int = -1
 @struct.dataclass
 class Wallet:
     cash: jax.Array  # i64[N] units
-    position: jax.Array  # i64[N, S] shares
+    position: jax.Array  # i64[N, S] shares, negative when short
+    borrowed: jax.Array  # i64[N, S] shares borrowed from the symbol's pool (>= the short)
+    fees: jax.Array  # i64[N] borrow fees paid so far, units
+
+
+@struct.dataclass
+class Lender:
+    """The lender of every borrow pool (a resource): the holders of the shares outstanding
+    that no agent holds, part of which (the pool) may be lent to short sellers."""
+
+    lent: jax.Array  # i64[S] shares lent now (== the agents' borrowed, summed)
+    claimed: jax.Array  # i64[S] claims on the pool: shorts held plus resting short sales
+    cash: jax.Array  # i64[] borrow fees received, units
+    unpaid: jax.Array  # i64[] fees agents could not pay (cash exhausted), units
 
 
 @struct.dataclass

@@ -30,3 +30,4 @@ class MarketView:
     mid: jax.Array  # f64[S] (bid+ask)/2, or the reference where a side is empty
     ref: jax.Array  # f64[S] reference price: mid if both sides quote, else last trade
     spread: jax.Array  # i64[S] ask - bid, 0 where a side is empty
+    fair: jax.Array  # f64[S] fair value (fundamentals and sentiment), units

@@ -15,7 +15,8 @@ from typing import Any
 import jax
 from flax import struct
 
-from components.agents import OrderSlots, Wallet
+from components.agents import Lender, OrderSlots, Wallet
+from components.fundamentals import FundamentalsState, NewsParams
 from components.indicators import IndicatorSpec, IndicatorState
 from components.market import MarketState
 from components.risk import RiskSpec, RiskState
@@ -50,9 +51,17 @@ class WorldStatic:
     n_symbols: int
     symbols: tuple[str, ...]
     kinds: tuple[KindStatic, ...]
+    sectors: tuple[str, ...] = ("market",)
+    """Sector names; ``sector_of[s]`` indexes them."""
+    sector_of: tuple[int, ...] = ()
+    """Sector index of each symbol (empty: all in sector 0)."""
     indicators: IndicatorSpec = dataclasses.field(default_factory=IndicatorSpec)
     """Every indicator series some strategy kind needs; computed once per tick."""
     risk: RiskSpec = dataclasses.field(default_factory=RiskSpec)
+    short_selling: bool = True
+    """Sales beyond a position are allowed, backed by a borrow from the symbol's pool."""
+    locate: bool = True
+    """Resting short sales hold their borrow (and pay for it), not only filled shorts."""
 
     @property
     def batch_rows(self) -> int:
@@ -70,6 +79,11 @@ class WorldStatic:
 class WorldParams:
     tick_size: jax.Array  # i64[S] units
     initial_price: jax.Array  # i64[S] units
+    outstanding: jax.Array  # i64[S] shares outstanding
+    pool: jax.Array  # i64[S] shares the lender may lend (the borrow pool)
+    borrow_rate: jax.Array  # i64[] fee per tick in parts per 1e9 of the borrowed value
+    max_short: jax.Array  # i64[N] largest short per symbol each agent may hold, shares
+    news: NewsParams  # news arrival rates, sizes, scheduled events, valuation guards
     kinds: dict[str, Any]  # kind name -> that strategy's Params pytree (rows of the kind)
 
 
@@ -77,8 +91,10 @@ class WorldParams:
 class WorldState:
     wallet: Wallet
     slots: OrderSlots
+    lender: Lender
     market: MarketState
     indicators: IndicatorState  # per-symbol indicator state, one bar absorbed per tick
     risk: RiskState  # per-agent running risk statistics
+    fundamentals: FundamentalsState  # per-symbol fundamentals, macro, sentiment, fair value
     tick: jax.Array  # i64[] ticks completed
     key: jax.Array  # PRNG key (root of the run; per-tick keys are folded from it)

@@ -5,6 +5,7 @@
     python -m qtg.bench --only indicators
     python -m qtg.bench --only world --agents 10000 100000 --ticks 200
     python -m qtg.bench --only world --agents 100000 --mix all   # all seven strategy kinds
+    python -m qtg.bench --only world --agents 10000 --market default --mix all  # 10 symbols, news, shorts
     python -m qtg.bench --out bench.json
 
 Engines: orders/s of each engine on the standard 200,000-order stream (see
@@ -56,15 +57,17 @@ def machine() -> dict:
 SIGNAL_KINDS = ("momentum", "trend_follower", "macd_cross", "bollinger_reversion", "vwap_executor")
 
 
-def world_config(agents: int, ticks: int, engine: str = "fast", mix: str = "basic"):
-    """Two symbols. ``basic``: 1% market makers (at least 2), the rest noise traders.
-    ``all``: 1% market makers, 4% each of the five signal and execution kinds, the rest
-    (79%) noise traders."""
+def world_config(agents: int, ticks: int, engine: str = "fast", mix: str = "basic", market: str = "two"):
+    """``market``: ``two`` symbols in one sector, or the ``default`` market (10 symbols in 5
+    sectors with fundamentals, news and short selling). ``mix``: ``basic`` is 1% market
+    makers (at least 2 per symbol), the rest noise traders; ``all`` is 1% market makers,
+    4% each of the five signal and execution kinds, the rest (79%) noise traders."""
     from qtg.config import Config, to_config
 
-    makers = max(2, agents // 100)
     cfg = Config()
-    cfg.market.symbols = ["ACME", "BOLT"]
+    if market == "two":
+        cfg.market.symbols, cfg.market.sectors = ["ACME", "BOLT"], []
+    makers = max(2 * len(cfg.market.symbols), agents // 100)
     others = {k: {"count": agents * 4 // 100} for k in SIGNAL_KINDS} if mix == "all" else {}
     noise = agents - makers - sum(v["count"] for v in others.values())
     cfg.population = {
@@ -77,7 +80,8 @@ def world_config(agents: int, ticks: int, engine: str = "fast", mix: str = "basi
     return to_config(cfg)
 
 
-def bench_world(agents: int, ticks: int, warmup: int = 20, engine: str = "fast", mix: str = "basic") -> dict:
+def bench_world(agents: int, ticks: int, warmup: int = 20, engine: str = "fast", mix: str = "basic",
+                market: str = "two") -> dict:
     """Run one world in this process and measure it."""
     import numpy as np
 
@@ -85,7 +89,7 @@ def bench_world(agents: int, ticks: int, warmup: int = 20, engine: str = "fast",
     from qtg.world import build_world, make_engine_for
 
     t0 = time.perf_counter()
-    cfg = world_config(agents, ticks, engine, mix)
+    cfg = world_config(agents, ticks, engine, mix, market)
     world = build_world(cfg)
     sim = Simulation(world.static, world.params, world.state, make_engine_for(cfg, world.static))
     build_s = time.perf_counter() - t0
@@ -107,7 +111,8 @@ def bench_world(agents: int, ticks: int, warmup: int = 20, engine: str = "fast",
     return {
         "agents": agents,
         "mix": mix,
-        "symbols": 2,
+        "market": market,
+        "symbols": world.static.n_symbols,
         "engine": engine,
         "ticks": ticks,
         "ms_per_tick_median": round(float(np.median(ms)), 3),
@@ -125,8 +130,9 @@ def bench_world(agents: int, ticks: int, warmup: int = 20, engine: str = "fast",
     }
 
 
-def _world_in_subprocess(agents: int, ticks: int, mix: str) -> dict:
-    cmd = [sys.executable, "-m", "qtg.bench", "--_world-child", str(agents), "--ticks", str(ticks), "--mix", mix]
+def _world_in_subprocess(agents: int, ticks: int, mix: str, market: str) -> dict:
+    cmd = [sys.executable, "-m", "qtg.bench", "--_world-child", str(agents), "--ticks", str(ticks), "--mix", mix,
+           "--market", market]
     out = subprocess.run(cmd, capture_output=True, text=True, env=os.environ | {"JAX_PLATFORMS": os.environ.get("JAX_PLATFORMS", "cpu")})
     if out.returncode != 0:
         return {"agents": agents, "error": out.stderr.strip().splitlines()[-1:] or ["failed"]}
@@ -140,6 +146,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--ticks", type=int, default=200, help="measured ticks per world (default 200)")
     ap.add_argument("--mix", choices=["basic", "all"], default="basic",
                     help="world population: makers+noise (basic) or all seven kinds (all)")
+    ap.add_argument("--market", choices=["two", "default"], default="two",
+                    help="two symbols (default) or the default 10-symbol market with news and shorting")
     ap.add_argument("--orders", type=int, default=200_000, help="engine stream length")
     ap.add_argument("--out", help="also write the JSON to this file")
     ap.add_argument("--_world-child", type=int, help=argparse.SUPPRESS)
@@ -148,7 +156,7 @@ def main(argv: list[str] | None = None) -> int:
     import qtg  # noqa: F401
 
     if args._world_child:
-        print(json.dumps(bench_world(args._world_child, args.ticks, mix=args.mix)))
+        print(json.dumps(bench_world(args._world_child, args.ticks, mix=args.mix, market=args.market)))
         return 0
 
     result: dict = {"machine": machine()}
@@ -166,7 +174,7 @@ def main(argv: list[str] | None = None) -> int:
         result["world"] = []
         for n in args.agents:
             print(f"benchmarking world with {n:,} agents ...", file=sys.stderr)
-            result["world"].append(_world_in_subprocess(n, args.ticks, args.mix))
+            result["world"].append(_world_in_subprocess(n, args.ticks, args.mix, args.market))
     text = json.dumps(result, indent=2)
     print(text)
     if args.out:

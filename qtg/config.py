@@ -24,10 +24,17 @@ class ConfigError(ValueError):
     """A config value that cannot run. The message is one line: ``key: problem``."""
 
 
+DEFAULT_SYMBOLS = ["ACME", "BOLT", "CRUX", "DYNE", "EVER", "FLUX", "GRID", "HALO", "IONA", "JADE"]
+DEFAULT_SECTORS = ["tech", "tech", "energy", "energy", "health", "health", "finance", "finance",
+                   "consumer", "consumer"]
+
+
 @dataclasses.dataclass
 class MarketConfig:
-    symbols: list[str] = dataclasses.field(default_factory=lambda: ["ACME"])
+    symbols: list[str] = dataclasses.field(default_factory=lambda: list(DEFAULT_SYMBOLS))
     """Symbol names; one order book each."""
+    sectors: list[str] = dataclasses.field(default_factory=lambda: list(DEFAULT_SECTORS))
+    """Sector of each symbol (one per symbol); empty: every symbol in sector ``market``."""
     initial_price: float = 100.0
     """Opening reference price of every symbol, in currency; must be on the tick grid."""
     tick_size: float = 0.01
@@ -36,6 +43,19 @@ class MarketConfig:
     """Per-symbol opening prices (one per symbol); empty: ``initial_price`` for all."""
     tick_sizes: list[float] = dataclasses.field(default_factory=list)
     """Per-symbol tick sizes (one per symbol); empty: ``tick_size`` for all."""
+    shares_outstanding: int = 10_000_000
+    """Shares outstanding of every symbol."""
+    shares_outstanding_each: list[int] = dataclasses.field(default_factory=list)
+    """Per-symbol shares outstanding (one per symbol); empty: ``shares_outstanding`` for all."""
+    short_selling: bool = True
+    """Allow sales beyond a position, backed by a borrow from the symbol's pool."""
+    borrow_fraction: float = 0.05
+    """Fraction of each symbol's shares outstanding in its borrow pool, in [0, 1]."""
+    borrow_rate: float = 0.00001
+    """Borrow fee per tick, as a fraction of the borrowed shares' value at the last price."""
+    locate: bool = True
+    """Resting short sales hold (and pay for) their borrow; without it only filled
+    shorts borrow (the pool still reserves capacity for resting short sales)."""
 
     def ticks(self) -> np.ndarray:
         """Tick size per symbol in units. i64[S]"""
@@ -45,6 +65,94 @@ class MarketConfig:
         """Opening price per symbol in units. i64[S]"""
         prices = self.initial_prices or [self.initial_price] * len(self.symbols)
         return np.array([to_fixed(p) for p in prices], np.int64)
+
+    def outstanding(self) -> np.ndarray:
+        """Shares outstanding per symbol. i64[S]"""
+        return np.array(self.shares_outstanding_each or [self.shares_outstanding] * len(self.symbols), np.int64)
+
+    def sector_names(self) -> tuple[str, ...]:
+        """Distinct sectors in order of first appearance."""
+        return tuple(dict.fromkeys(self.sectors or ["market"]))
+
+    def sector_of(self) -> np.ndarray:
+        """Sector index of each symbol. i32[S]"""
+        names = self.sector_names()
+        return np.array([names.index(s) for s in self.sectors or ["market"] * len(self.symbols)], np.int32)
+
+
+@dataclasses.dataclass
+class FundamentalsConfig:
+    """Per-symbol fundamentals and the macro state; fair value by the Gordon growth model
+    ``D1 / (r + erp - g)`` with ``D1 = eps * payout * (1 + g)``."""
+
+    rate: float = 0.04
+    """Risk-free rate per year."""
+    erp: float = 0.05
+    """Equity risk premium per year."""
+    growth: float = 0.04
+    """Growth estimate per year of every symbol."""
+    growth_each: list[float] = dataclasses.field(default_factory=list)
+    """Per-symbol growth estimates; empty: ``growth`` for all."""
+    payout: float = 0.5
+    """Payout ratio of every symbol, in [0, 1]."""
+    payout_each: list[float] = dataclasses.field(default_factory=list)
+    """Per-symbol payout ratios; empty: ``payout`` for all."""
+    eps_each: list[float] = dataclasses.field(default_factory=list)
+    """Per-symbol earnings per share, in currency; empty: calibrated so that each symbol's
+    opening fair value equals its initial price."""
+    min_spread: float = 0.01
+    """Guard: the discount rate minus growth is at least this (the fallback when r <= g)."""
+    pe_bounds: list[float] = dataclasses.field(default_factory=lambda: [2.0, 60.0])
+    """Fair value is kept within [lo, hi] times earnings per share (and at least one tick)."""
+
+
+@dataclasses.dataclass
+class NewsKindConfig:
+    """One kind of news event: stochastic arrivals and its size distribution."""
+
+    rate: float = 0.0
+    """Probability per tick that an event of this kind arrives (0 = only scheduled ones)."""
+    min_interval: int = 100
+    """Ticks at least between two random events of this kind."""
+    mean: float = 0.0
+    """Mean of the event size (normal distribution)."""
+    std: float = 0.0
+    """Standard deviation of the event size."""
+    sentiment: float = 0.0
+    """Sentiment impulse per unit of size, on the targets' fair value (fraction)."""
+    duration: int = 100
+    """Ticks over which the sentiment decays (exponential time constant)."""
+
+
+@dataclasses.dataclass
+class ScheduledEvent:
+    kind: str = "sector"
+    """earnings, guidance, rate or sector."""
+    tick: int = 0
+    """Tick at which the event happens (its effect is seen from the next tick)."""
+    target: str = ""
+    """Symbol name (earnings, guidance), sector name (sector); ignored for rate."""
+    size: float = 0.0
+    """Earnings: EPS surprise (fraction); guidance: growth change; rate: rate change;
+    sector: sentiment (fraction of fair value)."""
+
+
+@dataclasses.dataclass
+class NewsConfig:
+    earnings: NewsKindConfig = dataclasses.field(
+        default_factory=lambda: NewsKindConfig(rate=0.002, min_interval=100, std=0.05, sentiment=0.5, duration=200))
+    """Earnings surprise: moves one symbol's EPS by ``size`` (fraction)."""
+    guidance: NewsKindConfig = dataclasses.field(
+        default_factory=lambda: NewsKindConfig(rate=0.001, min_interval=200, std=0.005, sentiment=2.0, duration=200))
+    """Guidance change: moves one symbol's growth estimate by ``size``."""
+    rate: NewsKindConfig = dataclasses.field(
+        default_factory=lambda: NewsKindConfig(rate=0.0002, min_interval=500, std=0.0025, duration=100))
+    """Rate decision: moves the risk-free rate by ``size`` (all symbols)."""
+    sector: NewsKindConfig = dataclasses.field(
+        default_factory=lambda: NewsKindConfig(rate=0.001, min_interval=200, std=0.05, sentiment=1.0, duration=200))
+    """Sector news: sentiment ``size`` (fraction of fair value) on one sector's symbols."""
+    scheduled: list[ScheduledEvent] = dataclasses.field(default_factory=list)
+    """Events at exact ticks, e.g. ``{kind: sector, tick: 500, target: tech, size: -0.2}``."""
 
 
 @dataclasses.dataclass
@@ -79,7 +187,7 @@ class RiskConfig:
     """Sharpe ratios are scaled by sqrt(this); 1 reports per-tick Sharpe."""
 
 
-DEFAULT_COUNTS = {"market_maker": 2, "noise": 10}
+DEFAULT_COUNTS = {"market_maker": 20, "noise": 100}
 """Agents per kind in the default market; every other registered kind starts at 0."""
 
 
@@ -92,6 +200,8 @@ def _default_population() -> dict[str, Any]:
 @dataclasses.dataclass
 class Config:
     market: MarketConfig = dataclasses.field(default_factory=MarketConfig)
+    fundamentals: FundamentalsConfig = dataclasses.field(default_factory=FundamentalsConfig)
+    news: NewsConfig = dataclasses.field(default_factory=NewsConfig)
     population: dict[str, Any] = dataclasses.field(default_factory=_default_population)
     """Strategy kind -> its config entry (see each module in systems/strategies)."""
     engine: EngineConfig = dataclasses.field(default_factory=EngineConfig)
@@ -173,9 +283,11 @@ def validate(cfg: Config) -> None:
     if len(set(m.symbols)) != len(m.symbols):
         raise ConfigError(f"market.symbols: names must be unique, got {m.symbols}")
     n = len(m.symbols)
-    for key, values in (("tick_sizes", m.tick_sizes), ("initial_prices", m.initial_prices)):
+    for key, values in (("tick_sizes", m.tick_sizes), ("initial_prices", m.initial_prices),
+                        ("sectors", m.sectors), ("shares_outstanding_each", m.shares_outstanding_each)):
         if values and len(values) != n:
-            raise ConfigError(f"market.{key}: needs one value per symbol ({n}), got {len(values)}")
+            hint = "; set it too when changing market.symbols ([] = one sector)" if key == "sectors" else ""
+            raise ConfigError(f"market.{key}: needs one value per symbol ({n}), got {len(values)}{hint}")
     tick_key = "market.tick_sizes" if m.tick_sizes else "market.tick_size"
     for t in m.tick_sizes or [m.tick_size]:
         if not t > 0 or to_fixed(t) < 1 or abs(to_fixed(t) - t * SCALE) > 1e-6:
@@ -186,6 +298,23 @@ def validate(cfg: Config) -> None:
             raise ConfigError(
                 f"{price_key}: must be a positive multiple of the tick size {tick / SCALE}, got {p}"
             )
+
+    out_key = "market.shares_outstanding_each" if m.shares_outstanding_each else "market.shares_outstanding"
+    if (m.outstanding() < 1).any():
+        raise ConfigError(f"{out_key}: must be >= 1, got {m.shares_outstanding_each or m.shares_outstanding}")
+    if not 0.0 <= m.borrow_fraction <= 1.0:
+        raise ConfigError(f"market.borrow_fraction: must be in [0, 1], got {m.borrow_fraction}")
+    from components.money import MAX_RATE, RATE_SCALE
+
+    if not 0.0 <= m.borrow_rate <= MAX_RATE / RATE_SCALE:
+        raise ConfigError(f"market.borrow_rate: must be in [0, {MAX_RATE / RATE_SCALE}] per tick, got {m.borrow_rate}")
+
+    from systems.fundamentals import check_config
+
+    try:
+        check_config(cfg)
+    except ValueError as e:  # "key: problem"
+        raise ConfigError(str(e)) from None
 
     from systems.matching import ENGINES
 

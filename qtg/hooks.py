@@ -7,6 +7,7 @@ import hashlib
 import numpy as np
 
 from qtg.sim import Simulation, TickResult
+from systems.fundamentals import event_rows
 
 
 class Recorder:
@@ -25,6 +26,8 @@ class Recorder:
         self.low: list[np.ndarray] = []
         self.volume: list[np.ndarray] = []
         self.equity: list[np.ndarray] = []
+        self.fair: list[np.ndarray] = []
+        self.events: list[tuple] = []  # events.csv rows (systems.fundamentals.event_rows)
         self.fills_per_tick: list[int] = []
         self.orders_per_tick: list[int] = []
         self.seconds: list[float] = []
@@ -48,6 +51,10 @@ class Recorder:
         self.low.append(r.low)
         self.volume.append(r.volume)
         self.equity.append(r.equity_by_kind)
+        self.fair.append(r.fair)
+        if (r.events[0] > 0).any():
+            st = sim.static
+            self.events.extend(event_rows(r.events, r.tick, st.symbols, st.sectors, st.sector_of))
         self.fills_per_tick.append(len(r.fills))
         self.orders_per_tick.append(r.accepted)
         self.seconds.append(r.seconds)
@@ -70,7 +77,8 @@ class Recorder:
         return self._hash.hexdigest()
 
     def arrays(self) -> dict[str, np.ndarray]:
-        """History as arrays: bid/ask/last/high/low/volume [T, S], equity [T, K], counts [T]."""
+        """History as arrays: bid/ask/last/high/low/volume [T, S] units or shares, fair
+        [T, S] f64 units, equity [T, K], counts [T]."""
         return {
             "bid": np.array(self.bid),
             "ask": np.array(self.ask),
@@ -79,6 +87,7 @@ class Recorder:
             "low": np.array(self.low),
             "volume": np.array(self.volume),
             "equity": np.array(self.equity),
+            "fair": np.array(self.fair),
             "fills": np.array(self.fills_per_tick),
             "orders": np.array(self.orders_per_tick),
             "seconds": np.array(self.seconds),

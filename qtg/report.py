@@ -27,6 +27,7 @@ def _cur(units) -> float:
 
 def summarize(cfg: Config, initial: WorldState, sim: Simulation, rec: Recorder, elapsed: float) -> dict:
     """Everything a person asks after a run, as JSON-able data (currency as floats)."""
+    from qtg.portfolio import portfolio_summary
     from systems.measure import equity
     from systems.risk import risk_metrics, summarize_groups
 
@@ -116,12 +117,86 @@ def summarize(cfg: Config, initial: WorldState, sim: Simulation, rec: Recorder, 
             **risk,
         },
         "engine": sim.engine.stats(),  # resting orders, levels; fast: capacities and grows
+        "short_selling": short_selling_summary(sim),
+        "portfolio": portfolio_summary(static, state),
+        "events": len(rec.events),
         "conservation": {
-            "cash": bool(cash0.sum() == cash1.sum()),
+            "cash": bool(cash0.sum() == cash1.sum() + int(state.lender.cash)),
             "shares": bool((pos0.sum(axis=0) == pos1.sum(axis=0)).all()),
+            # Every short is borrowed, the ledger adds up, and no pool lends more than it has.
+            "borrow_ledger": bool(
+                (np.asarray(state.lender.lent) == np.asarray(state.wallet.borrowed).sum(axis=0)).all()
+                and (np.asarray(state.wallet.borrowed) >= np.maximum(-pos1, 0)).all()
+                and (np.asarray(state.lender.claimed) <= np.asarray(sim.params.pool)).all()
+            ),
         },
         "fill_hash": rec.fill_hash,
     }
+
+
+def short_selling_summary(sim: Simulation) -> dict:
+    """The borrow ledger at the end of a run: per symbol pool, lent and claimed shares,
+    shorts held; fees paid to the lender and left unpaid (currency)."""
+    state, params = sim.state, sim.params
+    pos = np.asarray(state.wallet.position)
+    lender = jax.tree.map(np.asarray, state.lender)
+    return {
+        "enabled": sim.static.short_selling,
+        "locate": sim.static.locate,
+        "fees_paid": _cur(lender.cash),
+        "fees_unpaid": _cur(lender.unpaid),
+        "agents_short": int((pos < 0).any(axis=1).sum()),
+        "by_symbol": {
+            name: {
+                "pool": int(params.pool[s]),
+                "lent": int(lender.lent[s]),
+                "claimed": int(lender.claimed[s]),
+                "short_interest": int(np.maximum(-pos[:, s], 0).sum()),
+                "outstanding": int(params.outstanding[s]),
+            }
+            for s, name in enumerate(sim.static.symbols)
+        },
+    }
+
+
+PRICE_COLUMNS = ("tick", "symbol", "sector", "last", "bid", "ask", "mid", "fair", "volume")
+EVENT_COLUMNS = ("tick", "kind", "target", "size", "symbols", "fair_before", "fair_after")
+
+
+def write_prices(path: Path, sim: Simulation, rec: Recorder) -> None:
+    """prices.csv: one row per tick and symbol (currency; 0 where a book side is empty;
+    mid falls back to the last price; fair is the fair value in force after the tick)."""
+    import csv
+
+    h = rec.arrays()
+    static = sim.static
+    both = (h["bid"] > 0) & (h["ask"] > 0)
+    mid = np.where(both, (h["bid"] + h["ask"]) / 2.0, h["last"])
+    sector = [static.sectors[static.sector_of[s]] if static.sector_of else static.sectors[0]
+              for s in range(static.n_symbols)]
+    tmp = path.with_suffix(".csv.tmp")
+    with tmp.open("w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(PRICE_COLUMNS)
+        for t in range(len(h["last"])):
+            for s, name in enumerate(static.symbols):
+                w.writerow([t, name, sector[s], f"{h['last'][t, s] / SCALE:.4f}", f"{h['bid'][t, s] / SCALE:.4f}",
+                            f"{h['ask'][t, s] / SCALE:.4f}", f"{mid[t, s] / SCALE:.5f}",
+                            f"{h['fair'][t, s] / SCALE:.4f}", int(h["volume"][t, s])])
+    tmp.replace(path)
+
+
+def write_events(path: Path, rec: Recorder) -> None:
+    """events.csv: one row per news event with its effect on fair value (currency)."""
+    import csv
+
+    tmp = path.with_suffix(".csv.tmp")
+    with tmp.open("w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(EVENT_COLUMNS)
+        for tick, kind, target, size, symbols, before, after in rec.events:
+            w.writerow([tick, kind, target, f"{size:.6g}", symbols, f"{before:.4f}", f"{after:.4f}"])
+    tmp.replace(path)
 
 
 def write_summary(path: Path, summary: dict) -> None:
@@ -171,7 +246,8 @@ def table(summary: dict) -> str:
         "ticks: medians over each kind's agents; Sharpe per tick unless risk.periods_per_year is set)"
     )
     c = summary["conservation"]
-    lines += ["", f"conservation: cash {'ok' if c['cash'] else 'BROKEN'}, shares {'ok' if c['shares'] else 'BROKEN'}"]
+    ok = lambda key: "ok" if c[key] else "BROKEN"  # noqa: E731
+    lines += ["", f"conservation: cash {ok('cash')}, shares {ok('shares')}, borrow ledger {ok('borrow_ledger')}"]
     return "\n".join(lines)
 
 
@@ -234,6 +310,7 @@ def chart(path: Path, sim: Simulation, rec: Recorder) -> None:
         ask = np.where(hist["ask"][:, s] > 0, hist["ask"][:, s], np.nan) / SCALE
         ax_p.fill_between(ticks, bid, ask, color="tab:blue", alpha=0.25, lw=0, label="best bid / ask")
         ax_p.plot(ticks, hist["last"][:, s] / SCALE, color="black", lw=0.9, label="last trade")
+        ax_p.plot(ticks, hist["fair"][:, s] / SCALE, color="tab:red", lw=0.9, ls="--", label="fair value")
         ax_p.plot(ticks, ind["bb_middle"][:, s], color="tab:purple", lw=0.7, label=f"SMA({bp})")
         ax_p.plot(ticks, ind["bb_upper"][:, s], color="tab:purple", lw=0.6, ls="--",
                   label=f"Bollinger({bp}, {bk:g})")
@@ -283,6 +360,7 @@ def write_agents_table(path: Path, initial: WorldState, sim: Simulation, rec: Re
     """One CSV row per agent: kind, P&L, risk statistics, trades, cash and positions."""
     import csv
 
+    from qtg.portfolio import portfolio_columns
     from systems.measure import equity
     from systems.risk import risk_metrics
 
@@ -295,15 +373,19 @@ def write_agents_table(path: Path, initial: WorldState, sim: Simulation, rec: Re
     kind_of = np.empty(static.n_agents, object)
     for k in static.kinds:
         kind_of[k.start : k.stop] = k.name
+    cols = portfolio_columns(static, state)  # beta, exposures (currency, shorts negative)
+    fees = np.asarray(state.wallet.fees)
     tmp = path.with_suffix(".csv.tmp")
     with tmp.open("w", newline="") as f:
         w = csv.writer(f)
         w.writerow(["agent", "kind", "pnl", "equity", "cash", "trades", "sharpe", "max_drawdown",
-                    "var", *(f"position_{s}" for s in static.symbols)])
+                    "var", "borrow_fees", *cols, *(f"position_{s}" for s in static.symbols)])
         for i in range(static.n_agents):
             w.writerow([i, kind_of[i], f"{(eq1[i] - eq0[i]) / SCALE:.4f}", f"{eq1[i] / SCALE:.4f}",
                         f"{cash1[i] / SCALE:.4f}", int(rec.trades[i]),
                         f"{m.sharpe[i]:.6g}" if m.sharpe_ready[i] else "",
                         f"{m.max_drawdown[i]:.6g}", f"{m.var[i]:.6g}" if m.var_ready[i] else "",
+                        f"{fees[i] / SCALE:.4f}",
+                        *(f"{c[i]:.6g}" if np.isfinite(c[i]) else "" for c in cols.values()),
                         *(int(x) for x in pos1[i])])
     tmp.replace(path)

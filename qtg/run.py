@@ -69,28 +69,50 @@ def _hydra_line(e: Exception) -> str:
 
 
 def run_job(cfg: Config, out_dir: Path) -> dict:
-    """Build the world, run it with a progress bar, write summary, chart and config."""
+    """Build the world, run it with a progress bar, write the run directory: summary.json,
+    prices.csv, events.csv, agents.csv, config.json and the charts."""
+    from qtg import analysis
     from qtg.hooks import Progress, Recorder
-    from qtg.report import chart, config_dict, summarize, table, write_agents_table, write_summary
+    from qtg.impact import ImpactRecorder
+    from qtg.portfolio import plot_correlation
+    from qtg.report import (
+        chart, config_dict, summarize, table, write_agents_table, write_events, write_prices, write_summary,
+    )
     from qtg.sim import Simulation
     from qtg.world import build_world, make_engine_for
 
     out_dir.mkdir(parents=True, exist_ok=True)
     world = build_world(cfg)
     sim = Simulation(world.static, world.params, world.state, make_engine_for(cfg, world.static))
-    rec = Recorder()
+    rec, impact = Recorder(), ImpactRecorder()
     t0 = time.perf_counter()
-    sim.run(cfg.run.ticks, hooks=[rec, Progress(cfg.run.ticks, cfg.run.progress)])
+    sim.run(cfg.run.ticks, hooks=[rec, impact, Progress(cfg.run.ticks, cfg.run.progress)])
     elapsed = time.perf_counter() - t0
     summary = summarize(cfg, world.state, sim, rec, elapsed)
+    summary["market_impact"] = impact.summary()
+    impact.write_csv(out_dir / "impact.csv")
+    write_prices(out_dir / "prices.csv", sim, rec)
+    write_events(out_dir / "events.csv", rec)
+    events_table = ""
+    if rec.events:
+        prices, events = analysis.load_prices(out_dir), analysis.load_events(out_dir)
+        response = analysis.event_response(prices, events)
+        summary["event_response"] = response
+        events_table = analysis.format_event_table(response)
+        if cfg.run.chart:
+            analysis.plot_event_study(prices, events, out_dir / "events.png")
     write_summary(out_dir / "summary.json", summary)
     if cfg.run.agents_table:
         write_agents_table(out_dir / "agents.csv", world.state, sim, rec)
     (out_dir / "config.json").write_text(json.dumps(config_dict(cfg), indent=2) + "\n")
     if cfg.run.chart:
         chart(out_dir / "chart.png", sim, rec)
+        plot_correlation(sim.static, sim.state, out_dir / "correlation.png")
+        impact.plot(out_dir / "impact.png")
     if cfg.run.table:
         print(table(summary))
+        if events_table:
+            print("\nnews events and the market's response:\n" + events_table)
         print(f"\nrun directory: {out_dir}")
     return summary
 

@@ -18,6 +18,7 @@ import jax
 import jax.numpy as jnp
 
 from systems.decide import decide_orders
+from systems.fundamentals import update_fundamentals
 from systems.indicators import update_market_indicators
 from systems.measure import measure_equity, measure_market
 from systems.observe import observe_market
@@ -49,6 +50,7 @@ DEFAULT_SCHEDULE: tuple[Stage, ...] = (
     Stage("validate", validate_orders, writes=False),
     Stage("match", _host_match, host=True),
     Stage("settle", settle_fills),
+    Stage("fundamentals", update_fundamentals),  # news of tick T, seen by decisions from T+1
     Stage("measure", measure_market),
     Stage("indicators", update_market_indicators),
     Stage("equity", measure_equity),

@@ -14,7 +14,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from components.orders import FillBatch, MatchResult
+from components.orders import FillBatch, MatchResult, OrderBatch
 from components.world import WorldParams, WorldState, WorldStatic
 from qtg.schedule import DEFAULT_SCHEDULE, Stage, compile_schedule
 from systems.match import match_orders
@@ -37,6 +37,8 @@ class TickResult:
     low: np.ndarray  # i64[S] the tick bar's low
     volume: np.ndarray  # i64[S] shares traded in the tick
     equity_by_kind: np.ndarray  # f64[K] units
+    fair: np.ndarray  # f64[S] fair value in force after the tick, units
+    events: np.ndarray  # f64[len(EVENT_FIELDS), E] the tick's news record (systems/fundamentals)
     seconds: float  # wall time of the tick
 
 
@@ -52,14 +54,15 @@ class HostResources:
 
     engine: Any
     last_match: MatchResult | None = None
-    last_arrival: np.ndarray | None = None
+    last_arrival: np.ndarray | None = None  # batch row of each order the engine saw
+    last_orders: OrderBatch | None = None  # those orders, in arrival order (host arrays)
 
 
 def host_match(host: HostResources, frame: dict, seed: int) -> dict:
     """The match stage: device orders -> engine -> packed fills/updates/book."""
     orders = jax.tree.map(np.asarray, frame["orders"])
-    result, arrival, packed = match_orders(host.engine, orders, seed)
-    host.last_match, host.last_arrival = result, arrival
+    result, arrival, arrived, packed = match_orders(host.engine, orders, seed)
+    host.last_match, host.last_arrival, host.last_orders = result, arrival, arrived
     frame.update(packed)
     return frame
 
@@ -127,6 +130,8 @@ class Simulation:
             low=m.low,
             volume=m.volume,
             equity_by_kind=np.asarray(frame["equity_by_kind"]),
+            fair=np.asarray(self.state.fundamentals.fair),
+            events=np.asarray(frame["events"]),
             seconds=time.perf_counter() - t0,
         )
 

@@ -8,13 +8,15 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from components.agents import NO_ORDER, SLOTS, OrderSlots, Wallet
+from components.agents import NO_ORDER, SLOTS, Lender, OrderSlots, Wallet
+from components.money import RATE_SCALE
 from components.indicators import IndicatorSpec
 from components.risk import RiskSpec
 from components.market import MarketState
 from components.orders import STP
 from components.world import KindStatic, WorldParams, WorldState, WorldStatic
-from qtg.config import Config
+from qtg.config import Config, ConfigError
+from systems.fundamentals import make_fundamentals
 from systems.indicators import init_indicators
 from systems.measure import equity
 from systems.risk import init_risk
@@ -37,7 +39,7 @@ def build_world(cfg: Config) -> World:
     strategies = registry()
     n_sym = len(cfg.market.symbols)
     rng = np.random.Generator(np.random.PCG64(cfg.seed))
-    kinds, kind_params, cash, position = [], {}, [], []
+    kinds, kind_params, cash, position, max_short = [], {}, [], [], []
     spec = IndicatorSpec()
     start = batch_start = 0
     # Sorted by name: the row layout (and so every trade) must not depend on the order
@@ -55,29 +57,54 @@ def build_world(cfg: Config) -> World:
         kind_params[name] = p
         cash.append(c)
         position.append(pos)
+        # Kinds whose config has ``max_short`` may sell short (where the market allows it);
+        # the others are long only.
+        short = int(getattr(kcfg, "max_short", 0)) if cfg.market.short_selling else 0
+        max_short.append(np.full(kcfg.count, short, np.int64))
         start += kind.count
         batch_start += kind.batch_rows
 
     n = start
     static = WorldStatic(
         n_agents=n, n_symbols=n_sym, symbols=tuple(cfg.market.symbols), kinds=tuple(kinds),
+        sectors=cfg.market.sector_names(), sector_of=tuple(int(x) for x in cfg.market.sector_of()),
         indicators=spec,
         risk=RiskSpec(**dataclasses.asdict(cfg.risk)),
+        short_selling=cfg.market.short_selling,
+        locate=cfg.market.locate,
     )
+    position = np.concatenate(position)
+    outstanding = cfg.market.outstanding()
+    pool = np.floor(outstanding * cfg.market.borrow_fraction).astype(np.int64)
+    check_float(cfg, position.sum(axis=0), outstanding, pool)
     tick, price = cfg.market.ticks(), cfg.market.opening_prices()
+    news, fundamentals = make_fundamentals(cfg, n_sym, static.sectors, static.sector_of, tick)
     params = WorldParams(
-        tick_size=jnp.asarray(tick), initial_price=jnp.asarray(price), kinds=kind_params
+        tick_size=jnp.asarray(tick),
+        initial_price=jnp.asarray(price),
+        outstanding=jnp.asarray(outstanding),
+        pool=jnp.asarray(pool),
+        borrow_rate=jnp.asarray(round(cfg.market.borrow_rate * RATE_SCALE), jnp.int64),
+        max_short=jnp.asarray(np.concatenate(max_short)),
+        news=news,
+        kinds=kind_params,
     )
     zeros_s = jnp.zeros(n_sym, jnp.int64)
     state = WorldState(
         wallet=Wallet(
-            cash=jnp.asarray(np.concatenate(cash)), position=jnp.asarray(np.concatenate(position))
+            cash=jnp.asarray(np.concatenate(cash)),
+            position=jnp.asarray(position),
+            borrowed=jnp.zeros((n, n_sym), jnp.int64),
+            fees=jnp.zeros(n, jnp.int64),
         ),
         slots=OrderSlots(
             id=jnp.full((n, SLOTS), NO_ORDER, jnp.int64),
             symbol=jnp.zeros((n, SLOTS), jnp.int32),
             price=jnp.zeros((n, SLOTS), jnp.int64),
             remaining=jnp.zeros((n, SLOTS), jnp.int64),
+        ),
+        lender=Lender(
+            lent=zeros_s, claimed=zeros_s, cash=jnp.asarray(0, jnp.int64), unpaid=jnp.asarray(0, jnp.int64)
         ),
         market=MarketState(
             bid=zeros_s, ask=zeros_s, bid_qty=zeros_s, ask_qty=zeros_s,
@@ -86,12 +113,24 @@ def build_world(cfg: Config) -> World:
         ),
         indicators=init_indicators(spec, n_sym),
         risk=None,
+        fundamentals=fundamentals,
         tick=jnp.asarray(0, jnp.int64),
         key=jax.random.key(cfg.seed),
     )
     # Risk starts from each agent's equity at the opening price.
-    state = state.replace(risk=init_risk(static.risk, equity(state)))
+    state = state.replace(risk=init_risk(static.risk, equity(state), state.market.last))
     return World(static, params, state)
+
+
+def check_float(cfg: Config, held: np.ndarray, outstanding: np.ndarray, pool: np.ndarray) -> None:
+    """The agents' opening holdings plus the borrow pool must fit in the shares outstanding
+    (market makers' inventory is taken from the float). Raises ConfigError."""
+    for name, h, o, p in zip(cfg.market.symbols, held, outstanding, pool):
+        if h + p > o:
+            raise ConfigError(
+                f"market.shares_outstanding: {name} has {o:,} shares, fewer than the agents' opening "
+                f"holdings ({h:,}) plus the borrow pool ({p:,}); raise it or lower the holdings"
+            )
 
 
 def make_engine_for(cfg: Config, static: WorldStatic):

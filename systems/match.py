@@ -43,16 +43,17 @@ def _pack(columns, names: tuple[str, ...], fill: int) -> np.ndarray:
     return packed
 
 
-def match_orders(engine, orders: OrderBatch, seed: int) -> tuple[MatchResult, np.ndarray, dict]:
+def match_orders(engine, orders: OrderBatch, seed: int) -> tuple[MatchResult, np.ndarray, OrderBatch, dict]:
     """Run the engine over the valid rows of ``orders`` (host NumPy arrays).
 
     Returns the engine's MatchResult (rows in arrival order), the batch row index of each
-    arrival, and the packed arrays for the write phase:
+    arrival, the orders as the engine saw them (arrival order), and the packed arrays for the write phase:
     ``fills`` i64[6, F], ``updates`` i64[4, U] (padding id -1), ``book`` i64[4, S],
     ``status`` i64[len(Status)] counts of order outcomes.
     """
     order = arrival_order(orders.valid, seed)
-    result = engine.process(orders.take(order))
+    arrived = orders.take(order)
+    result = engine.process(arrived)
     fills, updates = result.fills, result.updates
 
     packed_fills = _pack(fills, FILL_FIELDS, fill=0)
@@ -62,7 +63,7 @@ def match_orders(engine, orders: OrderBatch, seed: int) -> tuple[MatchResult, np
     top = engine.top_of_book()
     packed_book = np.stack([getattr(top, name) for name in BOOK_FIELDS]).astype(np.int64)
     status = np.bincount(result.outcomes.status, minlength=N_STATUS).astype(np.int64)
-    return result, order, {
+    return result, order, arrived, {
         "fills": packed_fills,
         "updates": packed_updates,
         "book": packed_book,

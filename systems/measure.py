@@ -69,4 +69,4 @@ def measure_equity(
     del params, key
     eq = equity(state)
     frame["equity_by_kind"] = jnp.stack([eq[k.start : k.stop].sum() for k in static.kinds])
-    return state.replace(risk=update_risk(static.risk, state.risk, eq)), frame
+    return state.replace(risk=update_risk(static.risk, state.risk, eq, state.market.last)), frame

@@ -26,6 +26,7 @@ def observe_market(
         mid=mid,
         ref=mid,
         spread=jnp.where(both, m.ask - m.bid, 0),
+        fair=state.fundamentals.fair,
     )
     frame["indicators"] = read_indicators(static.indicators, state.indicators)
     return state, frame

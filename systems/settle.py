@@ -1,4 +1,5 @@
-"""settle: fills -> wallets; engine order updates -> each agent's order slots."""
+"""settle: fills -> wallets; engine order updates -> each agent's order slots; the borrow
+ledger and its fees."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import jax
 import jax.numpy as jnp
 
 from components.agents import NO_ORDER, SLOTS
+from components.money import apply_rate
 from components.orders import Side
 from components.world import WorldParams, WorldState, WorldStatic
 from systems.match import FILL_FIELDS, UPDATE_FIELDS
@@ -23,7 +25,7 @@ def settle_fills(
     stage; padding fills have qty 0 and padding updates id -1. Cash moves by exactly
     ``price * qty`` from buyer to seller, so totals are conserved.
     """
-    del params, key
+    del key
     f = frame["fills"]
     taker, maker = f[_F["taker_agent"]], f[_F["maker_agent"]]
     symbol, qty = f[_F["symbol"]], f[_F["qty"]]
@@ -35,7 +37,43 @@ def settle_fills(
     position = state.wallet.position.at[buyer, symbol].add(qty).at[seller, symbol].add(-qty)
 
     slots = _apply_updates(static, state, frame)
-    return state.replace(wallet=state.wallet.replace(cash=cash, position=position), slots=slots), frame
+    borrowed, claimed = borrow_claims(static, position, slots)
+    # Borrow fees for the coming tick, on the borrowed shares at the last close; an agent
+    # pays what its cash allows and the lender records the rest as unpaid.
+    due = apply_rate(borrowed * state.market.last[None, :], params.borrow_rate).sum(axis=1)
+    paid = jnp.minimum(due, jnp.maximum(cash, 0))
+    lender = state.lender.replace(
+        lent=borrowed.sum(axis=0),
+        claimed=claimed,
+        cash=state.lender.cash + paid.sum(),
+        unpaid=state.lender.unpaid + (due - paid).sum(),
+    )
+    wallet = state.wallet.replace(
+        cash=cash - paid, position=position, borrowed=borrowed, fees=state.wallet.fees + paid
+    )
+    return state.replace(wallet=wallet, slots=slots, lender=lender), frame
+
+
+def borrow_claims(static: WorldStatic, position: jax.Array, slots) -> tuple[jax.Array, jax.Array]:
+    """The borrow ledger implied by positions and resting orders.
+
+    An agent's claim on a symbol's pool is the short it would hold if its resting sell
+    order filled: ``max(resting sell - position, 0)``. Returns ``borrowed`` i64[N, S] (the
+    claim with ``static.locate``, else only the short held, ``max(-position, 0)``) and the
+    pool's total claims i64[S]. Validation keeps the claims within the pool, so filled
+    short sales always find their borrow.
+    """
+    n, s = position.shape
+    short = jnp.maximum(-position, 0)
+    live = slots.id[:, Side.SELL] != NO_ORDER
+    sym = slots.symbol[:, Side.SELL]
+    pos = jnp.take_along_axis(position, sym[:, None], axis=1)[:, 0]
+    resting = jnp.where(live, slots.remaining[:, Side.SELL], 0)
+    extra = jnp.maximum(resting - pos, 0) - jnp.maximum(-pos, 0)  # claim beyond the short
+    claimed = short.sum(axis=0) + jax.ops.segment_sum(extra, sym, num_segments=s)
+    if static.locate:
+        short = short.at[jnp.arange(n), sym].add(extra)
+    return short, claimed
 
 
 def _apply_updates(static: WorldStatic, state: WorldState, frame: dict):

@@ -18,19 +18,34 @@ from qtg.world import build_world, make_engine_for  # noqa: E402
 
 
 class InvariantCheck:
-    """A hook asserting, every tick, exact conservation and no negative holdings."""
+    """A hook asserting, every tick, exact conservation of cash (agents plus the lender's
+    fees) and of shares (held plus lent plus the lender's unlent float == outstanding),
+    the borrow ledger, and no negative cash or short beyond an agent's limit."""
 
     def on_start(self, sim):
-        self.cash = int(np.asarray(sim.state.wallet.cash).sum())
+        self.cash = int(np.asarray(sim.state.wallet.cash).sum()) + int(sim.state.lender.cash)
         self.shares = np.asarray(sim.state.wallet.position).sum(axis=0)
+        self.outstanding = np.asarray(sim.params.outstanding)
+        self.unlent = self.outstanding - self.shares  # the lender's holdings before lending
         self.ticks = 0
+        self.max_short_seen = 0
 
     def on_tick(self, sim, r):
         w = jax.tree.map(np.asarray, sim.state.wallet)
-        assert int(w.cash.sum()) == self.cash, f"cash not conserved at tick {r.tick}"
-        assert (w.position.sum(axis=0) == self.shares).all(), f"shares not conserved at tick {r.tick}"
+        lender = jax.tree.map(np.asarray, sim.state.lender)
+        held = w.position.sum(axis=0)
+        assert int(w.cash.sum()) + int(lender.cash) == self.cash, f"cash not conserved at tick {r.tick}"
+        assert (held == self.shares).all(), f"shares not conserved at tick {r.tick}"
+        # Lending moves shares from the lender's float to a borrower, who sells them on.
+        lent = w.borrowed.sum(axis=0)
+        assert (lender.lent == lent).all(), f"ledger out of step at tick {r.tick}"
+        assert (held + (self.unlent - lent) + lent == self.outstanding).all()
+        assert (lent <= lender.claimed).all() and (lender.claimed <= np.asarray(sim.params.pool)).all()
+        assert (w.borrowed >= np.maximum(-w.position, 0)).all(), f"short without borrow at tick {r.tick}"
         assert w.cash.min() >= 0, f"negative cash at tick {r.tick}"
-        assert w.position.min() >= 0, f"negative position at tick {r.tick}"
+        max_short = np.asarray(sim.params.max_short)
+        assert (-w.position.min(axis=1) <= np.maximum(max_short, 0)).all(), f"short beyond limit at tick {r.tick}"
+        self.max_short_seen = max(self.max_short_seen, int(-w.position.min()))
         if len(r.fills):
             assert (r.fills.qty > 0).all() and (r.fills.price > 0).all()
             sym = r.fills.symbol
@@ -45,6 +60,8 @@ class InvariantCheck:
 def make_config(**changes) -> Config:
     """Default config with dotted-key changes, e.g. make_config(**{"run.ticks": 50})."""
     cfg = Config()
+    if "market.symbols" in changes and "market.sectors" not in changes:
+        changes["market.sectors"] = []  # one sector unless the test names them
     for dotted, value in changes.items():
         obj, *path, last = [cfg, *dotted.split(".")]
         for part in path:

@@ -26,8 +26,8 @@ ROOT = Path(__file__).resolve().parent.parent
         ("engine.stp=maybe", "engine.stp: unknown mode 'maybe'; allowed: none, cancel_taker, cancel_maker"),
         ("run.ticks=0", "run.ticks: must be >= 1, got 0"),
         ("run.tickz=5", "run.tickz: unknown key; allowed: ticks, progress, chart, table, agents_table"),
-        ("population.noise.foo=1", "population.noise.foo: unknown key; allowed: count, activity, size, aggressive, price_sigma, collar, cash, shares"),
-        ("+population.noise.foo=1", "population.noise.foo: unknown key; allowed: count, activity, size, aggressive, price_sigma, collar, cash, shares"),
+        ("population.noise.foo=1", "population.noise.foo: unknown key; allowed: count, activity, size, aggressive, price_sigma, collar, cash, shares, max_short, anchor, vol_feedback, vol_periods"),
+        ("+population.noise.foo=1", "population.noise.foo: unknown key; allowed: count, activity, size, aggressive, price_sigma, collar, cash, shares, max_short, anchor, vol_feedback, vol_periods"),
         ("population.noise.count=abc", "population.noise.count: Value 'abc' of type 'str' could not be converted to Integer"),
         ("+population.foo.count=1", "population.foo: unknown strategy kind; allowed: " + ", ".join(sorted(registry()))),
         ("population.noise.activity=[0.5,0.1]", "population.noise.activity: range [lo, hi] needs lo <= hi, got [0.5, 0.1]"),
@@ -37,9 +37,13 @@ ROOT = Path(__file__).resolve().parent.parent
         ("risk.var_window=1", "risk.var_window: must be an integer >= 2, got 1"),
         ("risk.var_confidence=1.5", "risk.var_confidence: must be a number in (0, 1), got 1.5"),
         ("market.symbols=[]", "market.symbols: at least one symbol is needed"),
-        ("market.tick_sizes=[0.01,0.05]", "market.tick_sizes: needs one value per symbol (1), got 2"),
-        ("market.tick_sizes=[-0.05]", "market.tick_sizes: must be a positive multiple of 0.0001, got -0.05"),
-        ("market.initial_prices=[0]", "market.initial_prices: must be a positive multiple of the tick size 0.01, got 0.0"),
+        ("market.tick_sizes=[0.01,0.05]", "market.tick_sizes: needs one value per symbol (10), got 2"),
+            ("market.symbols=[A,B]", "market.sectors: needs one value per symbol (2), got 10; set it too when changing market.symbols ([] = one sector)"),
+            ("market.borrow_fraction=1.5", "market.borrow_fraction: must be in [0, 1], got 1.5"),
+            ("market.borrow_rate=0.01", "market.borrow_rate: must be in [0, 0.004] per tick, got 0.01"),
+            ("market.shares_outstanding=0", "market.shares_outstanding: must be >= 1, got 0"),
+        ("market.tick_size=-0.05", "market.tick_size: must be a positive multiple of 0.0001, got -0.05"),
+        ("market.initial_price=0", "market.initial_price: must be a positive multiple of the tick size 0.01, got 0.0"),
     ],
 )
 def test_bad_overrides_name_the_key(override, message):
@@ -59,7 +63,7 @@ def test_type_errors_name_the_key():
 
 
 def test_per_symbol_prices_must_sit_on_their_own_tick_grid():
-    base = ["market.symbols=[A,B]", "market.tick_sizes=[0.01,0.05]"]
+    base = ["market.symbols=[A,B]", "market.sectors=[]", "market.tick_sizes=[0.01,0.05]"]
     with pytest.raises(ConfigError) as e:
         load_config([*base, "market.initial_prices=[100.0,20.02]"])
     assert str(e.value) == "market.initial_prices: must be a positive multiple of the tick size 0.05, got 20.02"
@@ -105,18 +109,23 @@ def test_cli_run_writes_summary_and_chart(tmp_path):
     out = _cli("run.ticks=120", "population.noise.count=20", "seed=3", f"hydra.run.dir={tmp_path}/run", "run.progress=false", cwd=tmp_path)
     assert out.returncode == 0, out.stderr
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
-    assert summary["run"]["ticks"] == 120 and summary["run"]["agents"] == 22
+    assert summary["run"]["ticks"] == 120 and summary["run"]["agents"] == 40
     assert summary["fills"] > 0 and summary["volume"] > 0
-    assert summary["conservation"] == {"cash": True, "shares": True}
+    assert summary["conservation"] == {"cash": True, "shares": True, "borrow_ledger": True}
     assert set(summary["pnl_by_kind"]) == {"market_maker", "noise"}
     assert summary["engine"]["engine"] == "fast" and summary["engine"]["fills"] == summary["fills"]
     assert summary["risk_by_kind"]["noise"]["sharpe"]["count"] == 20
     assert "Sharpe" in out.stdout and "max DD" in out.stdout
     assert (tmp_path / "run" / "chart.png").stat().st_size > 10_000
-    assert "market_maker" in out.stdout and "conservation: cash ok, shares ok" in out.stdout
+    assert (tmp_path / "run" / "correlation.png").stat().st_size > 5_000
+    prices = (tmp_path / "run" / "prices.csv").read_text().splitlines()
+    assert prices[0] == "tick,symbol,sector,last,bid,ask,mid,fair,volume" and len(prices) == 1 + 120 * 10
+    assert (tmp_path / "run" / "events.csv").read_text().startswith("tick,kind,target,size,symbols")
+    assert set(summary["portfolio"]) >= {"correlation", "by_kind"} or "correlation" in json.dumps(summary["portfolio"])
+    assert "market_maker" in out.stdout and "conservation: cash ok, shares ok, borrow ledger ok" in out.stdout
     assert sum(k["trades"] for k in summary["pnl_by_kind"].values()) == 2 * summary["fills"]
     rows = (tmp_path / "run" / "agents.csv").read_text().splitlines()
-    assert len(rows) == 1 + 22 and rows[0].startswith("agent,kind,pnl,equity,cash,trades")
+    assert len(rows) == 1 + 40 and rows[0].startswith("agent,kind,pnl,equity,cash,trades")
     pnl = sum(float(r.split(",")[2]) for r in rows[1:])
     # kind totals are rounded to cents (<= 0.005 each), rows to 4 decimals
     assert pnl == pytest.approx(sum(k["pnl_total"] for k in summary["pnl_by_kind"].values()), abs=0.02)

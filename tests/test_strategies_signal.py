@@ -61,9 +61,9 @@ KINDS = list(CASES)
 
 
 def world_of(name, **changes):
-    """A world of 3 agents of kind ``name`` only."""
+    """A world of 3 agents of kind ``name`` only, on one symbol."""
     mod, cfg, *_ = CASES[name]
-    keys = {"population.noise.count": 0, "population.market_maker.count": 0}
+    keys = {"population.noise.count": 0, "population.market_maker.count": 0, "market.symbols": ["ACME"]}
     keys[f"population.{name}.count"] = 3
     keys.update({f"population.{name}.{k}": v for k, v in {**cfg, **changes}.items()})
     return mod, build_world(make_config(**keys))
@@ -264,8 +264,14 @@ class PositionLog:
 @pytest.mark.parametrize("name", KINDS)
 def test_world_run_keeps_invariants(name):
     mod, cfg, *_ = CASES[name]
-    keys = {f"population.{name}.count": 4, "run.progress": False}
-    keys.update({f"population.{name}.{k}": v for k, v in cfg.items()})
+    # One symbol, prices free of the fair-value anchor (a random walk the signals can trade).
+    keys = {f"population.{name}.count": 4, "run.progress": False, "market.symbols": ["ACME"],
+            "population.market_maker.count": 2, "population.noise.count": 10,
+            "population.market_maker.anchor": [0.0, 0.0], "population.noise.anchor": [0.0, 0.0],
+            "population.noise.vol_feedback": 0.0, "population.noise.max_short": 0}
+    # Momentum with thresholds near 50 and shares to sell, so a short run trades either way.
+    busy = {"momentum": {"oversold": [40.0, 45.0], "overbought": [55.0, 60.0], "shares": 100}}.get(name, {})
+    keys.update({f"population.{name}.{k}": v for k, v in {**cfg, **busy}.items()})
     config = make_config(**keys)
     world = build_world(config)
     sim = Simulation(world.static, world.params, world.state, make_engine_for(config, world.static))

@@ -36,6 +36,7 @@ def world():
     10-19 with no effective child cap.
     """
     cfg = make_config(**{
+        "market.symbols": ["ACME"],
         "population.market_maker.count": 1,
         "population.noise.count": 0,
         "population.vwap_executor": {"count": 3},
@@ -272,6 +273,7 @@ def world_run(request):
             "count": 4, "total": [200, 400], "start": [START, START], "horizon": [HORIZON, HORIZON],
             "max_child": [50, 50], "profile": request.param,
         },
+        "market.symbols": ["ACME"], "population.market_maker.count": 2, "population.noise.count": 10,
         "run.ticks": 200,
     })
     w = build_world(cfg)
@@ -368,7 +370,7 @@ class TestConfig:
             build_world(cfg)
 
     def test_holdings_make_the_parent_order_feasible(self):
-        cfg = make_config(**{"population.vwap_executor": {"count": 40}, "seed": 3})
+        cfg = make_config(**{"population.vwap_executor": {"count": 40}, "seed": 3, "market.symbols": ["ACME"]})
         w = build_world(cfg)
         k = w.static.kind("vwap_executor")
         p = jax.tree.map(np.asarray, w.params.kinds["vwap_executor"])

@@ -21,8 +21,9 @@ KEY = jax.random.key(0)
 
 @pytest.fixture(scope="module")
 def world():
-    """4 agents (1 maker, 3 noise traders), one symbol at 100.00."""
-    cfg = make_config(**{"population.market_maker.count": 1, "population.noise.count": 3})
+    """4 agents (1 maker, 3 noise traders), one symbol at 100.00, long only."""
+    cfg = make_config(**{"population.market_maker.count": 1, "population.noise.count": 3,
+                         "market.symbols": ["ACME"], "market.short_selling": False})
     return build_world(cfg)
 
 
@@ -294,7 +295,7 @@ def test_bucket_is_the_next_power_of_two(n):
 
 
 def test_floor_div_equals_integer_division_near_quotient_boundaries():
-    from systems.strategies._rows import floor_div
+    from components.money import floor_div
 
     rng = np.random.default_rng(3)
     b = rng.integers(1, 10**7, 20_000)

@@ -7,7 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from components.agents import NO_ORDER, order_id
-from components.money import to_fixed
+from components.money import floor_div, to_fixed  # noqa: F401  (floor_div re-exported)
 from components.orders import OrderBatch, OrderType, Side
 from components.world import WorldState
 
@@ -28,17 +28,6 @@ def round_tick(price: jax.Array, tick: jax.Array) -> jax.Array:
     """Nearest multiple of ``tick`` to price (float units), at least one tick. i64."""
     p = jnp.round(price / tick).astype(jnp.int64) * tick
     return jnp.maximum(p, tick)
-
-
-def floor_div(a: jax.Array, b: jax.Array) -> jax.Array:
-    """``a // b`` for int64 ``0 <= a < 2**52`` and ``0 < b < 2**52``, exactly.
-
-    Divides in float64 and corrects the quotient by one either way, which is several times
-    cheaper on a CPU than an int64 division.
-    """
-    q = jnp.floor(a.astype(jnp.float64) / b.astype(jnp.float64)).astype(jnp.int64)
-    q = q - (q * b > a)
-    return q + ((q + 1) * b <= a)
 
 
 def available_cash(state: WorldState, rows: jax.Array) -> jax.Array:
@@ -66,14 +55,20 @@ def collar_price(buy: jax.Array, ref: jax.Array, collar: jax.Array, tick: jax.Ar
 
 
 def affordable(
-    state: WorldState, rows: jax.Array, symbol: jax.Array, buy: jax.Array, price: jax.Array
+    state: WorldState,
+    rows: jax.Array,
+    symbol: jax.Array,
+    buy: jax.Array,
+    price: jax.Array,
+    max_short: jax.Array | int = 0,
 ) -> jax.Array:
-    """Largest order the agents can back: unreserved cash // price for buys, unreserved
-    shares of ``symbol`` for sells; never negative. i64[n] shares."""
+    """Largest order the agents can back: unreserved cash // price for buys; for sells,
+    unreserved shares of ``symbol`` plus the room left under ``max_short`` (shares the
+    agent may be short; 0 = long only). Never negative. i64[n] shares."""
     return jnp.where(
         buy,
         floor_div(jnp.maximum(available_cash(state, rows), 0), price),
-        jnp.maximum(available_shares(state, rows, symbol), 0),
+        jnp.maximum(available_shares(state, rows, symbol) + max_short, 0),
     )
 
 

@@ -1,7 +1,8 @@
 """Market makers: two-sided quotes around the reference price with inventory skew.
 
-Each maker quotes one symbol. Its bid and ask sit ``half_spread`` (a fraction of the
-reference price) either side of the reference, both shifted against its inventory: a
+Each maker quotes one symbol. Its quotes are centred on a blend of the symbol's fair
+value and the reference price (``anchor`` is the fair value's weight). Its bid and ask
+sit ``half_spread`` (a fraction of that centre) either side of it, both shifted against its inventory: a
 maker long of its target leans its quotes down to sell, a short one leans up. Past
 ``max_inventory`` from target it stops quoting the side that would grow the imbalance.
 Quote sizes are capped by the cash and shares not already reserved by resting orders.
@@ -48,7 +49,10 @@ class Config:
     cash: float = 1_000_000.0
     """Starting cash per maker, in currency."""
     shares: int = 2_000
-    """Starting (and target) inventory per maker in its symbol, in shares."""
+    """Starting (and target) inventory per maker in its symbol, in shares (taken from the
+    symbol's shares outstanding)."""
+    anchor: list[float] = dataclasses.field(default_factory=lambda: [0.6, 0.9])
+    """Range of the fair value's weight in the quote centre (0: the reference price only)."""
 
 
 BOUNDS = {  # allowed values of each Config field (default: >= 0)
@@ -56,6 +60,7 @@ BOUNDS = {  # allowed values of each Config field (default: >= 0)
     "quote_size": (1, None),
     "max_inventory": (1, None),
     "skew": (0.0, 10.0),
+    "anchor": (0.0, 1.0),
 }
 
 
@@ -67,6 +72,7 @@ class Params:
     max_inventory: jax.Array  # i64[M] shares
     skew: jax.Array  # f64[M]
     target: jax.Array  # i64[M] shares
+    anchor: jax.Array  # f64[M] weight of the fair value in the quote centre
 
 
 def make_params(cfg: Config, count: int, rng: np.random.Generator, n_symbols: int) -> Params:
@@ -80,6 +86,7 @@ def make_params(cfg: Config, count: int, rng: np.random.Generator, n_symbols: in
         ),
         skew=jnp.asarray(rng.uniform(*cfg.skew, count), jnp.float64),
         target=jnp.full(count, cfg.shares, jnp.int64),
+        anchor=jnp.asarray(rng.uniform(*cfg.anchor, count), jnp.float64),
     )
 
 
@@ -102,7 +109,8 @@ def decide(
     rows = kind.start + jnp.arange(kind.count)
     sym = p.symbol
     tick = world.tick_size[sym]
-    ref = frame["view"].ref[sym]
+    view = frame["view"]
+    ref = p.anchor * view.fair[sym] + (1.0 - p.anchor) * view.ref[sym]
     inventory = state.wallet.position[rows, sym]
     imbalance = (inventory - p.target) / p.max_inventory
     shift = -p.skew * p.half_spread * ref * jnp.clip(imbalance, -1.0, 1.0)

@@ -1,12 +1,16 @@
 """Noise traders: random side and size, prices near the current mid.
 
-Each tick a trader acts with probability ``activity``. Acting, it cancels its resting
+Each tick a trader acts with probability ``activity``, scaled by its symbol's recent
+volatility: ``(ATR(short) / ATR(long)) ** vol_feedback`` (clipped to [0.25, 4]), so
+turbulent markets draw more orders and calm ones fewer (volatility clusters). Acting, it cancels its resting
 order (it keeps at most one) and sends a new one: with probability ``aggressive`` an
 immediate-or-cancel order priced ``collar`` through the reference (it takes liquidity and
-walks the book), otherwise a good-till-cancel limit order at the reference times
-``1 + price_sigma * z`` with ``z`` approximately standard normal (an Irwin-Hall sum
+walks the book), otherwise a good-till-cancel limit order at its anchor price times
+``1 + price_sigma * z`` (the anchor is a blend of the symbol's fair value and the
+reference price, ``anchor`` being the fair value's weight) with ``z`` approximately standard normal (an Irwin-Hall sum
 of four uniforms, so |z| <= 3.46), which may cross or rest. Sizes are
-capped by the cash and shares not reserved by resting orders.
+capped by the cash and shares not reserved by resting orders; a sale may go short by up
+to ``max_short`` shares, borrowed from the symbol's pool.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import numpy as np
 from flax import struct
 
 from components.agents import order_id
+from components.indicators import IndicatorSpec
 from components.orders import OrderBatch, OrderType, Side
 from components.world import KindStatic, WorldParams, WorldState, WorldStatic
 from systems.strategies._rows import (
@@ -51,6 +56,14 @@ class Config:
     """Starting cash per trader, in currency."""
     shares: int = 500
     """Starting shares per trader in its symbol."""
+    max_short: int = 100
+    """Largest short a trader may hold, in shares (0: long only)."""
+    anchor: list[float] = dataclasses.field(default_factory=lambda: [0.3, 0.7])
+    """Range of the fair value's weight in a trader's limit prices (0: the reference only)."""
+    vol_feedback: float = 1.0
+    """Exponent of the short/long ATR ratio that scales activity (0: constant activity)."""
+    vol_periods: list[int] = dataclasses.field(default_factory=lambda: [5, 100])
+    """Short and long ATR periods of the volatility feedback, in ticks."""
 
 
 BOUNDS = {  # allowed values of each Config field (default: >= 0)
@@ -59,7 +72,12 @@ BOUNDS = {  # allowed values of each Config field (default: >= 0)
     "aggressive": (0.0, 1.0),
     "price_sigma": (0.0, 0.5),
     "collar": (0.0, 0.5),
+    "anchor": (0.0, 1.0),
+    "vol_feedback": (0.0, 4.0),
+    "vol_periods": (1, None),
 }
+
+FEEDBACK_CLIP = (0.25, 4.0)  # bounds of the volatility multiplier of activity
 
 
 @struct.dataclass
@@ -71,6 +89,14 @@ class Params:
     aggressive: jax.Array  # f64[M] probability
     price_sigma: jax.Array  # f64[M] fraction
     collar: jax.Array  # f64[M] fraction
+    anchor: jax.Array  # f64[M] weight of the fair value in limit prices
+    vol_feedback: jax.Array  # f64[] exponent of the ATR ratio
+    vol_periods: tuple[int, int] = struct.field(pytree_node=False, default=(5, 100))  # static
+
+
+def indicators(cfg: Config) -> IndicatorSpec:
+    """The two ATRs of the volatility feedback (none when it is off)."""
+    return IndicatorSpec(atr=tuple(sorted(set(cfg.vol_periods)))) if cfg.vol_feedback > 0 else IndicatorSpec()
 
 
 def make_params(cfg: Config, count: int, rng: np.random.Generator, n_symbols: int) -> Params:
@@ -83,6 +109,9 @@ def make_params(cfg: Config, count: int, rng: np.random.Generator, n_symbols: in
         aggressive=jnp.asarray(rng.uniform(*cfg.aggressive, count), jnp.float64),
         price_sigma=jnp.asarray(rng.uniform(*cfg.price_sigma, count), jnp.float64),
         collar=jnp.full(count, cfg.collar, jnp.float64),
+        anchor=jnp.asarray(rng.uniform(*cfg.anchor, count), jnp.float64),
+        vol_feedback=jnp.asarray(cfg.vol_feedback, jnp.float64),
+        vol_periods=(int(cfg.vol_periods[0]), int(cfg.vol_periods[1])) if cfg.vol_feedback > 0 else (),
     )
 
 
@@ -116,14 +145,15 @@ def decide(
     span = p.size_hi - p.size_lo + 1
     size = p.size_lo + (((bits[1] >> 16).astype(jnp.int64) * span) >> 16)
     aggressive = (bits[1] & 0xFFFF).astype(jnp.float64) * 2.0**-16 < p.aggressive
-    active = u_active < p.activity
+    active = u_active < p.activity * _vol_multiplier(static, p, frame)[sym]
     # Approximately standard normal: Irwin-Hall sum of four 8-bit uniforms, |z| <= 3.46.
     quarters = (bits[2][None, :] >> jnp.array([0, 8, 16, 24], jnp.uint32)[:, None]) & 0xFF
     z = ((quarters.sum(axis=0).astype(jnp.float64) + 2.0) / 256.0 - 2.0) * 3.0**0.5
 
-    passive_price = round_tick(ref * (1.0 + p.price_sigma * z), tick)
+    centre = p.anchor * frame["view"].fair[sym] + (1.0 - p.anchor) * ref
+    passive_price = round_tick(centre * (1.0 + p.price_sigma * z), tick)
     price = jnp.where(aggressive, collar_price(buy, ref, p.collar, tick), passive_price)
-    qty = jnp.minimum(size, affordable(state, rows, sym, buy, price))
+    qty = jnp.minimum(size, affordable(state, rows, sym, buy, price, world.max_short[rows]))
 
     new = OrderBatch(
         valid=active & (qty > 0),
@@ -138,3 +168,16 @@ def decide(
 
     cancel = cancel_resting(state, rows, when=active)
     return interleave(cancel, new)
+
+
+def _vol_multiplier(static: WorldStatic, p: Params, frame: dict) -> jax.Array:
+    """Per symbol ``(ATR(short) / ATR(long)) ** vol_feedback``, clipped; 1 until both are
+    ready, or everywhere when the feedback is off. f64[S]"""
+    if not p.vol_periods:
+        return jnp.ones(static.n_symbols)
+    ind = frame["indicators"]
+    short, ready_s = ind.atr_at(p.vol_periods[0])
+    long, ready_l = ind.atr_at(p.vol_periods[1])
+    ok = ready_s & ready_l & (long > 0)
+    ratio = jnp.where(ok, short / jnp.where(ok, long, 1.0), 1.0)
+    return jnp.clip(ratio ** p.vol_feedback, *FEEDBACK_CLIP)

@@ -1,0 +1,104 @@
+"""The realistic market end to end: ten symbols in five sectors, fundamentals and news,
+short selling; the sector-shock and rate-hike experiments as statistical tests."""
+
+import numpy as np
+import pytest
+
+from components.orders import Reason
+from conftest import run_sim
+from qtg.run import load_config
+
+SHOCK_TICK = 150
+WINDOW = 100  # ticks after the event over which returns are compared
+
+
+def small(overrides: list[str]) -> list[str]:
+    """The default 10-symbol market with a small population (fast on a CPU)."""
+    return ["population.market_maker.count=20", "population.noise.count=60", *overrides]
+
+
+def sector_returns(run, start: int, stop: int) -> dict[str, float]:
+    """Mean log return of each sector's symbols' mid (or last) price from ``start`` to ``stop``."""
+    h = run.rec.arrays()
+    both = (h["bid"] > 0) & (h["ask"] > 0)
+    price = np.where(both, (h["bid"] + h["ask"]) / 2.0, h["last"])
+    static = run.sim.static
+    out = {}
+    for k, name in enumerate(static.sectors):
+        cols = [s for s in range(static.n_symbols) if static.sector_of[s] == k]
+        out[name] = float(np.mean(np.log(price[stop, cols] / price[start, cols])))
+    return out
+
+
+def test_default_market_has_ten_symbols_in_five_sectors_at_100():
+    cfg = load_config([])
+    assert len(cfg.market.symbols) == 10
+    assert len(set(cfg.market.sectors)) == 5
+    assert all(cfg.market.sectors.count(s) == 2 for s in set(cfg.market.sectors))
+    assert (cfg.market.opening_prices() == 1_000_000).all()
+
+
+@pytest.fixture(scope="module")
+def shock_runs():
+    """+experiment=sector_shock (tech -20% at tick 150) over five seeds."""
+    runs = []
+    for seed in range(5):
+        cfg = load_config(small([
+            "+experiment=sector_shock", f"seed={seed}", "run.ticks=300",
+            f"news.scheduled=[{{kind: sector, tick: {SHOCK_TICK}, target: tech, size: -0.2}}]",
+        ]))
+        runs.append(run_sim(cfg))
+    return runs
+
+
+def test_sector_shock_hits_the_shocked_sector_in_most_seeds(shock_runs):
+    below = 0
+    for run in shock_runs:
+        r = sector_returns(run, SHOCK_TICK - 1, SHOCK_TICK + WINDOW)
+        others = np.mean([v for k, v in r.items() if k != "tech"])
+        below += r["tech"] < others
+    # A majority of seeds, not one lucky one (each seed is a different market).
+    assert below >= 4, f"tech under the others in only {below} of 5 seeds"
+
+
+def test_sector_shock_recovers_toward_fair_value(shock_runs):
+    for run in shock_runs:
+        assert run.rec.events[0][:3] == (SHOCK_TICK, "sector", "tech")
+        h = run.rec.arrays()
+        tech = [s for s in range(10) if run.sim.static.sector_of[s] == 0]
+        fair = h["fair"][:, tech].mean(axis=1)
+        last = h["last"][:, tech].mean(axis=1)
+        assert fair[SHOCK_TICK] == pytest.approx(0.8 * fair[SHOCK_TICK - 1], rel=1e-9)
+        trough = last[SHOCK_TICK : SHOCK_TICK + 60].min()
+        assert trough < 0.9 * last[SHOCK_TICK - 1]  # prices follow the news down
+        # ... and back up as the sentiment decays (fair value recovers with it).
+        assert last[-1] > trough + 0.3 * (last[SHOCK_TICK - 1] - trough)
+        assert fair[-1] > fair[SHOCK_TICK]
+
+
+def test_rate_hike_lowers_every_fair_value_and_price():
+    cfg = load_config(small(["+experiment=rate_hike", "run.ticks=260",
+                             "news.scheduled=[{kind: rate, tick: 120, size: 0.01}]"]))
+    run = run_sim(cfg)
+    h = run.rec.arrays()
+    # Gordon: D1 / (0.04 + 0.05 - 0.04) -> D1 / 0.06, every fair value by 5/6.
+    np.testing.assert_allclose(h["fair"][120], h["fair"][119] * 5 / 6, rtol=1e-9)
+    before, after = h["last"][110:120].mean(axis=0), h["last"][-20:].mean(axis=0)
+    assert (after < 0.95 * before).all()
+
+
+def test_multi_symbol_run_with_shorts_and_news_conserves_everything():
+    """Busy news and tight borrow pools: the invariant check (cash with the lender's fees,
+    shares held + lent + float == outstanding, ledger, limits) holds on every tick."""
+    cfg = load_config(small([
+        "run.ticks=300", "market.borrow_fraction=0.00002", "market.borrow_rate=0.001",
+        "population.noise.max_short=300", "news.earnings.rate=0.05", "news.earnings.min_interval=5",
+        "news.sector.rate=0.05", "news.sector.min_interval=5", "news.rate.rate=0.01",
+        "news.rate.min_interval=20", "news.guidance.rate=0.02", "news.guidance.min_interval=5",
+    ]))
+    run = run_sim(cfg)
+    assert run.check.ticks == 300
+    assert {e[1] for e in run.rec.events} == {"earnings", "guidance", "rate", "sector"}
+    assert run.check.max_short_seen > 0
+    assert run.rec.rejects[Reason.NO_BORROW] > 0, "the 200-share pools bind"
+    assert int(run.sim.state.lender.cash) > 0
