@@ -61,13 +61,17 @@ def world_config(agents: int, ticks: int, engine: str = "fast", mix: str = "basi
     """``market``: ``two`` symbols in one sector, or the ``default`` market (10 symbols in 5
     sectors with fundamentals, news and short selling). ``mix``: ``basic`` is 1% market
     makers (at least 2 per symbol), the rest noise traders; ``all`` is 1% market makers,
-    4% each of the five signal and execution kinds, the rest (79%) noise traders."""
+    4% each of the five signal and execution kinds, the rest (79%) noise traders; ``default``
+    is the default population (1 maker per 5 noise traders, noise acting on 20-50% of
+    ticks) scaled to ``agents``."""
     from qtg.config import Config, to_config
 
     cfg = Config()
     if market == "two":
         cfg.market.symbols, cfg.market.sectors = ["ACME", "BOLT"], []
     makers = max(2 * len(cfg.market.symbols), agents // 100)
+    # A float large enough for every agent's opening holdings (noise traders hold 500).
+    cfg.market.shares_outstanding = max(cfg.market.shares_outstanding, 2_000 * agents)
     others = {k: {"count": agents * 4 // 100} for k in SIGNAL_KINDS} if mix == "all" else {}
     noise = agents - makers - sum(v["count"] for v in others.values())
     cfg.population = {
@@ -75,6 +79,13 @@ def world_config(agents: int, ticks: int, engine: str = "fast", mix: str = "basi
         "noise": {"count": noise, "activity": [0.01, 0.05]},
         **others,
     }
+    if mix == "default":  # the default population's kinds and parameters, scaled up
+        from qtg.config import DEFAULT_COUNTS
+
+        total = sum(DEFAULT_COUNTS.values())
+        counts = {k: agents * v // total for k, v in DEFAULT_COUNTS.items()}
+        counts["noise"] += agents - sum(counts.values())
+        cfg.population = {k: {"count": v} for k, v in counts.items()}
     cfg.engine.name = engine
     cfg.run.ticks = ticks
     return to_config(cfg)
@@ -92,6 +103,8 @@ def bench_world(agents: int, ticks: int, warmup: int = 20, engine: str = "fast",
     cfg = world_config(agents, ticks, engine, mix, market)
     world = build_world(cfg)
     sim = Simulation(world.static, world.params, world.state, make_engine_for(cfg, world.static))
+    n_symbols = world.static.n_symbols
+    del world  # the simulation runs on its own copy of the state; free the opening one
     build_s = time.perf_counter() - t0
     for _ in range(warmup):
         sim.step()
@@ -112,7 +125,7 @@ def bench_world(agents: int, ticks: int, warmup: int = 20, engine: str = "fast",
         "agents": agents,
         "mix": mix,
         "market": market,
-        "symbols": world.static.n_symbols,
+        "symbols": n_symbols,
         "engine": engine,
         "ticks": ticks,
         "ms_per_tick_median": round(float(np.median(ms)), 3),
@@ -144,8 +157,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--only", choices=["engines", "indicators", "world"], help="run one part only")
     ap.add_argument("--agents", type=int, nargs="+", default=list(WORLD_AGENTS))
     ap.add_argument("--ticks", type=int, default=200, help="measured ticks per world (default 200)")
-    ap.add_argument("--mix", choices=["basic", "all"], default="basic",
-                    help="world population: makers+noise (basic) or all seven kinds (all)")
+    ap.add_argument("--mix", choices=["basic", "all", "default"], default="basic",
+                    help="world population: makers+noise trading 1-5%% of ticks (basic), all seven kinds "
+                         "(all), or the default population's kinds and parameters scaled up (default)")
     ap.add_argument("--market", choices=["two", "default"], default="two",
                     help="two symbols (default) or the default 10-symbol market with news and shorting")
     ap.add_argument("--orders", type=int, default=200_000, help="engine stream length")

@@ -63,16 +63,18 @@ def borrow_claims(static: WorldStatic, position: jax.Array, slots) -> tuple[jax.
     pool's total claims i64[S]. Validation keeps the claims within the pool, so filled
     short sales always find their borrow.
     """
-    n, s = position.shape
+    s = position.shape[1]
     short = jnp.maximum(-position, 0)
     live = slots.id[:, Side.SELL] != NO_ORDER
     sym = slots.symbol[:, Side.SELL]
     pos = jnp.take_along_axis(position, sym[:, None], axis=1)[:, 0]
     resting = jnp.where(live, slots.remaining[:, Side.SELL], 0)
     extra = jnp.maximum(resting - pos, 0) - jnp.maximum(-pos, 0)  # claim beyond the short
-    claimed = short.sum(axis=0) + jax.ops.segment_sum(extra, sym, num_segments=s)
+    # One-hot sums rather than scatters: elementwise work fuses, a scatter runs serially.
+    extra = jnp.where(sym[:, None] == jnp.arange(s)[None, :], extra[:, None], 0)  # [N, S]
+    claimed = (short + extra).sum(axis=0)
     if static.locate:
-        short = short.at[jnp.arange(n), sym].add(extra)
+        short = short + extra
     return short, claimed
 
 

@@ -42,121 +42,110 @@ def validate_orders(
     i64[len(Reason)], the count of refused rows per reason. Reads only.
 
     Batch rows belong to agents by the static layout (each kind's agents write
-    ``rows_per_agent`` adjacent rows), so per-agent sums are reshapes, not scatters, and
-    an agent's wallet and slots are slices broadcast over its rows.
+    ``rows_per_agent`` adjacent rows), so each kind's rows are a block [count, rows]:
+    per-agent sums are row sums, and an agent's wallet and slots are slices broadcast
+    over its rows. Only the borrow pools couple agents; they are granted in batch order.
     """
     del key
     o = frame["orders"]
     s = static.n_symbols
-    owner = np.concatenate(
-        [np.repeat(np.arange(k.start, k.stop), k.rows_per_agent) for k in static.kinds]
-    )
-    symbol = jnp.clip(o.symbol, 0, s - 1)
-    places = o.valid & (o.kind != OrderType.CANCEL)
-    side = jnp.where(o.kind == OrderType.MODIFY, order_side(o.id), o.side)  # a modify keeps its side
-    buy = places & (side == Side.BUY)
-    sell = places & (side == Side.SELL)
-
-    # MARKET buys have no price: reserve at the best ask (or the reference).
     view = frame["view"]
+    # MARKET buys have no price: reserve at the best ask (or the reference).
     market_price = jnp.where(view.ask > 0, view.ask, jnp.ceil(view.ref).astype(jnp.int64))
-    price = jnp.where(o.kind == OrderType.MARKET, market_price[symbol], o.price)
-    qty = jnp.maximum(o.qty, 0)
-    notional = jnp.where(buy, jnp.maximum(price, 0) * qty, 0)
-    buy_qty = jnp.where(buy, qty, 0)
-    sell_qty = jnp.where(sell, qty, 0)
-
     slots, wallet = state.slots, state.wallet
-    buy_live = slots.id[:, Side.BUY] != NO_ORDER
-    reserved_cash = jnp.where(buy_live, slots.price[:, Side.BUY] * slots.remaining[:, Side.BUY], 0)
-    resting_buy = jnp.where(buy_live, slots.remaining[:, Side.BUY], 0)
-    resting_sell = jnp.where(slots.id[:, Side.SELL] != NO_ORDER, slots.remaining[:, Side.SELL], 0)
 
-    # Per kind block [count, rows_per_agent].
-    cash_ok, long_ok, short, demand, blocks = [], [], [], [], []
+    blocks, demands = [], []
     for k in static.kinds:
         shape = (k.count, k.rows_per_agent)
-        sl = slice(k.batch_start, k.batch_start + k.batch_rows)
+        rows = slice(k.batch_start, k.batch_start + k.batch_rows)
         a = slice(k.start, k.stop)
-        need_cash = notional[sl].reshape(shape).sum(axis=1, keepdims=True)
-        ok = need_cash + reserved_cash[a, None] <= wallet.cash[a, None]
-        cash_ok.append(jnp.broadcast_to(ok, shape).reshape(-1))
+        b = jax.tree.map(lambda x: x[rows].reshape(shape), o)
+        sym = jnp.clip(b.symbol, 0, s - 1)
+        places = b.valid & (b.kind != OrderType.CANCEL)
+        side = jnp.where(b.kind == OrderType.MODIFY, order_side(b.id), b.side)  # a modify keeps its side
+        buy = places & (side == Side.BUY)
+        sell = places & (side == Side.SELL)
+        qty = jnp.maximum(b.qty, 0)
+        same = sym[:, :, None] == sym[:, None, :]  # [c, r, r] rows of one agent on one symbol
 
-        sym = symbol[sl].reshape(shape)
-        same = sym[:, :, None] == sym[:, None, :]  # rows of one agent on one symbol
+        # Cash: every buy of the agent plus its resting buy.
+        price = jnp.where(b.kind == OrderType.MARKET, market_price[sym], b.price)
+        notional = jnp.where(buy, jnp.maximum(price, 0) * qty, 0).sum(axis=1, keepdims=True)
+        buy_live = slots.id[a, Side.BUY] != NO_ORDER
+        reserved = jnp.where(buy_live, slots.price[a, Side.BUY] * slots.remaining[a, Side.BUY], 0)
+        cash_ok = notional + reserved[:, None] <= wallet.cash[a, None]
+
+        # Long limit: the position if every buy filled, within the shares outstanding.
         held = jnp.take_along_axis(wallet.position[a], sym, axis=1)
         on = lambda side: slots.symbol[a, side, None] == sym  # noqa: E731  resting order on this symbol
-        buying = (same * buy_qty[sl].reshape(shape)[:, None, :]).sum(-1)
-        long_after = held + jnp.where(on(Side.BUY), resting_buy[a, None], 0) + buying
-        long_ok.append((long_after <= params.outstanding[sym]).reshape(-1))
+        resting_buy = jnp.where(buy_live[:, None] & on(Side.BUY), slots.remaining[a, Side.BUY, None], 0)
+        buying = (same * jnp.where(buy, qty, 0)[:, None, :]).sum(-1)
+        long_ok = held + resting_buy + buying <= params.outstanding[sym]
 
-        selling = (same * sell_qty[sl].reshape(shape)[:, None, :]).sum(-1)
-        resting = jnp.where(on(Side.SELL), resting_sell[a, None], 0)
-        short_after = selling + resting - held  # shares short if every sale filled
+        # Short sales: the short if every sale filled, its limit, and the extra borrow.
+        sell_live = slots.id[a, Side.SELL, None] != NO_ORDER
+        resting = jnp.where(sell_live & on(Side.SELL), slots.remaining[a, Side.SELL, None], 0)
+        selling = (same * jnp.where(sell, qty, 0)[:, None, :]).sum(-1)
+        short_after = selling + resting - held
+        going_short = sell & (short_after > 0)
+        within = short_after <= params.max_short[a, None]
+        # The extra borrow, counted once per agent and symbol: on its first selling row.
+        earlier = np.tril(np.ones(shape[1:] * 2, bool), -1)  # [r, r]: row j before row i
+        selling_same = same & sell[:, None, :]
+        first = sell & ~(selling_same & earlier[None]).any(-1)
         claim_before = jnp.maximum(resting - held, 0)
-        short.append(jnp.stack([short_after, jnp.broadcast_to(params.max_short[a, None], shape)]).reshape(2, -1))
-        # The extra borrow, counted on the agent's first selling row of each symbol.
-        sell_rows = sell[sl].reshape(shape)
-        earlier = jnp.tril(jnp.ones(shape[1:] * 2, bool), -1)  # [r, r]: row j before row i
-        first = sell_rows & ~(same & sell_rows[:, None, :] & earlier[None]).any(-1)
-        demand.append(jnp.where(first, jnp.maximum(short_after, 0) - claim_before, 0).reshape(-1))
-        blocks.append((sl, shape, same & sell_rows[:, None, :]))
-    cash_ok = jnp.concatenate(cash_ok)
-    long_ok = jnp.concatenate(long_ok)
-    short_after, max_short = jnp.concatenate(short, axis=1)
-    demand = jnp.maximum(jnp.concatenate(demand), 0)
+        ask = first & going_short & within
+        demands.append(jnp.where(ask, jnp.maximum(short_after - claim_before, 0), 0).reshape(-1))
 
-    short_sale = short_after > 0
-    within_limit = short_after <= max_short
-    asks = sell & short_sale & within_limit & (demand > 0)
-    free = params.pool - state.lender.claimed  # [S]
-    refused = asks & ~_grant_in_order(jnp.where(asks, demand, 0), symbol, free, s)
-    # Every selling row of an agent and symbol shares the verdict of the one that asked.
-    no_borrow = jnp.concatenate(
-        [(selling_same & refused[sl].reshape(shape)[:, None, :]).any(-1).reshape(-1)
-         for sl, shape, selling_same in blocks]
-    )
-
-    reason = jnp.select(
-        [
-            o.valid & (o.agent != owner),
-            buy & ~cash_ok,
-            buy & ~long_ok,
-            sell & short_sale & (not static.short_selling),
-            sell & short_sale & ~within_limit,
-            sell & no_borrow,
-        ],
-        [
+        reason = jnp.where(
+            b.valid & (b.agent != (k.start + jnp.arange(k.count))[:, None]),
             Reason.NOT_OWNER,
-            Reason.INSUFFICIENT_CASH,
-            Reason.POSITION_LIMIT,
-            Reason.INSUFFICIENT_SHARES,
-            Reason.SHORT_LIMIT,
-            Reason.NO_BORROW,
-        ],
-        0,
-    ).astype(jnp.int8)
+            jnp.where(
+                buy & ~cash_ok,
+                Reason.INSUFFICIENT_CASH,
+                jnp.where(
+                    buy & ~long_ok,
+                    Reason.POSITION_LIMIT,
+                    jnp.where(
+                        going_short & (not static.short_selling),
+                        Reason.INSUFFICIENT_SHARES,
+                        jnp.where(going_short & ~within, Reason.SHORT_LIMIT, 0),
+                    ),
+                ),
+            ),
+        ).astype(jnp.int8)
+        blocks.append((shape, reason, sell, selling_same))
+
+    demand = jnp.concatenate(demands)
+    symbol = jnp.clip(o.symbol, 0, s - 1)
+    free = params.pool - state.lender.claimed  # [S]
+    total = jax.ops.segment_sum(demand, symbol, num_segments=s)
+
+    def no_refusals(_):
+        return jnp.concatenate([r.reshape(-1) for _, r, _, _ in blocks])
+
+    def with_refusals(_):
+        refused = (demand > 0) & ~_granted_in_order(demand, symbol, free, s)
+        out, start = [], 0
+        for shape, r, sell, selling_same in blocks:
+            n = shape[0] * shape[1]
+            mine = refused[start : start + n].reshape(shape)
+            start += n
+            # Every selling row of the agent on that symbol shares the refusal.
+            hit = sell & (selling_same & mine[:, None, :]).any(-1)
+            out.append(jnp.where((r == 0) & hit, Reason.NO_BORROW, r).astype(jnp.int8).reshape(-1))
+        return jnp.concatenate(out)
+
+    reason = jax.lax.cond((total <= free).all(), no_refusals, with_refusals, None)
     frame["orders"] = o.replace(valid=o.valid & (reason == 0))
     frame["reject_reason"] = reason
     frame["rejects"] = jnp.bincount(reason, length=N_REASONS).at[0].set(0)
     return state, frame
 
 
-def _grant_in_order(demand: jax.Array, symbol: jax.Array, free: jax.Array, n_symbols: int) -> jax.Array:
-    """Which rows' borrow ``demand`` i64[B] fits in ``free`` i64[S], granted in row order
-    per symbol. bool[B]; rows without demand get True.
-
-    The common case (every symbol's total demand fits) needs one segment sum; only a tick
-    where some pool overflows pays for the per-symbol running sum.
-    """
-    total = jax.ops.segment_sum(demand, symbol, num_segments=n_symbols)
-
-    def in_order(_):
-        onehot = symbol[:, None] == jnp.arange(n_symbols)[None, :]
-        running = jnp.cumsum(jnp.where(onehot, demand[:, None], 0), axis=0)
-        return jnp.take_along_axis(running, symbol[:, None], axis=1)[:, 0] <= free[symbol]
-
-    fits = jax.lax.cond(
-        (total <= free).all(), lambda _: jnp.ones(demand.shape, bool), in_order, None
-    )
-    return fits | (demand == 0)
+def _granted_in_order(demand: jax.Array, symbol: jax.Array, free: jax.Array, n_symbols: int) -> jax.Array:
+    """Whether each row's borrow ``demand`` i64[B] still fits in ``free`` i64[S] when
+    rows are served in batch order per symbol (a running sum). bool[B]"""
+    onehot = symbol[:, None] == jnp.arange(n_symbols)[None, :]
+    running = jnp.cumsum(jnp.where(onehot, demand[:, None], 0), axis=0)
+    return jnp.take_along_axis(running, symbol[:, None], axis=1)[:, 0] <= free[symbol]
