@@ -82,6 +82,15 @@ DF_CRITICAL = -2.86
 # --------------------------------------------------------------------------- loading
 
 
+def _header(reader: csv.DictReader, required, name: str) -> list[str]:
+    """The CSV's column names; ValueError naming the missing required ones."""
+    header = reader.fieldnames or []
+    missing = [c for c in required if c not in header]
+    if missing:
+        raise ValueError(f"{name} header lacks column(s) {', '.join(missing)} (has: {','.join(header) or 'nothing'})")
+    return header
+
+
 def load_prices(run_dir: str | Path) -> dict[str, Any]:
     """Read ``RUN_DIR/prices.csv`` into arrays: ``ticks`` i64[T] (sorted), ``symbols`` and
     ``sectors`` (lists, first-appearance order), and ``last bid ask mid fair volume``
@@ -90,10 +99,7 @@ def load_prices(run_dir: str | Path) -> dict[str, Any]:
     path = Path(run_dir) / "prices.csv"
     with path.open(newline="") as f:
         reader = csv.DictReader(f)
-        header = reader.fieldnames or []
-        missing = [c for c in PRICES_REQUIRED if c not in header]
-        if missing:
-            raise ValueError(f"header lacks column(s) {', '.join(missing)} (has: {','.join(header) or 'nothing'})")
+        header = _header(reader, PRICES_REQUIRED, "prices.csv")
         symbols: dict[str, int] = {}
         sectors: list[str] = []
         rows: list[tuple[int, int, list[float]]] = []
@@ -138,10 +144,7 @@ def load_events(run_dir: str | Path) -> list[dict[str, Any]]:
     events = []
     with path.open(newline="") as f:
         reader = csv.DictReader(f)
-        header = reader.fieldnames or []
-        missing = [c for c in EVENTS_REQUIRED if c not in header]
-        if missing:
-            raise ValueError(f"events.csv header lacks column(s) {', '.join(missing)}")
+        header = _header(reader, EVENTS_REQUIRED, "events.csv")
 
         def num(v):
             return None if v in (None, "") else float(v)

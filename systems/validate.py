@@ -121,22 +121,21 @@ def validate_orders(
     free = params.pool - state.lender.claimed  # [S]
     total = jax.ops.segment_sum(demand, symbol, num_segments=s)
 
-    def no_refusals(_):
-        return jnp.concatenate([r.reshape(-1) for _, r, _, _ in blocks])
-
-    def with_refusals(_):
-        refused = (demand > 0) & ~_granted_in_order(demand, symbol, free, s)
-        out, start = [], 0
-        for shape, r, sell, selling_same in blocks:
-            n = shape[0] * shape[1]
-            mine = refused[start : start + n].reshape(shape)
-            start += n
-            # Every selling row of the agent on that symbol shares the refusal.
-            hit = sell & (selling_same & mine[:, None, :]).any(-1)
-            out.append(jnp.where((r == 0) & hit, Reason.NO_BORROW, r).astype(jnp.int8).reshape(-1))
-        return jnp.concatenate(out)
-
-    reason = jax.lax.cond((total <= free).all(), no_refusals, with_refusals, None)
+    # The running sum only when some pool overflows; the common tick skips it.
+    refused = jax.lax.cond(
+        (total <= free).all(),
+        lambda: jnp.zeros(demand.shape, bool),
+        lambda: (demand > 0) & ~_granted_in_order(demand, symbol, free, s),
+    )
+    out, start = [], 0
+    for shape, r, sell, selling_same in blocks:
+        n = shape[0] * shape[1]
+        mine = refused[start : start + n].reshape(shape)
+        start += n
+        # Every selling row of the agent on that symbol shares the refusal.
+        hit = sell & (selling_same & mine[:, None, :]).any(-1)
+        out.append(jnp.where((r == 0) & hit, Reason.NO_BORROW, r).astype(jnp.int8).reshape(-1))
+    reason = jnp.concatenate(out)
     frame["orders"] = o.replace(valid=o.valid & (reason == 0))
     frame["reject_reason"] = reason
     frame["rejects"] = jnp.bincount(reason, length=N_REASONS).at[0].set(0)
