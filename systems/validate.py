@@ -25,6 +25,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 import numpy as np
+from flax import struct
 
 from components.agents import NO_ORDER, order_side
 from components.orders import OrderType, Reason, Side
@@ -49,97 +50,112 @@ def validate_orders(
     del key
     o = frame["orders"]
     s = static.n_symbols
-    view = frame["view"]
-    # MARKET buys have no price: reserve at the best ask (or the reference).
-    market_price = jnp.where(view.ask > 0, view.ask, jnp.ceil(view.ref).astype(jnp.int64))
-    slots, wallet = state.slots, state.wallet
-
-    blocks, demands = [], []
-    for k in static.kinds:
-        shape = (k.count, k.rows_per_agent)
-        rows = slice(k.batch_start, k.batch_start + k.batch_rows)
-        a = slice(k.start, k.stop)
-        b = jax.tree.map(lambda x: x[rows].reshape(shape), o)
-        sym = jnp.clip(b.symbol, 0, s - 1)
-        places = b.valid & (b.kind != OrderType.CANCEL)
-        side = jnp.where(b.kind == OrderType.MODIFY, order_side(b.id), b.side)  # a modify keeps its side
-        buy = places & (side == Side.BUY)
-        sell = places & (side == Side.SELL)
-        qty = jnp.maximum(b.qty, 0)
-        same = sym[:, :, None] == sym[:, None, :]  # [c, r, r] rows of one agent on one symbol
-
-        # Cash: every buy of the agent plus its resting buy.
-        price = jnp.where(b.kind == OrderType.MARKET, market_price[sym], b.price)
-        notional = jnp.where(buy, jnp.maximum(price, 0) * qty, 0).sum(axis=1, keepdims=True)
-        buy_live = slots.id[a, Side.BUY] != NO_ORDER
-        reserved = jnp.where(buy_live, slots.price[a, Side.BUY] * slots.remaining[a, Side.BUY], 0)
-        cash_ok = notional + reserved[:, None] <= wallet.cash[a, None]
-
-        # Long limit: the position if every buy filled, within the shares outstanding.
-        held = jnp.take_along_axis(wallet.position[a], sym, axis=1)
-        on = lambda side: slots.symbol[a, side, None] == sym  # noqa: E731  resting order on this symbol
-        resting_buy = jnp.where(buy_live[:, None] & on(Side.BUY), slots.remaining[a, Side.BUY, None], 0)
-        buying = (same * jnp.where(buy, qty, 0)[:, None, :]).sum(-1)
-        long_ok = held + resting_buy + buying <= params.outstanding[sym]
-
-        # Short sales: the short if every sale filled, its limit, and the extra borrow.
-        sell_live = slots.id[a, Side.SELL, None] != NO_ORDER
-        resting = jnp.where(sell_live & on(Side.SELL), slots.remaining[a, Side.SELL, None], 0)
-        selling = (same * jnp.where(sell, qty, 0)[:, None, :]).sum(-1)
-        short_after = selling + resting - held
-        going_short = sell & (short_after > 0)
-        within = short_after <= params.max_short[a, None]
-        # The extra borrow, counted once per agent and symbol: on its first selling row.
-        earlier = np.tril(np.ones(shape[1:] * 2, bool), -1)  # [r, r]: row j before row i
-        selling_same = same & sell[:, None, :]
-        first = sell & ~(selling_same & earlier[None]).any(-1)
-        claim_before = jnp.maximum(resting - held, 0)
-        ask = first & going_short & within
-        demands.append(jnp.where(ask, jnp.maximum(short_after - claim_before, 0), 0).reshape(-1))
-
-        reason = jnp.where(
-            b.valid & (b.agent != (k.start + jnp.arange(k.count))[:, None]),
-            Reason.NOT_OWNER,
-            jnp.where(
-                buy & ~cash_ok,
-                Reason.INSUFFICIENT_CASH,
-                jnp.where(
-                    buy & ~long_ok,
-                    Reason.POSITION_LIMIT,
-                    jnp.where(
-                        going_short & (not static.short_selling),
-                        Reason.INSUFFICIENT_SHARES,
-                        jnp.where(going_short & ~within, Reason.SHORT_LIMIT, 0),
-                    ),
-                ),
-            ),
-        ).astype(jnp.int8)
-        blocks.append((shape, reason, sell, selling_same))
-
-    demand = jnp.concatenate(demands)
-    symbol = jnp.clip(o.symbol, 0, s - 1)
+    blocks = [_check_block(static, params, state, frame, k) for k in static.kinds]
+    total = sum(b.total for b in blocks)  # [S] extra borrow the tick asks for
     free = params.pool - state.lender.claimed  # [S]
-    total = jax.ops.segment_sum(demand, symbol, num_segments=s)
 
-    # The running sum only when some pool overflows; the common tick skips it.
-    refused = jax.lax.cond(
-        (total <= free).all(),
-        lambda: jnp.zeros(demand.shape, bool),
-        lambda: (demand > 0) & ~_granted_in_order(demand, symbol, free, s),
-    )
-    out, start = [], 0
-    for shape, r, sell, selling_same in blocks:
-        n = shape[0] * shape[1]
-        mine = refused[start : start + n].reshape(shape)
-        start += n
+    def in_order():
+        # Rare: some pool overflows. Recompute the claims (cheaper than keeping them for
+        # every tick) and grant them in batch order.
+        demand = jnp.concatenate(
+            [_check_block(static, params, state, frame, k).demand.reshape(-1) for k in static.kinds]
+        )
+        symbol = jnp.clip(o.symbol, 0, s - 1)
+        return (demand > 0) & ~_granted_in_order(demand, symbol, free, s)
+
+    refused = jax.lax.cond((total <= free).all(), lambda: jnp.zeros(o.valid.shape, bool), in_order)
+    out = []
+    for k, b in zip(static.kinds, blocks):
+        mine = refused[k.batch_start : k.batch_start + k.batch_rows].reshape(b.reason.shape)
         # Every selling row of the agent on that symbol shares the refusal.
-        hit = sell & (selling_same & mine[:, None, :]).any(-1)
-        out.append(jnp.where((r == 0) & hit, Reason.NO_BORROW, r).astype(jnp.int8).reshape(-1))
+        hit = b.sell & (b.selling_same & mine[:, None, :]).any(-1)
+        out.append(jnp.where((b.reason == 0) & hit, Reason.NO_BORROW, b.reason).astype(jnp.int8).reshape(-1))
     reason = jnp.concatenate(out)
     frame["orders"] = o.replace(valid=o.valid & (reason == 0))
     frame["reject_reason"] = reason
     frame["rejects"] = jnp.bincount(reason, length=N_REASONS).at[0].set(0)
     return state, frame
+
+
+@struct.dataclass
+class _Block:
+    """One kind's verdicts, [count, rows_per_agent] (``selling_same`` [count, r, r])."""
+
+    reason: jax.Array  # i8 every reason but NO_BORROW
+    sell: jax.Array  # bool: the row sells
+    selling_same: jax.Array  # bool: row j sells on row i's symbol
+    demand: jax.Array  # i64 extra borrow the row asks for (on an agent's first sale per symbol)
+    symbol: jax.Array  # i32 the row's symbol (clipped to a valid index)
+    total: jax.Array  # i64[S] the block's demand per symbol
+
+
+def _check_block(static: WorldStatic, params: WorldParams, state: WorldState, frame: dict, k) -> _Block:
+    """Every check but the pools' running sum, for kind ``k``'s rows."""
+    s = static.n_symbols
+    view = frame["view"]
+    # MARKET buys have no price: reserve at the best ask (or the reference).
+    market_price = jnp.where(view.ask > 0, view.ask, jnp.ceil(view.ref).astype(jnp.int64))
+    slots, wallet = state.slots, state.wallet
+    shape = (k.count, k.rows_per_agent)
+    rows = slice(k.batch_start, k.batch_start + k.batch_rows)
+    a = slice(k.start, k.stop)
+    b = jax.tree.map(lambda x: x[rows].reshape(shape), frame["orders"])
+    sym = jnp.clip(b.symbol, 0, s - 1)
+    places = b.valid & (b.kind != OrderType.CANCEL)
+    side = jnp.where(b.kind == OrderType.MODIFY, order_side(b.id), b.side)  # a modify keeps its side
+    buy = places & (side == Side.BUY)
+    sell = places & (side == Side.SELL)
+    qty = jnp.maximum(b.qty, 0)
+    same = sym[:, :, None] == sym[:, None, :]  # [c, r, r] rows of one agent on one symbol
+
+    # Cash: every buy of the agent plus its resting buy.
+    price = jnp.where(b.kind == OrderType.MARKET, market_price[sym], b.price)
+    notional = jnp.where(buy, jnp.maximum(price, 0) * qty, 0).sum(axis=1, keepdims=True)
+    buy_live = slots.id[a, Side.BUY] != NO_ORDER
+    reserved = jnp.where(buy_live, slots.price[a, Side.BUY] * slots.remaining[a, Side.BUY], 0)
+    cash_ok = notional + reserved[:, None] <= wallet.cash[a, None]
+
+    # Long limit: the position if every buy filled, within the shares outstanding.
+    held = jnp.take_along_axis(wallet.position[a], sym, axis=1)
+    on = lambda side: slots.symbol[a, side, None] == sym  # noqa: E731  resting order on this symbol
+    resting_buy = jnp.where(buy_live[:, None] & on(Side.BUY), slots.remaining[a, Side.BUY, None], 0)
+    buying = (same * jnp.where(buy, qty, 0)[:, None, :]).sum(-1)
+    long_ok = held + resting_buy + buying <= params.outstanding[sym]
+
+    # Short sales: the short if every sale filled, its limit, and the extra borrow.
+    sell_live = slots.id[a, Side.SELL, None] != NO_ORDER
+    resting = jnp.where(sell_live & on(Side.SELL), slots.remaining[a, Side.SELL, None], 0)
+    selling = (same * jnp.where(sell, qty, 0)[:, None, :]).sum(-1)
+    short_after = selling + resting - held
+    going_short = sell & (short_after > 0)
+    within = short_after <= params.max_short[a, None]
+    # The extra borrow, counted once per agent and symbol: on its first selling row.
+    earlier = np.tril(np.ones(shape[1:] * 2, bool), -1)  # [r, r]: row j before row i
+    selling_same = same & sell[:, None, :]
+    first = sell & ~(selling_same & earlier[None]).any(-1)
+    claim_before = jnp.maximum(resting - held, 0)
+    demand = jnp.where(first & going_short & within, jnp.maximum(short_after - claim_before, 0), 0)
+    # Per-symbol totals as a one-hot sum: it fuses with the block, a scatter would not.
+    total = jnp.where(sym[..., None] == jnp.arange(s), demand[..., None], 0).sum((0, 1))
+
+    reason = jnp.where(
+        b.valid & (b.agent != (k.start + jnp.arange(k.count))[:, None]),
+        Reason.NOT_OWNER,
+        jnp.where(
+            buy & ~cash_ok,
+            Reason.INSUFFICIENT_CASH,
+            jnp.where(
+                buy & ~long_ok,
+                Reason.POSITION_LIMIT,
+                jnp.where(
+                    going_short & (not static.short_selling),
+                    Reason.INSUFFICIENT_SHARES,
+                    jnp.where(going_short & ~within, Reason.SHORT_LIMIT, 0),
+                ),
+            ),
+        ),
+    ).astype(jnp.int8)
+    return _Block(reason, sell, selling_same, demand, sym, total)
 
 
 def _granted_in_order(demand: jax.Array, symbol: jax.Array, free: jax.Array, n_symbols: int) -> jax.Array:
