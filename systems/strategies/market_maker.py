@@ -51,7 +51,7 @@ class Config:
     shares: int = 2_000
     """Starting (and target) inventory per maker in its symbol, in shares (taken from the
     symbol's shares outstanding)."""
-    anchor: list[float] = dataclasses.field(default_factory=lambda: [0.6, 0.9])
+    anchor: list[float] = dataclasses.field(default_factory=lambda: [0.8, 1.0])
     """Range of the fair value's weight in the quote centre (0: the reference price only)."""
 
 

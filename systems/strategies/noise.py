@@ -60,7 +60,7 @@ class Config:
     """Largest short a trader may hold, in shares (0: long only)."""
     anchor: list[float] = dataclasses.field(default_factory=lambda: [0.3, 0.7])
     """Range of the fair value's weight in a trader's limit prices (0: the reference only)."""
-    vol_feedback: float = 1.0
+    vol_feedback: float = 2.0
     """Exponent of the short/long ATR ratio that scales activity (0: constant activity)."""
     vol_periods: list[int] = dataclasses.field(default_factory=lambda: [5, 100])
     """Short and long ATR periods of the volatility feedback, in ticks."""
