@@ -497,8 +497,9 @@ def event_response(prices: dict[str, Any], events: list[dict[str, Any]], window:
                    baseline: int = 20) -> list[dict[str, Any]]:
     """One row per event: the affected symbols' mean price moves (in %) from its pre-event
     level (mean of the ``baseline`` ticks before the event) to its extreme within the
-    ``window`` ticks from the event tick on (the minimum for a negative ``size``, the
-    maximum for a positive one; unsigned: the larger deviation); the other symbols' mean
+    ``window`` ticks from the event tick on (the minimum when the event lowered fair value,
+    the maximum when it raised it; without fair values, by the sign of ``size``; else the
+    larger deviation); the other symbols' mean
     price measured the same way (same direction); ``relative_move_pct`` = affected minus
     others; ``half_recovery_ticks`` from the extreme until the affected price is back half
     way to the pre-event level (None if not within the window); and ``fair_move_pct``, the
@@ -513,9 +514,13 @@ def event_response(prices: dict[str, Any], events: list[dict[str, Any]], window:
         idx = int(np.searchsorted(ticks, ev["tick"], side="left"))
         pre, post = slice(max(0, idx - baseline), idx), slice(idx, min(len(ticks), idx + window))
         size = ev.get("size") or 0.0
-        direction = int(np.sign(size))
-        if direction == 0 and ev.get("fair_before") is not None and ev.get("fair_after") is not None:
+        # The way fair value moved (a rate hike has a positive size and lowers prices);
+        # without a recorded fair value, the sign of the size.
+        direction = 0
+        if ev.get("fair_before") is not None and ev.get("fair_after") is not None:
             direction = int(np.sign(ev["fair_after"] - ev["fair_before"]))
+        if direction == 0:
+            direction = int(np.sign(size))
         m = _move(_group_mean(p, aff), ticks, pre, post, direction)
         if direction == 0 and m["move_pct"] is not None:
             direction = 1 if m["move_pct"] > 0 else -1

@@ -350,3 +350,14 @@ def test_charts_by_sector_and_on_flat_prices_without_warnings(tmp_path):
         assert analysis.event_response(flat, [{"tick": 0, "kind": "rate", "target": "all", "size": 0.01,
                                                "symbols": []}])[0]["move_pct"] is None
     assert (tmp_path / "flat.png").exists() and (tmp_path / "flat_events.png").exists()
+
+
+def test_event_response_follows_the_fair_value_not_the_size_sign(tmp_path):
+    """A rate hike has a positive size and lowers fair values: its move is the drop."""
+    price = np.full((300, 2), 100.0)
+    price[100:] = 83.0
+    ev = [{"tick": 100, "kind": "rate", "target": "all", "size": 0.01, "symbols": ["S0", "S1"],
+           "fair_before": 100.0, "fair_after": 83.3}]
+    prices = analysis.load_prices(write_run(tmp_path, price))
+    row = analysis.event_response(prices, ev, window=100, baseline=20)[0]
+    assert row["move_pct"] == pytest.approx(-17.0)
