@@ -68,7 +68,7 @@ def world_config(agents: int, ticks: int, engine: str = "fast", mix: str = "basi
 
     cfg = Config()
     if market == "two":
-        cfg.market.symbols, cfg.market.sectors = ["ACME", "BOLT"], []
+        cfg.market.symbols = ["ACME", "BOLT"]  # one sector (the default sectors are for ten)
     makers = max(2 * len(cfg.market.symbols), agents // 100)
     # A float large enough for every agent's opening holdings (noise traders hold 500).
     cfg.market.shares_outstanding = max(cfg.market.shares_outstanding, 2_000 * agents)

@@ -34,7 +34,9 @@ class MarketConfig:
     symbols: list[str] = dataclasses.field(default_factory=lambda: list(DEFAULT_SYMBOLS))
     """Symbol names; one order book each."""
     sectors: list[str] = dataclasses.field(default_factory=lambda: list(DEFAULT_SECTORS))
-    """Sector of each symbol (one per symbol); empty: every symbol in sector ``market``."""
+    """Sector of each symbol (one per symbol); empty: every symbol in sector ``market``.
+    The default list belongs to the default symbols: with another number of symbols and
+    the default sectors left in place, every symbol goes in sector ``market``."""
     initial_price: float = 100.0
     """Opening reference price of every symbol, in currency; must be on the tick grid."""
     tick_size: float = 0.01
@@ -229,6 +231,9 @@ def to_config(cfg: DictConfig | Config | dict) -> Config:
     typed.population = {
         name: _kind_config(name, entry) for name, entry in dict(typed.population).items()
     }
+    m = typed.market
+    if m.sectors == DEFAULT_SECTORS and len(m.symbols) != len(DEFAULT_SECTORS):
+        m.sectors = []  # the default sectors describe the default symbols only
     validate(typed)
     return typed
 

@@ -60,8 +60,6 @@ class InvariantCheck:
 def make_config(**changes) -> Config:
     """Default config with dotted-key changes, e.g. make_config(**{"run.ticks": 50})."""
     cfg = Config()
-    if "market.symbols" in changes and "market.sectors" not in changes:
-        changes["market.sectors"] = []  # one sector unless the test names them
     for dotted, value in changes.items():
         obj, *path, last = [cfg, *dotted.split(".")]
         for part in path:

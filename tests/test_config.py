@@ -38,7 +38,7 @@ ROOT = Path(__file__).resolve().parent.parent
         ("risk.var_confidence=1.5", "risk.var_confidence: must be a number in (0, 1), got 1.5"),
         ("market.symbols=[]", "market.symbols: at least one symbol is needed"),
         ("market.tick_sizes=[0.01,0.05]", "market.tick_sizes: needs one value per symbol (10), got 2"),
-            ("market.symbols=[A,B]", "market.sectors: needs one value per symbol (2), got 10; set it too when changing market.symbols ([] = one sector)"),
+            ("market.sectors=[tech]", "market.sectors: needs one value per symbol (10), got 1; set it too when changing market.symbols ([] = one sector)"),
             ("market.borrow_fraction=1.5", "market.borrow_fraction: must be in [0, 1], got 1.5"),
             ("market.borrow_rate=0.01", "market.borrow_rate: must be in [0, 0.004] per tick, got 0.01"),
             ("market.shares_outstanding=0", "market.shares_outstanding: must be >= 1, got 0"),
@@ -63,7 +63,7 @@ def test_type_errors_name_the_key():
 
 
 def test_per_symbol_prices_must_sit_on_their_own_tick_grid():
-    base = ["market.symbols=[A,B]", "market.sectors=[]", "market.tick_sizes=[0.01,0.05]"]
+    base = ["market.symbols=[A,B]", "market.tick_sizes=[0.01,0.05]"]
     with pytest.raises(ConfigError) as e:
         load_config([*base, "market.initial_prices=[100.0,20.02]"])
     assert str(e.value) == "market.initial_prices: must be a positive multiple of the tick size 0.05, got 20.02"
@@ -139,3 +139,10 @@ def test_cli_run_reports_vwap_execution(tmp_path):
     execution = json.loads((tmp_path / "run" / "summary.json").read_text())["execution"]["vwap_executor"]
     assert execution["all"]["count"] == 4
     assert execution["all"]["completion"] > 0.95
+
+
+def test_other_symbols_without_sectors_share_one_sector():
+    cfg = load_config(["market.symbols=[A,B,C]"])
+    assert cfg.market.sectors == [] and cfg.market.sector_names() == ("market",)
+    cfg = load_config(["market.symbols=[A,B]", "market.sectors=[x,y]"])
+    assert cfg.market.sector_names() == ("x", "y") and cfg.market.sector_of().tolist() == [0, 1]
