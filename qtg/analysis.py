@@ -82,13 +82,12 @@ DF_CRITICAL = -2.86
 # --------------------------------------------------------------------------- loading
 
 
-def _header(reader: csv.DictReader, required, name: str) -> list[str]:
-    """The CSV's column names; ValueError naming the missing required ones."""
+def _header(reader: csv.DictReader, required, name: str) -> None:
+    """ValueError naming the required columns the CSV lacks."""
     header = reader.fieldnames or []
     missing = [c for c in required if c not in header]
     if missing:
         raise ValueError(f"{name} header lacks column(s) {', '.join(missing)} (has: {','.join(header) or 'nothing'})")
-    return header
 
 
 def load_prices(run_dir: str | Path) -> dict[str, Any]:
@@ -99,7 +98,7 @@ def load_prices(run_dir: str | Path) -> dict[str, Any]:
     path = Path(run_dir) / "prices.csv"
     with path.open(newline="") as f:
         reader = csv.DictReader(f)
-        header = _header(reader, PRICES_REQUIRED, "prices.csv")
+        _header(reader, PRICES_REQUIRED, "prices.csv")
         symbols: dict[str, int] = {}
         sectors: list[str] = []
         rows: list[tuple[int, int, list[float]]] = []
@@ -144,7 +143,7 @@ def load_events(run_dir: str | Path) -> list[dict[str, Any]]:
     events = []
     with path.open(newline="") as f:
         reader = csv.DictReader(f)
-        header = _header(reader, EVENTS_REQUIRED, "events.csv")
+        _header(reader, EVENTS_REQUIRED, "events.csv")
 
         def num(v):
             return None if v in (None, "") else float(v)

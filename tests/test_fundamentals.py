@@ -21,7 +21,6 @@ from systems.fundamentals import (
     calibrated_eps,
     check_config,
     event_rows,
-    fair_value,
     gordon_fair_value,
     make_fundamentals,
     update_fundamentals,
