@@ -102,3 +102,49 @@ def test_multi_symbol_run_with_shorts_and_news_conserves_everything():
     assert run.check.max_short_seen > 0
     assert run.rec.rejects[Reason.NO_BORROW] > 0, "the 200-share pools bind"
     assert int(run.sim.state.lender.cash) > 0
+
+
+def test_an_agent_trades_two_symbols_in_one_tick():
+    """Validation checks holdings per symbol across an agent's rows, and settle moves both
+    trades: one agent buys ACME and sells BOLT in the same tick."""
+    import jax.numpy as jnp
+
+    from components.orders import OrderType, Side
+    from conftest import make_config
+    from qtg.world import build_world
+    from test_systems import KEY, run_validate
+
+    w = build_world(make_config(**{
+        "market.symbols": ["ACME", "BOLT"], "market.short_selling": False,
+        "population.market_maker.count": 1, "population.noise.count": 3,
+    }))
+    position = jnp.array([[0, 0], [0, 10], [5, 5], [0, 0]], jnp.int64)
+    state = w.state.replace(wallet=w.state.wallet.replace(
+        cash=jnp.array([0, 10**7, 0, 0], jnp.int64), position=position))
+    order = lambda agent, sym, side, qty: dict(  # noqa: E731
+        agent=agent, symbol=sym, side=side, kind=OrderType.IOC, price=1_000_000, qty=qty)
+    # Agent 1: buys 10 ACME (cash for exactly 10) and sells its 10 BOLT.
+    valid, reason, _ = run_validate(w, state, [order(1, 0, Side.BUY, 10), order(1, 1, Side.SELL, 10)])
+    assert valid.tolist() == [True, True] and reason.tolist() == [0, 0]
+    # Agent 2 holds 5 of each: selling 5 of each passes; 6 of one does not.
+    valid, reason, _ = run_validate(w, state, [order(2, 0, Side.SELL, 5), order(2, 1, Side.SELL, 5)])
+    assert valid.tolist() == [True, True]
+    valid, reason, _ = run_validate(w, state, [order(2, 0, Side.SELL, 5), order(2, 1, Side.SELL, 6)])
+    assert reason.tolist() == [0, Reason.INSUFFICIENT_SHARES]
+    # Two sales of the same symbol add up: 3 + 3 > 5.
+    valid, reason, _ = run_validate(w, state, [order(2, 0, Side.SELL, 3), order(2, 0, Side.SELL, 3)])
+    assert reason.tolist() == [Reason.INSUFFICIENT_SHARES, Reason.INSUFFICIENT_SHARES]
+
+    # Settle agent 1's two fills of one tick: it buys 10 ACME from agent 2 and sells its
+    # 10 BOLT to agent 2, both at 100.00.
+    from systems.settle import settle_fills
+
+    fills = np.zeros((6, 64), np.int64)
+    fills[:, 0] = [1, 2, 0, int(Side.BUY), 1_000_000, 10]
+    fills[:, 1] = [1, 2, 1, int(Side.SELL), 1_000_000, 10]
+    frame = {"fills": jnp.asarray(fills), "updates": jnp.full((4, 64), -1, jnp.int64)}
+    state = state.replace(wallet=state.wallet.replace(position=position.at[2, 0].set(10)))
+    new, _ = settle_fills(w.static, w.params, state, frame, KEY)
+    assert np.asarray(new.wallet.position)[1].tolist() == [10, 0]
+    assert np.asarray(new.wallet.position)[2].tolist() == [0, 15]
+    assert int(new.wallet.cash[1]) == 10**7  # paid 10 x 100.00, received the same
