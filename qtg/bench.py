@@ -4,7 +4,7 @@
     python -m qtg.bench --only engines
     python -m qtg.bench --only indicators
     python -m qtg.bench --only world --agents 10000 100000 --ticks 200
-    python -m qtg.bench --only world --agents 100000 --mix all   # all seven strategy kinds
+    python -m qtg.bench --only world --agents 100000 --mix all   # the seven single-symbol kinds
     python -m qtg.bench --only world --agents 10000 --market default --mix all  # 10 symbols, news, shorts
     python -m qtg.bench --out bench.json
 
@@ -158,7 +158,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--agents", type=int, nargs="+", default=list(WORLD_AGENTS))
     ap.add_argument("--ticks", type=int, default=200, help="measured ticks per world (default 200)")
     ap.add_argument("--mix", choices=["basic", "all", "default"], default="basic",
-                    help="world population: makers+noise trading 1-5%% of ticks (basic), all seven kinds "
+                    help="world population: makers+noise trading 1-5%% of ticks (basic), the seven single-symbol kinds "
                          "(all), or the default population's kinds and parameters scaled up (default)")
     ap.add_argument("--market", choices=["two", "default"], default="two",
                     help="two symbols (default) or the default 10-symbol market with news and shorting")

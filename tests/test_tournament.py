@@ -53,7 +53,7 @@ def test_tournament_experiment_end_to_end(tmp_path):
     assert ranking["seeds"] == [0, 1]
     assert {r["kind"] for r in ranking["ranking"]} == {
         "market_maker", "noise", "momentum", "trend_follower", "macd_cross", "bollinger_reversion",
-        "vwap_executor",
+        "vwap_executor", "pairs",
     }
     assert all(r["seeds"] == 2 for r in ranking["ranking"])
     assert (tmp_path / "ranking.png").stat().st_size > 5_000

@@ -137,7 +137,8 @@ def trade_rows(
     Rows per agent: a CANCEL of its live resting order (buy slot first), then an IOC order
     ``collar`` through the reference. The IOC's size is capped by ``size``, the room under
     ``max_position`` (counting a live resting buy as if filled), unreserved cash at the
-    order's price (buys) and unreserved shares (sells). Returns ``count * 2`` rows.
+    order's price (buys) and unreserved shares plus the agent's short room (sells; kinds
+    without ``max_short`` are long only). Returns ``count * 2`` rows.
     """
     n = kind.count
     rows = kind.start + jnp.arange(n)
@@ -152,7 +153,7 @@ def trade_rows(
     live_buy = slots.id[rows, Side.BUY] != NO_ORDER
     pending_buy = jnp.where(live_buy & (slots.symbol[rows, Side.BUY] == sym), slots.remaining[rows, Side.BUY], 0)
     room = t.max_position - state.wallet.position[rows, sym] - pending_buy
-    backed = affordable(state, rows, sym, buy, price)
+    backed = affordable(state, rows, sym, buy, price, world.max_short[rows])
     cap = jnp.where(buy, jnp.minimum(room, backed), backed)
     qty = jnp.maximum(jnp.minimum(jnp.minimum(jnp.abs(want), t.size), cap), 0).astype(jnp.int64)
 
