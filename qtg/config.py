@@ -344,9 +344,17 @@ def validate(cfg: Config) -> None:
     if cfg.seed < 0:
         raise ConfigError(f"seed: must be >= 0, got {cfg.seed}")
 
+    from systems.strategies import registry
+
     total = 0
     for name, kcfg in cfg.population.items():
         _check_kind(name, kcfg)
+        check = getattr(registry()[name], "check", None)
+        if check is not None and kcfg.count > 0:  # a kind that is off needs no coherent entry
+            try:
+                check(kcfg, n)
+            except ValueError as e:  # "population.<kind>.<key>: problem"
+                raise ConfigError(str(e)) from None
         total += kcfg.count
     if total < 1:
         raise ConfigError("population: at least one agent is needed (all counts are 0)")

@@ -146,3 +146,18 @@ def test_other_symbols_without_sectors_share_one_sector():
     assert cfg.market.sectors == [] and cfg.market.sector_names() == ("market",)
     cfg = load_config(["market.symbols=[A,B]", "market.sectors=[x,y]"])
     assert cfg.market.sector_names() == ("x", "y") and cfg.market.sector_of().tolist() == [0, 1]
+
+
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("population.pairs.leg_b=0", "population.pairs.leg_b: must differ from leg_a (0)"),
+        ("population.pairs.leg_a=12", "population.pairs.leg_a: a symbol row in [0, 9], got 12"),
+        ("population.pairs.exit=3", "population.pairs.exit: must be below entry (2.0), got 3.0"),
+    ],
+)
+def test_a_kinds_own_check_runs_when_it_has_agents(override, message):
+    with pytest.raises(ConfigError) as e:
+        load_config(["population.pairs.count=2", override])
+    assert str(e.value) == message
+    load_config([override])  # a kind that is off is not checked

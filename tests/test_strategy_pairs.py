@@ -125,6 +125,7 @@ def test_holds_between_exit_and_entry_and_exits_near_the_mean():
 
 
 def test_bad_legs_are_refused():
+    # Config errors (ConfigError is a ValueError), before any world is built.
     with pytest.raises(ValueError, match="population.pairs.leg_b: must differ"):
         world_of(leg_b=0)
     with pytest.raises(ValueError, match=r"population.pairs.leg_a: a symbol row in \[0, 1\], got 5"):

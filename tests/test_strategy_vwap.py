@@ -365,9 +365,8 @@ class TestConfig:
             make_config(**{"population.vwap_executor": {"count": 2, key: value}})
 
     def test_unknown_profile_is_refused(self):
-        cfg = make_config(**{"population.vwap_executor": {"count": 2, "profile": "smile"}})
-        with pytest.raises(ValueError, match="profile"):
-            build_world(cfg)
+        with pytest.raises(ConfigError, match="population.vwap_executor.profile: unknown profile 'smile'"):
+            make_config(**{"population.vwap_executor": {"count": 2, "profile": "smile"}})
 
     def test_holdings_make_the_parent_order_feasible(self):
         cfg = make_config(**{"population.vwap_executor": {"count": 40}, "seed": 3, "market.symbols": ["ACME"]})

@@ -13,7 +13,10 @@ A strategy module defines:
   holds the read phase's observations (``frame["view"]``: MarketView);
 * optionally ``indicators(cfg) -> IndicatorSpec``: the series its decide reads. The world
   merges every kind's spec, computes each series once per tick, and hands the values to
-  decide as ``frame["indicators"]`` (an ``Indicators``; check ``ready`` before trading).
+  decide as ``frame["indicators"]`` (an ``Indicators``; check ``ready`` before trading);
+* optionally ``check(cfg, n_symbols) -> None``: raises ``ValueError("population.<KIND>.<key>:
+  problem")`` for values no field bound can express (one field against another, a symbol
+  row); config validation calls it, so a bad entry stops the run before anything is written.
 
 Adding a strategy is one module here plus one entry under ``population`` in the config.
 """

@@ -64,16 +64,21 @@ class Params:
     lookback: int = struct.field(pytree_node=False, default=50)  # static: a window length
 
 
+def check(cfg: Config, n_symbols: int) -> None:
+    """Two different symbol rows of the market; ``exit`` below ``entry``."""
+    for key, value in (("leg_a", cfg.leg_a), ("leg_b", cfg.leg_b)):
+        if not 0 <= value < n_symbols:
+            raise ValueError(f"population.{KIND}.{key}: a symbol row in [0, {n_symbols - 1}], got {value}")
+    if cfg.leg_a == cfg.leg_b:
+        raise ValueError(f"population.{KIND}.leg_b: must differ from leg_a ({cfg.leg_a})")
+    if not cfg.exit < cfg.entry:
+        raise ValueError(f"population.{KIND}.exit: must be below entry ({cfg.entry}), got {cfg.exit}")
+
+
 def make_params(cfg: Config, count: int, rng: np.random.Generator, n_symbols: int) -> Params:
     """Every agent trades the configured pair with its own size and position limits."""
+    check(cfg, n_symbols)
     a_sym, b_sym = int(cfg.leg_a), int(cfg.leg_b)
-    for key, value in (("leg_a", a_sym), ("leg_b", b_sym)):
-        if not 0 <= value < n_symbols:
-            raise ValueError(f"population.pairs.{key}: a symbol row in [0, {n_symbols - 1}], got {value}")
-    if a_sym == b_sym:
-        raise ValueError(f"population.pairs.leg_b: must differ from leg_a ({a_sym})")
-    if not cfg.exit < cfg.entry:
-        raise ValueError(f"population.pairs.exit: must be below entry ({cfg.entry}), got {cfg.exit}")
     a = make_trade(cfg, count, rng, n_symbols)
     return Params(
         a=a.replace(symbol=jnp.full(count, a_sym, jnp.int32)),

@@ -61,9 +61,14 @@ class Params:
     slow: jax.Array  # i32[M] slow SMA period in bars
 
 
+def check(cfg: Config, n_symbols: int) -> None:
+    """Every fast period below every slow one."""
+    check_fast_slow(cfg.fast, cfg.slow, f"population.{KIND}")
+
+
 def make_params(cfg: Config, count: int, rng: np.random.Generator, n_symbols: int) -> Params:
     """Draw each agent's limits and periods uniformly from the ranges."""
-    check_fast_slow(cfg.fast, cfg.slow, f"population.{KIND}")
+    check(cfg, n_symbols)
     return Params(
         trade=make_trade(cfg, count, rng, n_symbols),
         fast=jnp.asarray(draw_int(rng, cfg.fast, count), jnp.int32),

@@ -98,16 +98,21 @@ class Params:
     initial_position: jax.Array  # i64[M] shares of its symbol held at the start of the run
 
 
-def make_params(cfg: Config, count: int, rng: np.random.Generator, n_symbols: int) -> Params:
-    """Draw each executor's parent order; symbols are assigned round-robin.
-
-    Raises ValueError for an unknown ``cfg.profile``.
-    """
+def check(cfg: Config, n_symbols: int) -> None:
+    """The profile is one of PROFILES."""
     if cfg.profile not in PROFILES:
         raise ValueError(
             f"population.{KIND}.profile: unknown profile '{cfg.profile}'; "
             f"allowed: {', '.join(PROFILES)}"
         )
+
+
+def make_params(cfg: Config, count: int, rng: np.random.Generator, n_symbols: int) -> Params:
+    """Draw each executor's parent order; symbols are assigned round-robin.
+
+    Raises ValueError for an unknown ``cfg.profile``.
+    """
+    check(cfg, n_symbols)
 
     def ints(r: list[int]) -> jax.Array:
         return jnp.asarray(rng.integers(r[0], r[1] + 1, count), jnp.int64)
