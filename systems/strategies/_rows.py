@@ -7,7 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from components.agents import NO_ORDER, order_id
-from components.money import floor_div, to_fixed  # noqa: F401  (floor_div re-exported)
+from components.money import floor_div, to_fixed
 from components.orders import OrderBatch, OrderType, Side
 from components.world import WorldState
 

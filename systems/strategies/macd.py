@@ -88,7 +88,6 @@ def initial_holdings(cfg: Config, params: Params, n_symbols: int) -> tuple[np.nd
 
 def indicators(cfg: Config) -> IndicatorSpec:
     """MACD of every (fast, slow, signal) an agent may draw."""
-    check_fast_slow(cfg.fast, cfg.slow, f"population.{KIND}")
     sets = itertools.product(period_range(cfg.fast), period_range(cfg.slow), period_range(cfg.signal))
     return IndicatorSpec(macd=tuple(sets))
 

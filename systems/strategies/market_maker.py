@@ -17,13 +17,13 @@ import jax.numpy as jnp
 import numpy as np
 from flax import struct
 
+from components.money import floor_div
 from components.orders import OrderBatch, Side
 from components.world import KindStatic, WorldParams, WorldState, WorldStatic
 from systems.strategies._rows import (
     available_cash,
     available_shares,
     ceil_tick,
-    floor_div,
     floor_tick,
     holdings_in_own_symbol,
     interleave,

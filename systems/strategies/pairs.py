@@ -23,7 +23,15 @@ from flax import struct
 from components.indicators import IndicatorSpec
 from components.orders import OrderBatch
 from components.world import KindStatic, WorldParams, WorldState, WorldStatic
-from systems.strategies._signal import TRADE_BOUNDS, Trade, TradeConfig, make_trade, toward, trade_rows
+from systems.strategies._signal import (
+    TRADE_BOUNDS,
+    Trade,
+    TradeConfig,
+    make_trade,
+    toward,
+    trade_holdings,
+    trade_rows,
+)
 
 KIND = "pairs"
 ROWS_PER_AGENT = 4  # per leg: cancel of a resting order, immediate-or-cancel order
@@ -91,11 +99,8 @@ def make_params(cfg: Config, count: int, rng: np.random.Generator, n_symbols: in
 
 
 def initial_holdings(cfg: Config, params: Params, n_symbols: int) -> tuple[np.ndarray, np.ndarray]:
-    """Cash i64[M] units and no shares: pairs traders start flat."""
-    from components.money import to_fixed
-
-    count = params.a.symbol.shape[0]
-    return np.full(count, to_fixed(cfg.cash), np.int64), np.zeros((count, n_symbols), np.int64)
+    """Cash i64[M] units, and ``shares`` of leg A (none by default: pairs traders start flat)."""
+    return trade_holdings(cfg, params.a, n_symbols)
 
 
 def indicators(cfg: Config) -> IndicatorSpec:

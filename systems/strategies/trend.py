@@ -83,7 +83,6 @@ def initial_holdings(cfg: Config, params: Params, n_symbols: int) -> tuple[np.nd
 
 def indicators(cfg: Config) -> IndicatorSpec:
     """SMA of every fast and slow period an agent may draw."""
-    check_fast_slow(cfg.fast, cfg.slow, f"population.{KIND}")
     return IndicatorSpec(sma=period_range(cfg.fast) + period_range(cfg.slow))
 
 
