@@ -55,6 +55,9 @@ class FundamentalsState:
     sentiment: jax.Array  # f64[4, S] sentiment per event kind (fraction of fair value)
     last_event: jax.Array  # i64[4] tick of the last random event of each kind (NEVER: none)
     fair: jax.Array  # f64[S] fair value in units: Gordon value * (1 + clipped total sentiment)
+    news_tick: jax.Array  # i64[4, S] tick of the last event (random or scheduled) of each
+    # kind that touched each symbol (NEVER: none). An event of tick T is seen by decisions
+    # at tick T + 1, when ``news_tick == state.tick - 1``.
 
 
 @struct.dataclass

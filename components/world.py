@@ -35,6 +35,10 @@ class KindStatic:
     count: int
     rows_per_agent: int
     batch_start: int
+    tier: int = 1
+    """1: acts every tick; 2: reactive (acts when a wake condition fires)."""
+    latency: int = 0
+    """Ticks between a decision and its arrival at the engine (0: the same tick)."""
 
     @property
     def stop(self) -> int:
@@ -62,11 +66,19 @@ class WorldStatic:
     """Sales beyond a position are allowed, backed by a borrow from the symbol's pool."""
     locate: bool = True
     """Resting short sales hold their borrow (and pay for it), not only filled shorts."""
+    background: Any = None
+    """The tier 3 background pool's shapes (``systems.background.BackgroundStatic``), or
+    None. Its order rows follow every kind's rows in the batch."""
+
+    @property
+    def agent_rows(self) -> int:
+        """Batch rows written by agents (every kind's block), before the pool's rows."""
+        return sum(k.batch_rows for k in self.kinds)
 
     @property
     def batch_rows(self) -> int:
         """Length of the fixed-size order batch of one tick."""
-        return sum(k.batch_rows for k in self.kinds)
+        return self.agent_rows + (self.background.batch_rows if self.background is not None else 0)
 
     def kind(self, name: str) -> KindStatic:
         for k in self.kinds:
@@ -85,6 +97,7 @@ class WorldParams:
     max_short: jax.Array  # i64[N] largest short per symbol each agent may hold, shares
     news: NewsParams  # news arrival rates, sizes, scheduled events, valuation guards
     kinds: dict[str, Any]  # kind name -> that strategy's Params pytree (rows of the kind)
+    background: Any = None  # the background pool's BackgroundParams, or None
 
 
 @struct.dataclass
@@ -98,3 +111,11 @@ class WorldState:
     fundamentals: FundamentalsState  # per-symbol fundamentals, macro, sentiment, fair value
     tick: jax.Array  # i64[] ticks completed
     key: jax.Array  # PRNG key (root of the run; per-tick keys are folded from it)
+    kinds: dict[str, Any] = struct.field(default_factory=dict)
+    """Kind name -> that kind's own mutable state (e.g. tier 2 wake conditions), for kinds
+    whose module defines ``init_state``; changed only in the write phase."""
+    delayed: dict[str, Any] = struct.field(default_factory=dict)
+    """Kind name -> OrderBatch [latency, rows]: orders decided but not yet arrived, for
+    kinds with order latency; slot ``tick % latency`` holds those decided at that tick."""
+    background: Any = None
+    """The background pool's aggregate state (``systems.background.BackgroundState``)."""

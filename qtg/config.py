@@ -372,6 +372,8 @@ def _check_kind(name: str, kcfg: Any) -> None:
         value = getattr(kcfg, f.name)
         key = f"population.{name}.{f.name}"
         lo, hi = bounds.get(f.name, (0, None))
+        if value is None or isinstance(value, str):  # choices and "unset": the module's check()
+            continue
         values = value if isinstance(value, list) else [value]
         if isinstance(value, list):
             if len(value) != 2:

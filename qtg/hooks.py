@@ -63,8 +63,9 @@ class Recorder:
         self.rejects = r.rejects if self.rejects is None else self.rejects + r.rejects
         self.status = r.status if self.status is None else self.status + r.status
         np.add.at(self.notional, r.fills.symbol, r.fills.price * r.fills.qty)
-        np.add.at(self.trades, r.fills.taker_agent, 1)
-        np.add.at(self.trades, r.fills.maker_agent, 1)
+        n = len(self.trades)  # the background pool's virtual owners lie beyond the agents
+        for who in (r.fills.taker_agent, r.fills.maker_agent):
+            np.add.at(self.trades, who[who < n], 1)
         for name in self.FILL_FIELDS:
             self._hash.update(np.ascontiguousarray(getattr(r.fills, name)).tobytes())
 

@@ -17,7 +17,8 @@ from typing import Any, Callable
 import jax
 import jax.numpy as jnp
 
-from systems.decide import decide_orders
+from systems.background import settle_background
+from systems.decide import commit_decisions, decide_orders
 from systems.fundamentals import update_fundamentals
 from systems.indicators import update_market_indicators
 from systems.measure import measure_equity, measure_market
@@ -50,7 +51,9 @@ DEFAULT_SCHEDULE: tuple[Stage, ...] = (
     Stage("validate", validate_orders, writes=False),
     Stage("match", _host_match, host=True),
     Stage("settle", settle_fills),
+    Stage("commit", commit_decisions),  # kinds' own state and delayed orders, decided this tick
     Stage("fundamentals", update_fundamentals),  # news of tick T, seen by decisions from T+1
+    Stage("background", settle_background),  # the pool's aggregate account and mood
     Stage("measure", measure_market),
     Stage("indicators", update_market_indicators),
     Stage("equity", measure_equity),

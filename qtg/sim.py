@@ -42,6 +42,10 @@ class TickResult:
     seconds: float  # wall time of the tick
 
 
+class BackgroundRunaway(RuntimeError):
+    """The background pool drifted into a one-sided bias (see systems.background)."""
+
+
 class Hook(Protocol):
     def on_start(self, sim: "Simulation") -> None: ...
     def on_tick(self, sim: "Simulation", result: TickResult) -> None: ...
@@ -114,6 +118,8 @@ class Simulation:
                 label = "+".join(seg.names)
                 self.stage_seconds[label] = self.stage_seconds.get(label, 0.0) + time.perf_counter() - ts
         m = jax.tree.map(np.asarray, self.state.market)
+        if self.static.background is not None:
+            self._check_background(tick)
         rejects = np.asarray(frame["rejects"])
         result = self.host.last_match
         return TickResult(
@@ -134,6 +140,19 @@ class Simulation:
             events=np.asarray(frame["events"]),
             seconds=time.perf_counter() - t0,
         )
+
+    def _check_background(self, tick: int) -> None:
+        from systems.background import check_runaway
+
+        bg = self.state.background
+        problem = check_runaway(
+            jax.tree.map(np.asarray, bg), float(self.params.background.max_drift), self.static.symbols
+        )
+        if problem:
+            raise BackgroundRunaway(
+                f"tick {tick}: {problem}; the pool's flow is one-sided (check "
+                "population.background.gain, max_bias and contrarian, or raise max_drift)"
+            )
 
     def run(self, ticks: int, hooks: Sequence[Hook] = ()) -> None:
         """Run ``ticks`` ticks, calling every hook's on_start, on_tick and on_end."""

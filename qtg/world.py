@@ -39,21 +39,33 @@ def build_world(cfg: Config) -> World:
     strategies = registry()
     n_sym = len(cfg.market.symbols)
     rng = np.random.Generator(np.random.PCG64(cfg.seed))
-    kinds, kind_params, cash, position, max_short = [], {}, [], [], []
+    kinds, kind_params, kind_state, delayed, cash, position, max_short = [], {}, {}, {}, [], [], []
     spec = IndicatorSpec()
     start = batch_start = 0
+    background = None
     # Sorted by name: the row layout (and so every trade) must not depend on the order
     # in which a config happens to list its kinds.
     for name, kcfg in sorted(cfg.population.items()):
         if kcfg.count == 0:
             continue
         mod = strategies[name]
-        kind = KindStatic(name, start, kcfg.count, mod.ROWS_PER_AGENT, batch_start)
+        if getattr(mod, "TIER", 1) == 3:  # the background pool: no rows (below)
+            background = (mod, kcfg)
+            continue
+        rows = mod.rows_per_agent(kcfg, n_sym) if hasattr(mod, "rows_per_agent") else mod.ROWS_PER_AGENT
+        kind = KindStatic(
+            name, start, kcfg.count, rows, batch_start,
+            tier=getattr(mod, "TIER", 1), latency=int(getattr(kcfg, "latency", 0)),
+        )
         p = mod.make_params(kcfg, kcfg.count, rng, n_sym)
         c, pos = mod.initial_holdings(kcfg, p, n_sym)
         kinds.append(kind)
         if hasattr(mod, "indicators"):  # the series this kind's decide reads
             spec = spec.merge(mod.indicators(kcfg))
+        if hasattr(mod, "init_state"):  # a kind with state of its own (tier 2 conditions)
+            kind_state[name] = mod.init_state(kcfg, p, n_sym)
+        if kind.latency > 0:
+            delayed[name] = _empty_batches(kind.latency, kind.batch_rows)
         kind_params[name] = p
         cash.append(c)
         position.append(pos)
@@ -65,6 +77,11 @@ def build_world(cfg: Config) -> World:
         batch_start += kind.batch_rows
 
     n = start
+    bg_static = bg_params = bg_state = None
+    if background is not None:
+        mod, kcfg = background
+        bg_static, bg_params, bg_state = mod.make_background(kcfg, n, n_sym, batch_start, rng)
+        spec = spec.merge(mod.indicators(kcfg))
     static = WorldStatic(
         n_agents=n, n_symbols=n_sym, symbols=tuple(cfg.market.symbols), kinds=tuple(kinds),
         sectors=cfg.market.sector_names(), sector_of=tuple(int(x) for x in cfg.market.sector_of()),
@@ -72,11 +89,15 @@ def build_world(cfg: Config) -> World:
         risk=RiskSpec(**dataclasses.asdict(cfg.risk)),
         short_selling=cfg.market.short_selling,
         locate=cfg.market.locate,
+        background=bg_static,
     )
+    if n == 0:
+        raise ConfigError("population: the background pool needs at least one agent of another kind")
     position = np.concatenate(position)
     outstanding = cfg.market.outstanding()
     pool = np.floor(outstanding * cfg.market.borrow_fraction).astype(np.int64)
-    check_float(cfg, position.sum(axis=0), outstanding, pool)
+    held = position.sum(axis=0) + (np.asarray(bg_state.position) if bg_state is not None else 0)
+    check_float(cfg, held, outstanding, pool)
     tick, price = cfg.market.ticks(), cfg.market.opening_prices()
     news, fundamentals = make_fundamentals(cfg, n_sym, static.sectors, static.sector_of, tick)
     params = WorldParams(
@@ -88,6 +109,7 @@ def build_world(cfg: Config) -> World:
         max_short=jnp.asarray(np.concatenate(max_short)),
         news=news,
         kinds=kind_params,
+        background=bg_params,
     )
     zeros_s = jnp.zeros(n_sym, jnp.int64)
     state = WorldState(
@@ -116,10 +138,24 @@ def build_world(cfg: Config) -> World:
         fundamentals=fundamentals,
         tick=jnp.asarray(0, jnp.int64),
         key=jax.random.key(cfg.seed),
+        kinds=kind_state,
+        delayed=delayed,
+        background=bg_state,
     )
     # Risk starts from each agent's equity at the opening price.
     state = state.replace(risk=init_risk(static.risk, equity(state), state.market.last))
     return World(static, params, state)
+
+
+def _empty_batches(k: int, rows: int):
+    """An OrderBatch [k, rows] of invalid rows: the empty latency queue of a kind."""
+    from components.orders import OrderBatch
+
+    z = lambda dt: jnp.zeros((k, rows), dt)  # noqa: E731
+    return OrderBatch(
+        valid=z(bool), id=jnp.full((k, rows), -1, jnp.int64), agent=z(jnp.int32), symbol=z(jnp.int32),
+        side=z(jnp.int8), kind=z(jnp.int8), price=z(jnp.int64), qty=z(jnp.int64),
+    )
 
 
 def check_float(cfg: Config, held: np.ndarray, outstanding: np.ndarray, pool: np.ndarray) -> None:

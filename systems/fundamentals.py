@@ -143,7 +143,11 @@ def update_fundamentals(static, params, state, frame: dict, key: jax.Array):
     sentiment = f.sentiment * news.decay[:, None] + is_kind.astype(jnp.float64).T @ impulse
 
     # (e) Fair value.
-    new = f.replace(eps=eps, growth=growth, rate=rate, sentiment=sentiment, last_event=last_event)
+    # Which symbols each kind touched this tick (for tier 2 news subscriptions).
+    touched = (is_kind[:, :, None] & affected[:, None, :]).any(axis=0)  # bool[4, S]
+    news_tick = jnp.where(touched, now, f.news_tick)
+    new = f.replace(eps=eps, growth=growth, rate=rate, sentiment=sentiment, last_event=last_event,
+                    news_tick=news_tick)
     new = new.replace(fair=fair_value(new, news))
 
     # (f) The record.
@@ -314,6 +318,7 @@ def make_fundamentals(cfg, n_symbols: int, sector_names, sector_of, tick_size_un
         sentiment=jnp.zeros((N_KINDS, n_symbols), jnp.float64),
         last_event=jnp.full(N_KINDS, NEVER, jnp.int64),
         fair=jnp.zeros(n_symbols, jnp.float64),
+        news_tick=jnp.full((N_KINDS, n_symbols), NEVER, jnp.int64),
     )
     return news, state.replace(fair=fair_value(state, news))
 

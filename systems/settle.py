@@ -10,6 +10,7 @@ from components.agents import NO_ORDER, SLOTS
 from components.money import apply_rate
 from components.orders import Side
 from components.world import WorldParams, WorldState, WorldStatic
+from systems.background import BACKGROUND_ID
 from systems.match import FILL_FIELDS, UPDATE_FIELDS
 
 _F = {name: i for i, name in enumerate(FILL_FIELDS)}
@@ -33,8 +34,12 @@ def settle_fills(
     buyer = jnp.where(taker_buys, taker, maker)
     seller = jnp.where(taker_buys, maker, taker)
     notional = f[_F["price"]] * qty
-    cash = state.wallet.cash.at[buyer].add(-notional).at[seller].add(notional)
-    position = state.wallet.position.at[buyer, symbol].add(qty).at[seller, symbol].add(-qty)
+    # The background pool's virtual owners lie beyond the agents' rows: their side of a
+    # fill is dropped here and accounted in aggregate (systems.background).
+    cash = state.wallet.cash.at[buyer].add(-notional, mode="drop").at[seller].add(notional, mode="drop")
+    position = (
+        state.wallet.position.at[buyer, symbol].add(qty, mode="drop").at[seller, symbol].add(-qty, mode="drop")
+    )
 
     slots = _apply_updates(static, state, frame)
     borrowed, claimed = borrow_claims(static, position, slots)
@@ -91,7 +96,7 @@ def _apply_updates(static: WorldStatic, state: WorldState, frame: dict):
     sl = state.slots
     u = frame["updates"]
     uid, rem = u[_U["id"]], u[_U["remaining"]]
-    real = uid >= 0  # padding rows have id -1
+    real = (uid >= 0) & (uid < BACKGROUND_ID)  # padding rows have id -1; the pool has its own
     cell = jnp.where(real, uid % cells, 0)
     current = sl.id.reshape(-1)[cell] == uid
     empty = jnp.where(real & (rem == 0) & current, cell, cells)  # out of range -> dropped

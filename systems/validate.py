@@ -51,6 +51,9 @@ def validate_orders(
     o = frame["orders"]
     s = static.n_symbols
     blocks = [_check_block(static, params, state, frame, k) for k in static.kinds]
+    # The background pool's rows (after every kind's) have no wallet to check: the pool
+    # is accounted in aggregate (systems.background).
+    n_pool = static.batch_rows - static.agent_rows
     total = sum(b.total for b in blocks)  # [S] extra borrow the tick asks for
     free = params.pool - state.lender.claimed  # [S]
 
@@ -59,6 +62,7 @@ def validate_orders(
         # every tick) and grant them in batch order.
         demand = jnp.concatenate(
             [_check_block(static, params, state, frame, k).demand.reshape(-1) for k in static.kinds]
+            + [jnp.zeros(n_pool, jnp.int64)]
         )
         symbol = jnp.clip(o.symbol, 0, s - 1)
         return (demand > 0) & ~_granted_in_order(demand, symbol, free, s)
@@ -70,7 +74,7 @@ def validate_orders(
         # Every selling row of the agent on that symbol shares the refusal.
         hit = b.sell & (b.selling_same & mine[:, None, :]).any(-1)
         out.append(jnp.where((b.reason == 0) & hit, Reason.NO_BORROW, b.reason).astype(jnp.int8).reshape(-1))
-    reason = jnp.concatenate(out)
+    reason = jnp.concatenate(out + [jnp.zeros(n_pool, jnp.int8)])
     frame["orders"] = o.replace(valid=o.valid & (reason == 0))
     frame["reject_reason"] = reason
     frame["rejects"] = jnp.bincount(reason, length=N_REASONS).at[0].set(0)

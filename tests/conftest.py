@@ -19,12 +19,22 @@ from qtg.world import build_world, make_engine_for  # noqa: E402
 
 class InvariantCheck:
     """A hook asserting, every tick, exact conservation of cash (agents plus the lender's
-    fees) and of shares (held plus lent plus the lender's unlent float == outstanding),
-    the borrow ledger, and no negative cash or short beyond an agent's limit."""
+    fees plus the background pool) and of shares (held, the pool's included, plus lent plus
+    the lender's unlent float == outstanding), the borrow ledger, and no negative cash or
+    short beyond an agent's limit."""
+
+    @staticmethod
+    def pool(sim):
+        """The background pool's cash and positions (0 without a pool)."""
+        bg = sim.state.background
+        if bg is None:
+            return 0, 0
+        return int(bg.cash), np.asarray(bg.position)
 
     def on_start(self, sim):
-        self.cash = int(np.asarray(sim.state.wallet.cash).sum()) + int(sim.state.lender.cash)
-        self.shares = np.asarray(sim.state.wallet.position).sum(axis=0)
+        pool_cash, pool_shares = self.pool(sim)
+        self.cash = int(np.asarray(sim.state.wallet.cash).sum()) + int(sim.state.lender.cash) + pool_cash
+        self.shares = np.asarray(sim.state.wallet.position).sum(axis=0) + pool_shares
         self.outstanding = np.asarray(sim.params.outstanding)
         self.unlent = self.outstanding - self.shares  # the lender's holdings before lending
         self.ticks = 0
@@ -33,8 +43,9 @@ class InvariantCheck:
     def on_tick(self, sim, r):
         w = jax.tree.map(np.asarray, sim.state.wallet)
         lender = jax.tree.map(np.asarray, sim.state.lender)
-        held = w.position.sum(axis=0)
-        assert int(w.cash.sum()) + int(lender.cash) == self.cash, f"cash not conserved at tick {r.tick}"
+        pool_cash, pool_shares = self.pool(sim)
+        held = w.position.sum(axis=0) + pool_shares
+        assert int(w.cash.sum()) + int(lender.cash) + pool_cash == self.cash, f"cash not conserved at tick {r.tick}"
         assert (held == self.shares).all(), f"shares not conserved at tick {r.tick}"
         # Lending moves shares from the lender's float to a borrower, who sells them on.
         lent = w.borrowed.sum(axis=0)

@@ -16,7 +16,18 @@ A strategy module defines:
   decide as ``frame["indicators"]`` (an ``Indicators``; check ``ready`` before trading);
 * optionally ``check(cfg, n_symbols) -> None``: raises ``ValueError("population.<KIND>.<key>:
   problem")`` for values no field bound can express (one field against another, a symbol
-  row); config validation calls it, so a bad entry stops the run before anything is written.
+  row); config validation calls it, so a bad entry stops the run before anything is written;
+* optionally ``rows_per_agent(cfg, n_symbols) -> int``: used instead of ``ROWS_PER_AGENT``
+  when the rows depend on the market (one row per symbol for a cross-asset kind);
+* optionally ``TIER: int`` (default 1): 1 decides every tick, 2 is reactive (its agents
+  act when a wake condition fires; see ``systems.strategies._wake``), 3 is the background
+  pool (no rows; see ``systems.background``);
+* optionally ``init_state(cfg, params, n_symbols) -> pytree``: the kind's own mutable
+  state, one row per agent (e.g. wake conditions). The world keeps it in
+  ``state.kinds[KIND]``; ``decide`` then returns ``(OrderBatch, new_state)`` and the new
+  state is stored in the write phase, so a change is in force from the next tick;
+* optionally a ``latency: int`` field in ``Config``: orders decided at tick t reach the
+  engine (and validation) at tick t + latency.
 
 Adding a strategy is one module here plus one entry under ``population`` in the config.
 """
