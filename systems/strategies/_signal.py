@@ -49,10 +49,14 @@ class TradeConfig:
     """Starting cash per agent, in currency."""
     shares: int = 0
     """Starting shares per agent in its symbol."""
+    latency: int = 0
+    """Ticks between a decision and its arrival at the engine: an order decided at tick t
+    is validated and matched at t + latency (0: the same tick)."""
 
 
 TRADE_BOUNDS = {  # allowed values of the TradeConfig fields (default: >= 0)
     "size": (1, None),
+    "latency": (0, 1000),
     "collar": (0.0, 0.5),
 }
 
