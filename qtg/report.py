@@ -86,6 +86,10 @@ def summarize(cfg: Config, initial: WorldState, sim: Simulation, rec: Recorder, 
             execution[k.name] = {g: v for g, v in full.items() if g != "agents"}
 
     seconds = hist["seconds"]
+    # The background pool (tier 3) is accounted in aggregate, outside the agents' rows.
+    bg = state.background
+    pool_cash = int(bg.cash) - int(bg.opening_cash) if bg is not None else 0
+    pool_shares = np.asarray(bg.position) - np.asarray(bg.opening_position) if bg is not None else 0
     return {
         "run": {
             "seed": cfg.seed,
@@ -120,9 +124,10 @@ def summarize(cfg: Config, initial: WorldState, sim: Simulation, rec: Recorder, 
         "short_selling": short_selling_summary(sim),
         "portfolio": portfolio_summary(static, state),
         "events": len(rec.events),
+        "tiers": tiers_summary(sim),
         "conservation": {
-            "cash": bool(cash0.sum() == cash1.sum() + int(state.lender.cash)),
-            "shares": bool((pos0.sum(axis=0) == pos1.sum(axis=0)).all()),
+            "cash": bool(cash0.sum() == cash1.sum() + int(state.lender.cash) + pool_cash),
+            "shares": bool((pos0.sum(axis=0) == pos1.sum(axis=0) + pool_shares).all()),
             # Every short is borrowed, the ledger adds up, and no pool lends more than it has.
             "borrow_ledger": bool(
                 (np.asarray(state.lender.lent) == np.asarray(state.wallet.borrowed).sum(axis=0)).all()
@@ -132,6 +137,23 @@ def summarize(cfg: Config, initial: WorldState, sim: Simulation, rec: Recorder, 
         },
         "fill_hash": rec.fill_hash,
     }
+
+
+def tiers_summary(sim: Simulation) -> dict:
+    """Agents per tier: tier 1 (decide every tick) and tier 2 (reactive) by kind; tier 3,
+    the background pool, with its aggregate account (systems.background.summary)."""
+    out = {}
+    for tier in (1, 2):
+        kinds = {k.name: k.count for k in sim.static.kinds if k.tier == tier}
+        out[f"tier_{tier}"] = {"agents": sum(kinds.values()), "kinds": kinds}
+    if sim.static.background is not None:
+        from systems.background import summary
+
+        out["tier_3"] = summary(sim.static, sim.params, sim.state)
+    else:
+        out["tier_3"] = {"members": 0}
+    out["total"] = out["tier_1"]["agents"] + out["tier_2"]["agents"] + out["tier_3"]["members"]
+    return out
 
 
 def short_selling_summary(sim: Simulation) -> dict:
@@ -210,7 +232,7 @@ def table(summary: dict) -> str:
     """The end-of-run table, plain text."""
     r = summary["run"]
     lines = [
-        f"qtg: {r['ticks']} ticks, {r['agents']} agents, engine={r['engine']}, seed={r['seed']}, "
+        f"qtg: {r['ticks']} ticks, {r['agents']:,} agents, engine={r['engine']}, seed={r['seed']}, "
         f"{r['elapsed_s']:.1f} s ({r['ms_per_tick_median']:.2f} ms/tick median)",
         f"orders {summary['orders']['submitted']:,} sent, {summary['orders']['accepted']:,} "
         f"to the book; {summary['fills']:,} fills, {summary['volume']:,} shares traded",
@@ -245,6 +267,15 @@ def table(summary: dict) -> str:
         f"(Sharpe, max drawdown and {risk['var_confidence']:.0%} VaR over {risk['var_window']} "
         "ticks: medians over each kind's agents; Sharpe per tick unless risk.periods_per_year is set)"
     )
+    t = summary.get("tiers")
+    if t:
+        pool = t["tier_3"]
+        line = (f"tiers: {t['tier_1']['agents']:,} tier 1 (every tick), {t['tier_2']['agents']:,} tier 2 "
+                f"(reactive), {pool['members']:,} in the background pool; {t['total']:,} in all")
+        if pool["members"]:
+            line += (f"\npool: {pool['orders_sent']:,} orders ({pool['buy_fraction']:.1%} buys), "
+                     f"P&L {pool['pnl']:,.2f}")
+        lines += ["", line]
     c = summary["conservation"]
     ok = lambda key: "ok" if c[key] else "BROKEN"  # noqa: E731
     lines += ["", f"conservation: cash {ok('cash')}, shares {ok('shares')}, borrow ledger {ok('borrow_ledger')}"]

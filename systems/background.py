@@ -212,20 +212,21 @@ def background_orders(static, params, state, frame: dict, key: jax.Array) -> Ord
     p: BackgroundParams = params.background
     st: BackgroundState = state.background
     s, cap, R = bs.n_symbols, bs.cap, bs.rows
-    k_count, k_bits, k_size, k_off = jax.random.split(key, 4)
+    k_count, k_bits = jax.random.split(key)
     lam = p.rate * boost(bs, p, frame)
     count = jnp.minimum(jax.random.poisson(k_count, lam, (s,)), cap)  # [S]
     valid = (jnp.arange(cap)[None, :] < count[:, None]).reshape(-1)  # symbol-major rows
     sym = jnp.repeat(jnp.arange(s, dtype=jnp.int32), cap)
 
-    bits = jax.random.bits(k_bits, (2, R), jnp.uint32)
-    u_side = (bits[0] >> 8).astype(jnp.float64) * 2.0**-24
-    u_aggr = (bits[1] >> 8).astype(jnp.float64) * 2.0**-24
-    buy = u_side < buy_probability(p, st.mood)[sym]
-    aggressive = u_aggr < p.aggressive
-    size = jnp.round(jnp.exp(p.size_mu + p.size_sigma * jax.random.normal(k_size, (R,), jnp.float64)))
+    # One draw of five 32-bit words per row, turned into uniforms on (0, 1): far cheaper
+    # on a CPU than separate normal and exponential draws.
+    u = ((jax.random.bits(k_bits, (5, R), jnp.uint32) >> 8).astype(jnp.float64) + 0.5) * 2.0**-24
+    buy = u[0] < buy_probability(p, st.mood)[sym]
+    aggressive = u[1] < p.aggressive
+    normal = jnp.sqrt(-2.0 * jnp.log(u[2])) * jnp.cos(2.0 * jnp.pi * u[3])  # Box-Muller
+    size = jnp.round(jnp.exp(p.size_mu + p.size_sigma * normal))
     qty = jnp.clip(size.astype(jnp.int64), 1, p.size_cap)
-    offset = jnp.minimum(p.offset_mean * jax.random.exponential(k_off, (R,), jnp.float64), p.offset_cap)
+    offset = jnp.minimum(p.offset_mean * -jnp.log(u[4]), p.offset_cap)
     ref = frame["view"].ref[sym]
     tick = params.tick_size[sym]
     up = buy == aggressive  # buys through the mid and passive sells sit above it
@@ -342,7 +343,7 @@ def summary(static, params, state) -> dict:
     """The pool's aggregate account (host): volumes, VWAPs and P&L at the last price."""
     bs, st = static.background, jax.tree.map(np.asarray, state.background)
     last = np.asarray(state.market.last)
-    vwap = lambda v, q: [round(float(a) / b / 1e4, 4) if b else None for a, b in zip(v, q)]  # noqa: E731
+    vwap = lambda v, q: [round(float(a) / float(b) / 1e4, 4) if b else None for a, b in zip(v, q)]  # noqa: E731
     opening = int(st.opening_cash) + int((st.opening_position * np.asarray(params.initial_price)).sum())
     now = int(st.cash) + int((st.position * last).sum())
     return {
