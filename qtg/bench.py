@@ -6,6 +6,8 @@
     python -m qtg.bench --only world --agents 10000 100000 --ticks 200
     python -m qtg.bench --only world --agents 100000 --mix all   # the seven single-symbol kinds
     python -m qtg.bench --only world --agents 10000 --market default --mix all  # 10 symbols, news, shorts
+    python -m qtg.bench --only world --mix tiers --market default --agents 10000 100000 1000000 --plot scaling.png
+    python -m qtg.bench --only wake           # the tier 2 wake mask at 10k / 100k / 1M rows
     python -m qtg.bench --out bench.json
 
 Engines: orders/s of each engine on the standard 200,000-order stream (see
@@ -79,6 +81,9 @@ def world_config(agents: int, ticks: int, engine: str = "fast", mix: str = "basi
         "noise": {"count": noise, "activity": [0.01, 0.05]},
         **others,
     }
+    if mix == "tiers":  # the seed_100k preset (three tiers) scaled to `agents`
+        cfg.population = tiers_population(agents)
+        cfg.market.shares_outstanding = max(10_000_000, 12 * agents)
     if mix == "default":  # the default population's kinds and parameters, scaled up
         from qtg.config import DEFAULT_COUNTS
 
@@ -89,6 +94,18 @@ def world_config(agents: int, ticks: int, engine: str = "fast", mix: str = "basi
     cfg.engine.name = engine
     cfg.run.ticks = ticks
     return to_config(cfg)
+
+
+def tiers_population(agents: int) -> dict:
+    """Counts of ``conf/population/seed_100k.yaml`` (100,000 agents over three tiers)
+    scaled to ``agents``: 7.5% tier 1, 5% tier 2, 87.5% background pool."""
+    from pathlib import Path
+
+    from omegaconf import OmegaConf
+
+    preset = OmegaConf.to_container(
+        OmegaConf.load(Path(__file__).resolve().parent.parent / "conf" / "population" / "seed_100k.yaml"))
+    return {k: {**v, "count": max(1, round(v["count"] * agents / 100_000))} for k, v in preset.items()}
 
 
 def bench_world(agents: int, ticks: int, warmup: int = 20, engine: str = "fast", mix: str = "basic",
@@ -123,6 +140,7 @@ def bench_world(agents: int, ticks: int, warmup: int = 20, engine: str = "fast",
     ms = np.array(seconds) * 1e3
     return {
         "agents": agents,
+        "rows": sim.static.n_agents,  # agents with rows (tiers 1 and 2); the rest are the pool
         "mix": mix,
         "market": market,
         "symbols": n_symbols,
@@ -152,14 +170,48 @@ def _world_in_subprocess(agents: int, ticks: int, mix: str, market: str) -> dict
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+def plot_scaling(rows: list[dict], path: str, title: str) -> None:
+    """ms/tick (median, p90 as a bar) against agents on log-log axes, with the line of
+    linear growth through the smallest size: points on or under it grow no faster."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    ok = [r for r in rows if "ms_per_tick_median" in r]
+    if not ok:
+        return
+    n = np.array([r["agents"] for r in ok], float)
+    med = np.array([r["ms_per_tick_median"] for r in ok])
+    p90 = np.array([r["ms_per_tick_p90"] for r in ok])
+    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    ax.errorbar(n, med, yerr=[np.zeros_like(med), p90 - med], fmt="o-", capsize=4, label="ms per tick (median, p90)")
+    ax.plot(n, med[0] * n / n[0], "--", color="grey", label="linear in agents")
+    for x, y in zip(n, med):
+        ax.annotate(f"{y:.1f} ms", (x, y), textcoords="offset points", xytext=(6, -12), fontsize=8)
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("agents (all tiers)")
+    ax.set_ylabel("ms per tick")
+    ax.set_title(f"Tick time against agents ({title})")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m qtg.bench", description=__doc__.split("\n\n")[0])
-    ap.add_argument("--only", choices=["engines", "indicators", "world"], help="run one part only")
+    ap.add_argument("--only", choices=["engines", "indicators", "world", "wake"], help="run one part only")
     ap.add_argument("--agents", type=int, nargs="+", default=list(WORLD_AGENTS))
     ap.add_argument("--ticks", type=int, default=200, help="measured ticks per world (default 200)")
-    ap.add_argument("--mix", choices=["basic", "all", "default"], default="basic",
+    ap.add_argument("--mix", choices=["basic", "all", "default", "tiers"], default="basic",
                     help="world population: makers+noise trading 1-5%% of ticks (basic), the seven single-symbol kinds "
-                         "(all), or the default population's kinds and parameters scaled up (default)")
+                         "(all), the default population's kinds and parameters scaled up (default), or the "
+                         "seed_100k preset's three tiers scaled to --agents (tiers)")
+    ap.add_argument("--plot", help="with --only world: write ms/tick against agents (log-log) to this PNG")
     ap.add_argument("--market", choices=["two", "default"], default="two",
                     help="two symbols (default) or the default 10-symbol market with news and shorting")
     ap.add_argument("--orders", type=int, default=200_000, help="engine stream length")
@@ -184,11 +236,18 @@ def main(argv: list[str] | None = None) -> int:
 
         print("benchmarking indicators ...", file=sys.stderr)
         result["indicators"] = bench_indicators()
+    if args.only == "wake":
+        from qtg.bench_wake import bench_wake
+
+        print("benchmarking the wake mask ...", file=sys.stderr)
+        result["wake"] = bench_wake()
     if args.only in (None, "world"):
         result["world"] = []
         for n in args.agents:
             print(f"benchmarking world with {n:,} agents ...", file=sys.stderr)
             result["world"].append(_world_in_subprocess(n, args.ticks, args.mix, args.market))
+        if args.plot:
+            plot_scaling(result["world"], args.plot, f"{args.mix} mix, {args.market} market")
     text = json.dumps(result, indent=2)
     print(text)
     if args.out:

@@ -121,5 +121,11 @@ def main(argv: list[str] | None = None) -> None:
         print(json.dumps(bench_rows(n, a.calls, a.symbols)))
 
 
+
+def bench_wake(sizes=SIZES, calls: int = 200) -> list[dict]:
+    """``bench_rows`` for each size (``python -m qtg.bench --only wake``)."""
+    return [bench_rows(n, calls) for n in sizes]
+
+
 if __name__ == "__main__":
     main()

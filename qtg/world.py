@@ -43,16 +43,21 @@ def build_world(cfg: Config) -> World:
     spec = IndicatorSpec()
     start = batch_start = 0
     background = None
-    # Sorted by name: the row layout (and so every trade) must not depend on the order
-    # in which a config happens to list its kinds.
-    for name, kcfg in sorted(cfg.population.items()):
+    # Sorted by rows per agent, then name: the row layout (and so every trade) must not
+    # depend on the order in which a config happens to list its kinds, and kinds with the
+    # same rows per agent sit side by side (validation checks each such run as one block).
+    def rows_of(name, kcfg):
+        mod = strategies[name]
+        return mod.rows_per_agent(kcfg, n_sym) if hasattr(mod, "rows_per_agent") else getattr(mod, "ROWS_PER_AGENT", 0)
+
+    for name, kcfg in sorted(cfg.population.items(), key=lambda item: (rows_of(*item), item[0])):
         if kcfg.count == 0:
             continue
         mod = strategies[name]
         if getattr(mod, "TIER", 1) == 3:  # the background pool: no rows (below)
             background = (mod, kcfg)
             continue
-        rows = mod.rows_per_agent(kcfg, n_sym) if hasattr(mod, "rows_per_agent") else mod.ROWS_PER_AGENT
+        rows = rows_of(name, kcfg)
         kind = KindStatic(
             name, start, kcfg.count, rows, batch_start,
             tier=getattr(mod, "TIER", 1), latency=int(getattr(kcfg, "latency", 0)),

@@ -22,6 +22,8 @@ order ownership) are the engine's.
 
 from __future__ import annotations
 
+import dataclasses
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -50,7 +52,7 @@ def validate_orders(
     del key
     o = frame["orders"]
     s = static.n_symbols
-    blocks = [_check_block(static, params, state, frame, k) for k in static.kinds]
+    blocks = [_check_block(static, params, state, frame, k) for k in _runs(static)]
     # The background pool's rows (after every kind's) have no wallet to check: the pool
     # is accounted in aggregate (systems.background).
     n_pool = static.batch_rows - static.agent_rows
@@ -61,7 +63,7 @@ def validate_orders(
         # Rare: some pool overflows. Recompute the claims (cheaper than keeping them for
         # every tick) and grant them in batch order.
         demand = jnp.concatenate(
-            [_check_block(static, params, state, frame, k).demand.reshape(-1) for k in static.kinds]
+            [_check_block(static, params, state, frame, k).demand.reshape(-1) for k in _runs(static)]
             + [jnp.zeros(n_pool, jnp.int64)]
         )
         symbol = jnp.clip(o.symbol, 0, s - 1)
@@ -69,7 +71,7 @@ def validate_orders(
 
     refused = jax.lax.cond((total <= free).all(), lambda: jnp.zeros(o.valid.shape, bool), in_order)
     out = []
-    for k, b in zip(static.kinds, blocks):
+    for k, b in zip(_runs(static), blocks):
         mine = refused[k.batch_start : k.batch_start + k.batch_rows].reshape(b.reason.shape)
         # Every selling row of the agent on that symbol shares the refusal.
         hit = b.sell & (b.selling_same & mine[:, None, :]).any(-1)
@@ -79,6 +81,21 @@ def validate_orders(
     frame["reject_reason"] = reason
     frame["rejects"] = jnp.bincount(reason, length=N_REASONS).at[0].set(0)
     return state, frame
+
+
+def _runs(static: WorldStatic) -> tuple:
+    """The kinds merged into runs of neighbours with the same rows per agent (the world
+    lays kinds out sorted by rows per agent): each run is checked as one block, so the
+    check's cost does not grow with the number of kinds."""
+    runs: list = []
+    for k in static.kinds:
+        last = runs[-1] if runs else None
+        if last is not None and last.rows_per_agent == k.rows_per_agent and last.stop == k.start \
+                and last.batch_start + last.batch_rows == k.batch_start:
+            runs[-1] = dataclasses.replace(last, name=f"{last.name}+{k.name}", count=last.count + k.count)
+        else:
+            runs.append(k)
+    return tuple(runs)
 
 
 @struct.dataclass
