@@ -248,7 +248,7 @@ def table(summary: dict) -> str:
     risk = summary["risk_by_kind"]
     lines += [
         "",
-        f"{'kind':<14}{'agents':>8}{'P&L total':>14}{'mean':>12}{'min':>12}{'max':>12}"
+        f"{'kind':<20}{'agents':>8}{'P&L total':>14}{'mean':>12}{'min':>12}{'max':>12}"
         f"{'Sharpe':>9}{'max DD':>9}{'VaR':>9}",
     ]
 
@@ -258,7 +258,7 @@ def table(summary: dict) -> str:
 
     for name, k in summary["pnl_by_kind"].items():
         lines.append(
-            f"{name:<14}{k['agents']:>8,}{k['pnl_total']:>14,.2f}{k['pnl_mean']:>12,.2f}"
+            f"{name:<20}{k['agents']:>8,}{k['pnl_total']:>14,.2f}{k['pnl_mean']:>12,.2f}"
             f"{k['pnl_min']:>12,.2f}{k['pnl_max']:>12,.2f}"
             f"{med(name, 'sharpe'):>9}{med(name, 'max_drawdown', 100, '.2f') + '%':>9}"
             f"{med(name, 'var', 100, '.3f') + '%':>9}"
