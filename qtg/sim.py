@@ -144,10 +144,9 @@ class Simulation:
     def _check_background(self, tick: int) -> None:
         from systems.background import check_runaway
 
-        bg = self.state.background
-        problem = check_runaway(
-            jax.tree.map(np.asarray, bg), float(self.params.background.max_drift), self.static.symbols
-        )
+        # check_runaway reads only the account's scalars and positions, not the whole
+        # pool state (its ring of resting ids is large at scale).
+        problem = check_runaway(self.state.background, float(self.params.background.max_drift), self.static.symbols)
         if problem:
             raise BackgroundRunaway(
                 f"tick {tick}: {problem}; the pool's flow is one-sided (check "

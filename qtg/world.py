@@ -85,7 +85,7 @@ def build_world(cfg: Config) -> World:
     bg_static = bg_params = bg_state = None
     if background is not None:
         mod, kcfg = background
-        bg_static, bg_params, bg_state = mod.make_background(kcfg, n, n_sym, batch_start, rng)
+        bg_static, bg_params, bg_state = mod.make_background(kcfg, n, n_sym, batch_start)
         spec = spec.merge(mod.indicators(kcfg))
     static = WorldStatic(
         n_agents=n, n_symbols=n_sym, symbols=tuple(cfg.market.symbols), kinds=tuple(kinds),

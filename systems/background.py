@@ -141,9 +141,8 @@ def capacity(members: int, n_symbols: int, activity: float, boost_hi: float) -> 
     return max(4, int(math.ceil(lam + 6.0 * math.sqrt(lam) + 1)))
 
 
-def make_background(cfg, n_agents: int, n_symbols: int, batch_start: int, rng=None):
+def make_background(cfg, n_agents: int, n_symbols: int, batch_start: int):
     """(BackgroundStatic, BackgroundParams, BackgroundState) for a pool config entry."""
-    del rng
     r = resolved(cfg)
     boost = (float(cfg.boost[0]), float(cfg.boost[1])) if cfg.vol_feedback > 0 else (1.0, 1.0)
     cap = capacity(cfg.count, n_symbols, r["activity"], boost[1])
@@ -325,7 +324,8 @@ def settle_background(static, params, state, frame: dict, key: jax.Array):
 
 
 def check_runaway(state: BackgroundState, max_drift: float, symbols) -> str | None:
-    """A one-line description of the first runaway bias (host arrays), or None."""
+    """A one-line description of the first runaway bias, or None. Fetches only the
+    account's cash and positions to the host."""
     cash, c0 = int(state.cash), int(state.opening_cash)
     lo, hi = 1.0 - max_drift, 1.0 + max_drift
     if not lo * c0 <= cash <= hi * c0:
