@@ -168,9 +168,8 @@ class EngineConfig:
 @dataclasses.dataclass
 class RunConfig:
     ticks: int = 1000
-    """Ticks to simulate; tick 0 is the opening, where only market makers quote."""
-    progress: bool = True
-    """Show a progress bar."""
+    """Ticks to simulate; tick 0 is the opening, where only market makers quote. A resumed
+    run continues until the world has run this many ticks in all."""
     chart: bool = True
     """Write chart.png into the run directory."""
     table: bool = True
@@ -188,6 +187,66 @@ class RiskConfig:
     periods_per_year: float = 1.0
     """Sharpe ratios are scaled by sqrt(this); 1 reports per-tick Sharpe."""
 
+
+@dataclasses.dataclass
+class StorageConfig:
+    """The ``storage`` hook: a SQLite database (WAL) in the run directory."""
+
+    file: str = "qtg.sqlite"
+    """Database file name, inside the run directory."""
+    orders: bool = False
+    """Also store every order the engine saw, with its outcome (large)."""
+    candles: list[int] = dataclasses.field(default_factory=lambda: [60, 300, 3600])
+    """Candle intervals in ticks (three, like 1m / 5m / 1h bars)."""
+    portfolio_every: int = 100
+    """Ticks between portfolio snapshots (every agent's cash, equity and positions); 0 = off."""
+    batch_ticks: int = 50
+    """Ticks per write transaction: a kill loses at most the batch not yet committed."""
+    queue_batches: int = 8
+    """Batches waiting for the writer before the simulation waits for it."""
+
+
+@dataclasses.dataclass
+class SnapshotConfig:
+    """Save points of the whole world (see qtg.snapshot)."""
+
+    every: int = 0
+    """Write a snapshot every this many ticks; 0 = only on demand (SIGUSR1, the TUI's ``w``)."""
+    at_end: bool = False
+    """Also write one when the run stops (its last tick, Ctrl-C or a stop request)."""
+    dir: str = "snapshots"
+    """Folder for snapshots, inside the run directory."""
+    keep: int = 0
+    """Keep only the newest this many periodic snapshots; 0 = keep all."""
+
+
+@dataclasses.dataclass
+class MetricsConfig:
+    """The ``metrics`` hook: run-time metrics in metrics.jsonl and metrics.json."""
+
+    every: int = 100
+    """Ticks per line of metrics.jsonl (throughput, spreads, marks)."""
+
+
+@dataclasses.dataclass
+class UIConfig:
+    """How the run is shown: ``none`` (progress bar and summary) or ``tui`` (Textual)."""
+
+    name: str = "none"
+    """none or tui."""
+    fps: float = 10.0
+    """Screen redraws per second (the simulation never waits for the screen)."""
+    history: int = 400
+    """Ticks of price history in the chart."""
+    depth: int = 10
+    """Price levels per side in the order book panel."""
+    speed: float = 0.0
+    """Starting speed limit in ticks per second; 0 = as fast as it runs."""
+    paused: bool = False
+    """Start paused."""
+
+
+UI_NAMES = ("none", "tui")
 
 DEFAULT_COUNTS = {"market_maker": 20, "noise": 100}
 """Agents per kind in the default market; every other registered kind starts at 0."""
@@ -209,6 +268,16 @@ class Config:
     engine: EngineConfig = dataclasses.field(default_factory=EngineConfig)
     risk: RiskConfig = dataclasses.field(default_factory=RiskConfig)
     run: RunConfig = dataclasses.field(default_factory=RunConfig)
+    hooks: list[str] = dataclasses.field(default_factory=lambda: ["progress", "metrics", "storage"])
+    """Observers of the run, by name (see qtg.hooks.HOOKS): progress, metrics, storage, tui."""
+    storage: StorageConfig = dataclasses.field(default_factory=StorageConfig)
+    snapshot: SnapshotConfig = dataclasses.field(default_factory=SnapshotConfig)
+    metrics: MetricsConfig = dataclasses.field(default_factory=MetricsConfig)
+    ui: UIConfig = dataclasses.field(default_factory=UIConfig)
+    resume: str = ""
+    """Path of a snapshot to continue from. The world (market, population, engine, news,
+    fundamentals, risk, seed) comes from the snapshot; run, hooks, storage, snapshot,
+    metrics and ui come from this config."""
     seed: int = 0
 
 
@@ -341,6 +410,7 @@ def validate(cfg: Config) -> None:
 
     if cfg.run.ticks < 1:
         raise ConfigError(f"run.ticks: must be >= 1, got {cfg.run.ticks}")
+    _check_hooks(cfg)
     if cfg.seed < 0:
         raise ConfigError(f"seed: must be >= 0, got {cfg.seed}")
 
@@ -358,6 +428,53 @@ def validate(cfg: Config) -> None:
         total += kcfg.count
     if total < 1:
         raise ConfigError("population: at least one agent is needed (all counts are 0)")
+
+
+def _check_hooks(cfg: Config) -> None:
+    """Hooks, storage, snapshot, metrics and ui settings."""
+    from qtg.hooks import HOOKS
+
+    for name in cfg.hooks:
+        if name not in HOOKS:
+            raise ConfigError(f"hooks: unknown hook '{name}'; allowed: {', '.join(sorted(HOOKS))}")
+    if len(set(cfg.hooks)) != len(cfg.hooks):
+        raise ConfigError(f"hooks: each hook at most once, got {cfg.hooks}")
+    st = cfg.storage
+    if not st.file or "/" in st.file or "\\" in st.file:
+        raise ConfigError(f"storage.file: a file name inside the run directory, got '{st.file}'")
+    if len(st.candles) != 3 or any(c < 1 for c in st.candles) or sorted(st.candles) != st.candles:
+        raise ConfigError(f"storage.candles: three increasing intervals in ticks (>= 1), got {st.candles}")
+    for key in ("portfolio_every",):
+        if getattr(st, key) < 0:
+            raise ConfigError(f"storage.{key}: must be >= 0, got {getattr(st, key)}")
+    for key in ("batch_ticks", "queue_batches"):
+        if getattr(st, key) < 1:
+            raise ConfigError(f"storage.{key}: must be >= 1, got {getattr(st, key)}")
+    sn = cfg.snapshot
+    if sn.every < 0:
+        raise ConfigError(f"snapshot.every: must be >= 0, got {sn.every}")
+    if sn.keep < 0:
+        raise ConfigError(f"snapshot.keep: must be >= 0, got {sn.keep}")
+    if not sn.dir:
+        raise ConfigError("snapshot.dir: must name a folder")
+    if cfg.metrics.every < 1:
+        raise ConfigError(f"metrics.every: must be >= 1, got {cfg.metrics.every}")
+    ui = cfg.ui
+    if ui.name not in UI_NAMES:
+        raise ConfigError(f"ui.name: unknown ui '{ui.name}'; allowed: {', '.join(UI_NAMES)}")
+    if not 0 < ui.fps <= 60:
+        raise ConfigError(f"ui.fps: must be in (0, 60], got {ui.fps}")
+    if ui.history < 10:
+        raise ConfigError(f"ui.history: must be >= 10, got {ui.history}")
+    if not 1 <= ui.depth <= 50:
+        raise ConfigError(f"ui.depth: must be in [1, 50], got {ui.depth}")
+    if ui.speed < 0:
+        raise ConfigError(f"ui.speed: must be >= 0 (0 = unlimited), got {ui.speed}")
+    if cfg.resume:
+        from pathlib import Path
+
+        if not Path(cfg.resume).is_file():
+            raise ConfigError(f"resume: no snapshot file at '{cfg.resume}'")
 
 
 def _check_kind(name: str, kcfg: Any) -> None:

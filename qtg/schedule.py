@@ -12,6 +12,7 @@ resumed from any tick without replaying the key stream.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from typing import Any, Callable
 
 import jax
@@ -80,8 +81,13 @@ def stage_keys(state_key: jax.Array, tick: jax.Array, n: int) -> jax.Array:
     return jax.random.split(jax.random.fold_in(state_key, tick), n)
 
 
+@functools.lru_cache(maxsize=16)
 def compile_schedule(schedule: tuple[Stage, ...]) -> tuple[Segment, ...]:
     """Group the schedule into segments; device segments are jitted with ``static`` static.
+
+    Cached per schedule: every Simulation of a process with the same schedule shares the
+    jitted segments, so a second world of the same shape (a resumed run, a replay) does
+    not compile again. The segments are pure functions of their arguments.
 
     A device segment followed by host stages also emits ``frame["seed:<name>"]``, a
     uint32 seed for each of those host stages derived from that stage's key.

@@ -1,20 +1,23 @@
 """The simulation loop: runs the compiled schedule tick by tick and calls the hooks.
 
 The device state lives in JAX arrays; the engine is a host resource. Hooks observe each
-``TickResult`` and never change the world (the simulation never imports them).
+``TickResult`` and never change the world (the simulation never imports them: they are
+chosen in config and built by :mod:`qtg.hooks`).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import signal
+import threading
 import time
-from typing import Any, Protocol, Sequence
+from typing import Any, Callable, Protocol, Sequence
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from components.orders import FillBatch, MatchResult, OrderBatch
+from components.orders import FillBatch, MatchResult, OrderBatch, Outcomes
 from components.world import WorldParams, WorldState, WorldStatic
 from qtg.schedule import DEFAULT_SCHEDULE, Stage, compile_schedule
 from systems.match import match_orders
@@ -32,13 +35,18 @@ class TickResult:
     fills: FillBatch  # in the order they happened
     bid: np.ndarray  # i64[S] best bid after the tick (0 = none)
     ask: np.ndarray  # i64[S]
+    bid_qty: np.ndarray  # i64[S] shares at the best bid
+    ask_qty: np.ndarray  # i64[S] shares at the best ask
     last: np.ndarray  # i64[S] last trade price (the tick bar's close)
     high: np.ndarray  # i64[S] the tick bar's high (last price if no trade)
     low: np.ndarray  # i64[S] the tick bar's low
     volume: np.ndarray  # i64[S] shares traded in the tick
+    marks: np.ndarray  # f64[S] mark price after the tick: mid if both sides quote, else last
     equity_by_kind: np.ndarray  # f64[K] units
     fair: np.ndarray  # f64[S] fair value in force after the tick, units
     events: np.ndarray  # f64[len(EVENT_FIELDS), E] the tick's news record (systems/fundamentals)
+    orders: OrderBatch  # [A] the orders the engine saw, in arrival order (host arrays)
+    outcomes: Outcomes  # [A] what happened to each of them
     seconds: float  # wall time of the tick
 
 
@@ -46,10 +54,26 @@ class BackgroundRunaway(RuntimeError):
     """The background pool drifted into a one-sided bias (see systems.background)."""
 
 
-class Hook(Protocol):
+class SimulationHook(Protocol):
+    """An observer of the run. ``on_start`` before the first tick of a :meth:`Simulation.run`
+    (also when the run resumes from a snapshot), ``on_tick`` after every tick with what it
+    did, ``on_end`` once when the run stops for any reason (its last tick, a stop request,
+    Ctrl-C or an error), so a hook can always flush what it holds.
+
+    A hook must not change the world. Hooks that keep a cursor across ticks (a storage
+    writer's open candles, a recorder's history) also offer ``name`` (a unique string),
+    ``state_dict() -> dict`` (NumPy arrays, numbers, strings and nested dicts thereof) and
+    ``load_state_dict(d)`` (called before ``on_start``), so a snapshot can carry them.
+    """
+
     def on_start(self, sim: "Simulation") -> None: ...
     def on_tick(self, sim: "Simulation", result: TickResult) -> None: ...
     def on_end(self, sim: "Simulation") -> None: ...
+
+
+Gate = Callable[["Simulation"], bool]
+"""Called before each tick of :meth:`Simulation.run`: ``False`` stops the run at this tick
+boundary. It may block (a paused viewer) or sleep (a speed limit)."""
 
 
 @dataclasses.dataclass
@@ -89,10 +113,22 @@ class Simulation:
         self.schedule = schedule
         self.segments = compile_schedule(schedule)
         self.stage_seconds: dict[str, float] = {}
+        self.stop_reason: str | None = None  # why the last run() ended before its last tick
+        self._stop = threading.Event()
 
     @property
     def engine(self):
         return self.host.engine
+
+    @property
+    def tick(self) -> int:
+        """Ticks run so far (the next tick's number)."""
+        return int(self.state.tick)
+
+    def request_stop(self, reason: str = "stop requested") -> None:
+        """Ask :meth:`run` to stop at the next tick boundary (thread-safe)."""
+        self.stop_reason = reason
+        self._stop.set()
 
     def step(self, profile: bool = False) -> TickResult:
         """Run one tick. With ``profile``, block after each segment and add its wall time
@@ -118,6 +154,8 @@ class Simulation:
                 label = "+".join(seg.names)
                 self.stage_seconds[label] = self.stage_seconds.get(label, 0.0) + time.perf_counter() - ts
         m = jax.tree.map(np.asarray, self.state.market)
+        both = (m.bid > 0) & (m.ask > 0)
+        marks = np.where(both, (m.bid + m.ask) / 2.0, m.last.astype(np.float64))
         if self.static.background is not None:
             self._check_background(tick)
         rejects = np.asarray(frame["rejects"])
@@ -131,13 +169,18 @@ class Simulation:
             fills=result.fills,
             bid=m.bid,
             ask=m.ask,
+            bid_qty=m.bid_qty,
+            ask_qty=m.ask_qty,
             last=m.last,
             high=m.high,
             low=m.low,
             volume=m.volume,
+            marks=marks,
             equity_by_kind=np.asarray(frame["equity_by_kind"]),
             fair=np.asarray(self.state.fundamentals.fair),
             events=np.asarray(frame["events"]),
+            orders=self.host.last_orders,
+            outcomes=result.outcomes,
             seconds=time.perf_counter() - t0,
         )
 
@@ -153,13 +196,56 @@ class Simulation:
                 "population.background.gain, max_bias and contrarian, or raise max_drift)"
             )
 
-    def run(self, ticks: int, hooks: Sequence[Hook] = ()) -> None:
-        """Run ``ticks`` ticks, calling every hook's on_start, on_tick and on_end."""
-        for h in hooks:
-            h.on_start(self)
-        for _ in range(ticks):
-            result = self.step()
+    def run(self, ticks: int, hooks: Sequence[SimulationHook] = (), gate: Gate | None = None) -> int:
+        """Run up to ``ticks`` ticks, calling every hook's on_start, on_tick and on_end.
+
+        Stops early, at a tick boundary, when ``gate`` returns ``False``, when
+        :meth:`request_stop` is called, or on Ctrl-C (in the main thread; a second Ctrl-C
+        interrupts at once); :attr:`stop_reason` then says why. The hooks' ``on_end`` runs
+        however the run ends, errors included, so what they accepted is flushed. Returns
+        the number of ticks run.
+        """
+        self._stop.clear()
+        self.stop_reason = None
+        restore = None
+        if threading.current_thread() is threading.main_thread():
+
+            def on_sigint(signum, frame):
+                signal.signal(signal.SIGINT, restore)  # a second Ctrl-C interrupts at once
+                self.request_stop("interrupted (Ctrl-C)")
+
+            restore = signal.signal(signal.SIGINT, on_sigint)
+        done = 0
+        started: list[SimulationHook] = []
+        try:
             for h in hooks:
-                h.on_tick(self, result)
-        for h in hooks:
-            h.on_end(self)
+                h.on_start(self)
+                started.append(h)
+            while done < ticks and not self._stop.is_set():
+                if gate is not None and not gate(self):
+                    self.stop_reason = self.stop_reason or "stopped"
+                    break
+                if self._stop.is_set():
+                    break
+                result = self.step()
+                done += 1
+                for h in hooks:
+                    h.on_tick(self, result)
+        finally:
+            if restore is not None:
+                signal.signal(signal.SIGINT, restore)
+            _end_all(started, self)
+        return done
+
+
+def _end_all(hooks: Sequence[SimulationHook], sim: Simulation) -> None:
+    """Every started hook's on_end, even when an earlier one fails (the first error is
+    raised after all have run, unless one is already propagating)."""
+    error = None
+    for h in hooks:
+        try:
+            h.on_end(sim)
+        except BaseException as e:  # noqa: BLE001 - re-raised below
+            error = error or e
+    if error is not None:
+        raise error

@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parent.parent
         ("engine=turbo", "engine=turbo: no such option; allowed: exact, fast"),
         ("engine.stp=maybe", "engine.stp: unknown mode 'maybe'; allowed: none, cancel_taker, cancel_maker"),
         ("run.ticks=0", "run.ticks: must be >= 1, got 0"),
-        ("run.tickz=5", "run.tickz: unknown key; allowed: ticks, progress, chart, table, agents_table"),
+        ("run.tickz=5", "run.tickz: unknown key; allowed: ticks, chart, table, agents_table"),
         ("population.noise.foo=1", "population.noise.foo: unknown key; allowed: count, activity, size, aggressive, price_sigma, collar, cash, shares, max_short, anchor, vol_feedback, vol_periods"),
         ("+population.noise.foo=1", "population.noise.foo: unknown key; allowed: count, activity, size, aggressive, price_sigma, collar, cash, shares, max_short, anchor, vol_feedback, vol_periods"),
         ("population.noise.count=abc", "population.noise.count: Value 'abc' of type 'str' could not be converted to Integer"),
@@ -106,9 +106,16 @@ def test_cli_bad_override_exits_2_with_one_line(tmp_path):
 
 
 def test_cli_run_writes_summary_and_chart(tmp_path):
-    out = _cli("run.ticks=120", "population.noise.count=20", "seed=3", f"hydra.run.dir={tmp_path}/run", "run.progress=false", cwd=tmp_path)
+    out = _cli("run.ticks=120", "population.noise.count=20", "seed=3", f"hydra.run.dir={tmp_path}/run",
+               "hooks=[metrics,storage]", cwd=tmp_path)
     assert out.returncode == 0, out.stderr
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    from qtg.storage import RunDB
+
+    with RunDB(tmp_path / "run") as db:  # the storage hook's database holds the same run
+        assert db.last_tick() == 119 and len(db.trades()["price"]) == summary["fills"]
+    assert summary["storage"]["rows"] > 0 and summary["metrics"]["ticks"] == 120
+    assert json.loads((tmp_path / "run" / "metrics.json").read_text())["ticks"] == 120
     assert summary["run"]["ticks"] == 120 and summary["run"]["agents"] == 40
     assert summary["fills"] > 0 and summary["volume"] > 0
     assert summary["conservation"] == {"cash": True, "shares": True, "borrow_ledger": True}
@@ -134,7 +141,7 @@ def test_cli_run_writes_summary_and_chart(tmp_path):
 def test_cli_run_reports_vwap_execution(tmp_path):
     out = _cli("run.ticks=200", "population.vwap_executor.count=4", "population.vwap_executor.start=[5,10]",
                "population.vwap_executor.horizon=[50,80]", f"hydra.run.dir={tmp_path}/run",
-               "run.progress=false", "run.chart=false", cwd=tmp_path)
+               "hooks=[]", "run.chart=false", cwd=tmp_path)
     assert out.returncode == 0, out.stderr
     execution = json.loads((tmp_path / "run" / "summary.json").read_text())["execution"]["vwap_executor"]
     assert execution["all"]["count"] == 4

@@ -265,7 +265,7 @@ class PositionLog:
 def test_world_run_keeps_invariants(name):
     mod, cfg, *_ = CASES[name]
     # One symbol, prices free of the fair-value anchor (a random walk the signals can trade).
-    keys = {f"population.{name}.count": 4, "run.progress": False, "market.symbols": ["ACME"],
+    keys = {f"population.{name}.count": 4, "hooks": [], "market.symbols": ["ACME"],
             "population.market_maker.count": 2, "population.noise.count": 10,
             "population.market_maker.anchor": [0.0, 0.0], "population.noise.anchor": [0.0, 0.0],
             "population.noise.vol_feedback": 0.0, "population.noise.max_short": 0}
