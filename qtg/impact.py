@@ -118,6 +118,8 @@ class ImpactRecorder:
         seed: seed of the reservoir sampling.
     """
 
+    name = "impact"
+
     def __init__(self, capacity: int = 200_000, edges=SIZE_EDGES, seed: int = 0) -> None:
         if capacity < 1:
             raise ValueError(f"capacity must be >= 1, got {capacity}")
@@ -166,6 +168,59 @@ class ImpactRecorder:
 
     def on_end(self, sim) -> None:
         pass
+
+    # ------------------------------------------------------------------ save / resume
+    _TOTALS = ("n", "n_full", "n_partial", "n_unfilled", "qty", "filled", "n_slip", "slip_sum",
+               "slip_qty_sum", "slip_qty", "_kept", "_fit_n", "_mx", "_my", "_cxx", "_cxy", "_cyy")
+    _BUCKETS = ("b_orders", "b_qty", "b_filled", "b_n", "b_sum")
+
+    def state_dict(self) -> dict:
+        """Running totals, bucket sums, moments, the kept sample (one array per
+        :data:`RECORD` field) and the sampler's generator state, so a resumed run keeps
+        the same sample and totals as an uninterrupted one."""
+        kept = self._sample[: self._kept]
+        rng = self._rng.bit_generator.state
+        return {
+            "capacity": self.capacity,
+            "edges": self.edges.copy(),
+            "totals": {k: getattr(self, k) for k in self._TOTALS},
+            "by_kind": dict(self.by_kind),
+            "buckets": {k: getattr(self, k).copy() for k in self._BUCKETS},
+            "sample": {f: kept[f].copy() for f in RECORD.names},
+            # PCG64's 128-bit state and increment, as decimal strings.
+            "rng": {"bit_generator": rng["bit_generator"],
+                    "state": str(rng["state"]["state"]), "inc": str(rng["state"]["inc"]),
+                    "has_uint32": int(rng["has_uint32"]), "uinteger": int(rng["uinteger"])},
+        }
+
+    def load_state_dict(self, d: dict) -> None:
+        """Continue from :meth:`state_dict` (call before ``on_start``). Raises
+        ``ValueError`` when the capacity or bucket edges differ from this recorder's."""
+        if int(d["capacity"]) != self.capacity or not np.array_equal(np.asarray(d["edges"]), self.edges):
+            raise ValueError(
+                f"impact recorder state has capacity {int(d['capacity'])} and edges "
+                f"{np.asarray(d['edges']).tolist()}, this recorder {self.capacity} and {self.edges.tolist()}"
+            )
+        for k in self._TOTALS:  # each keeps its type (int counts, float sums)
+            setattr(self, k, type(getattr(self, k))(d["totals"][k]))
+        self.by_kind = {k: int(v) for k, v in d["by_kind"].items()}
+        for k in self._BUCKETS:
+            setattr(self, k, np.array(d["buckets"][k], getattr(self, k).dtype))
+        cols = d["sample"]
+        sample = np.zeros(np.shape(cols["seq"])[0], RECORD)
+        for f in RECORD.names:
+            sample[f] = np.asarray(cols[f])
+        if sample.shape[0] != self._kept:
+            raise ValueError(f"impact recorder state keeps {self._kept} records but holds {sample.shape[0]}")
+        self._sample = sample
+        r = d["rng"]
+        gen = np.random.Generator(np.random.PCG64())
+        gen.bit_generator.state = {
+            "bit_generator": r["bit_generator"],
+            "state": {"state": int(r["state"]), "inc": int(r["inc"])},
+            "has_uint32": int(r["has_uint32"]), "uinteger": int(r["uinteger"]),
+        }
+        self._rng = gen
 
     # ------------------------------------------------------------------ accumulation
     def bucket(self, size_over_depth) -> np.ndarray:

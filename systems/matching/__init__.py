@@ -49,6 +49,18 @@ class Engine(Protocol):
         """JSON-able counters."""
         ...
 
+    def state_dict(self) -> dict:
+        """The whole engine state as copies (NumPy arrays, numbers, strings, nested dicts):
+        the books with every resting order's queue position, the id bookkeeping, the
+        counters, and the tick sizes and STP mode it was built with. What a snapshot saves."""
+        ...
+
+    def load_state_dict(self, d: dict) -> None:
+        """Restore ``state_dict()`` of an engine of the same class, tick sizes and STP mode,
+        so that every later ``process`` returns exactly what the saved engine's would.
+        Raises ``ValueError`` (engine unchanged) when ``d`` does not fit."""
+        ...
+
 
 ENGINES: dict[str, type] = {"exact": ExactEngine, "fast": FastEngine}
 """Engine classes by config name."""

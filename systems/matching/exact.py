@@ -412,6 +412,55 @@ class ExactEngine:
         """Number of live resting orders."""
         return len(self._orders)
 
+    # ------------------------------------------------------------------ save / resume
+    def state_dict(self) -> dict:
+        """The books and counters as plain arrays: ``orders`` holds every resting order
+        (:meth:`resting_orders`: by symbol, side, then level by level in priority order,
+        FIFO within a level), which is all the id bookkeeping and per-side totals derive
+        from; plus the batch, order and fill counters and the tick sizes and STP mode it
+        was built with."""
+        return {
+            "engine": self.name,
+            "tick_size": self.tick_size.copy(),
+            "stp": int(self.stp),
+            "orders": self.resting_orders(),
+            "n_processed": int(self._n_processed),
+            "n_fills": int(self._n_fills),
+            "n_batches": int(self._n_batches),
+        }
+
+    def load_state_dict(self, d: dict) -> None:
+        """Rebuild the books from what :meth:`state_dict` returned: each order appended to
+        the back of its level in the saved order, so time priority is the saved one.
+        Raises ``ValueError`` naming the problem (another engine, other tick sizes or STP
+        mode, a duplicate id, a malformed order); the engine is unchanged then."""
+        if d.get("engine") != self.name:
+            raise ValueError(f"engine state is for engine {d.get('engine')!r}, not {self.name!r}")
+        tick = np.asarray(d["tick_size"], np.int64)
+        if tick.shape != self.tick_size.shape or np.any(tick != self.tick_size):
+            raise ValueError(f"engine state has tick sizes {tick.tolist()}, this engine {self.tick_size.tolist()}")
+        if int(d["stp"]) != int(self.stp):
+            raise ValueError(f"engine state has STP mode {STP(int(d['stp'])).name}, this engine {self.stp.name}")
+        cols = d["orders"]
+        if set(cols) != set(_RESTING_DTYPES):
+            raise ValueError(f"engine state orders: fields {sorted(cols)}, expected {sorted(_RESTING_DTYPES)}")
+        rows = list(zip(*(np.asarray(cols[k]).tolist() for k in _RESTING_DTYPES)))
+        if any(np.shape(cols[k]) != (len(rows),) for k in _RESTING_DTYPES):
+            raise ValueError("engine state orders: fields must be 1-D of one length")
+        fresh = ExactEngine(self.tick_size, self.stp)
+        for oid, agent, sym, side, price, qty in rows:
+            if not 0 <= sym < self.n_symbols or side not in (_BUY, _SELL) or qty <= 0 or price <= 0 \
+                    or price % self._tick[sym]:
+                raise ValueError(f"engine state: malformed resting order {oid} "
+                                 f"(symbol {sym}, side {side}, price {price}, qty {qty})")
+            if oid in fresh._orders:
+                raise ValueError(f"engine state: order id {oid} rests twice")
+            fresh._add(_Order(oid, agent, sym, side, price, qty))
+        self._books, self._orders, self._side_qty = fresh._books, fresh._orders, fresh._side_qty
+        self._n_processed = int(d["n_processed"])
+        self._n_fills = int(d["n_fills"])
+        self._n_batches = int(d["n_batches"])
+
     def stats(self) -> dict:
         """Counters: batches, valid orders processed, fills, resting orders, price levels."""
         return {

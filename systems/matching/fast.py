@@ -908,6 +908,107 @@ class FastEngine:
         """Number of live resting orders."""
         return int(self._meta[M_N_ORDERS])
 
+    # ------------------------------------------------------------------ save / resume
+    def state_dict(self) -> dict:
+        """Everything that defines the books, as copies: the order pool (one array per
+        :data:`ORDER` field, ``[C]``, free slots included, so the free list and every
+        slot number survive), the level pool (per :data:`LEVEL` field, ``[L]``), the
+        per-side level lists ``bk_level [2S, K]``, ``bk_n``/``bk_qty [2S]``, the id table
+        (per :data:`ID_ENTRY` field, ``[H]``), ``meta`` (free-list heads, counts, the
+        batch epoch), the growth and run counters, and the tick sizes and STP mode it was
+        built with. Per-batch scratch buffers (fills, updates, the touched set) are not
+        state: entries of earlier batches count as empty. :meth:`load_state_dict` of a
+        fresh engine then matches every later batch exactly as this one would."""
+        return {
+            "engine": self.name,
+            "tick_size": self.tick_size.copy(),
+            "stp": int(self.stp),
+            "meta": self._meta.copy(),
+            "orders": {f: self._orders[f].copy() for f in ORDER.names},
+            "levels": {f: self._levels[f].copy() for f in LEVEL.names},
+            "bk_level": self._bk_level.copy(),
+            "bk_n": self._bk_n.copy(),
+            "bk_qty": self._bk_qty.copy(),
+            "ids": {f: self._ids[f].copy() for f in ID_ENTRY.names},
+            "grows": dict(self._grows),
+            "n_processed": int(self._n_processed),
+            "n_fills": int(self._n_fills),
+        }
+
+    def load_state_dict(self, d: dict) -> None:
+        """Restore what :meth:`state_dict` returned (arrays are copied). Raises
+        ``ValueError`` naming the field when ``d`` belongs to another engine, other tick
+        sizes or STP mode, or its arrays do not fit together; the engine is unchanged
+        then."""
+        if d.get("engine") != self.name:
+            raise ValueError(f"engine state is for engine {d.get('engine')!r}, not {self.name!r}")
+        tick = np.asarray(d["tick_size"], np.int64)
+        if tick.shape != self.tick_size.shape or np.any(tick != self.tick_size):
+            raise ValueError(f"engine state has tick sizes {tick.tolist()}, this engine {self.tick_size.tolist()}")
+        if int(d["stp"]) != int(self.stp):
+            raise ValueError(f"engine state has STP mode {STP(int(d['stp'])).name}, this engine {self.stp.name}")
+
+        def table(name: str, dtype: np.dtype) -> np.ndarray:
+            cols = d[name]
+            if set(cols) != set(dtype.names):
+                raise ValueError(f"engine state {name}: fields {sorted(cols)}, expected {sorted(dtype.names)}")
+            n = {np.shape(cols[f]) for f in dtype.names}
+            if len(n) != 1 or len(next(iter(n))) != 1:
+                raise ValueError(f"engine state {name}: fields must be 1-D of one length, got shapes {sorted(n)}")
+            out = np.zeros(next(iter(n))[0], dtype)
+            for f in dtype.names:
+                out[f] = np.asarray(cols[f])
+            return out
+
+        sides = 2 * self.n_symbols
+        meta = np.array(d["meta"], np.int64)
+        orders, levels, ids = table("orders", ORDER), table("levels", LEVEL), table("ids", ID_ENTRY)
+        bk_level = np.array(d["bk_level"], np.int64)
+        bk_n = np.array(d["bk_n"], np.int64)
+        bk_qty = np.array(d["bk_qty"], np.int64)
+        if meta.shape != (M_SIZE,):
+            raise ValueError(f"engine state meta: shape {meta.shape}, expected ({M_SIZE},)")
+        if bk_level.ndim != 2 or bk_level.shape[0] != sides or bk_n.shape != (sides,) or bk_qty.shape != (sides,):
+            raise ValueError(f"engine state book sides: shapes {bk_level.shape}, {bk_n.shape}, {bk_qty.shape} "
+                             f"for {self.n_symbols} symbols")
+        h = ids.shape[0]
+        if h < 2 or h & (h - 1) or orders.shape[0] < 1 or levels.shape[0] < 1 or bk_level.shape[1] < 1:
+            raise ValueError("engine state: empty pools or an id table whose size is not a power of two")
+        if np.any(bk_n < 0) or np.any(bk_n > bk_level.shape[1]) or int(meta[M_N_ORDERS]) > orders.shape[0]:
+            raise ValueError("engine state: counts exceed the capacities")
+        # The kernels do not check bounds: every link must point inside its pool.
+        c, n_lv = orders.shape[0], levels.shape[0]
+        used = np.arange(bk_level.shape[1])[None, :] < bk_n[:, None]
+        links = (
+            (bk_level[used], n_lv),
+            (orders["next"], c), (orders["prev"], c), (orders["level"], n_lv), (ids["slot"], c),
+            (meta[[M_FREE_ORDER]], c), (meta[[M_FREE_LEVEL]], n_lv),
+        )
+        bad = any(np.any((a < -1) | (a >= hi)) for a, hi in links) or np.any(bk_level[used] < 0)
+        if not bad:  # levels in use link orders; free levels link levels
+            live = levels[bk_level[used]]
+            bad = any(np.any((live[f] < -1) | (live[f] >= c)) for f in ("head", "tail"))
+        if bad:
+            raise ValueError("engine state: a link points outside its pool")
+        previous = (self._meta, self._orders, self._levels, self._bk_level, self._bk_n, self._bk_qty, self._ids)
+        self._meta, self._orders, self._levels = meta, orders, levels
+        self._bk_level, self._bk_n, self._bk_qty, self._ids = bk_level, bk_n, bk_qty, ids
+        try:
+            self.resting_orders()  # the levels must link exactly the live orders
+        except (RuntimeError, IndexError) as e:
+            (self._meta, self._orders, self._levels, self._bk_level, self._bk_n, self._bk_qty,
+             self._ids) = previous
+            raise ValueError(f"engine state: the books do not link up ({e})") from None
+        self._grows = {k: int(v) for k, v in d["grows"].items()}
+        self._n_processed = int(d["n_processed"])
+        self._n_fills = int(d["n_fills"])
+        # Scratch buffers are sized per batch on demand; a zeroed touched set is empty.
+        self._touched = np.zeros(0, TOUCH_ENTRY)
+        self._fills = np.zeros(0, FILL)
+        for name, dt in (("_u_id", np.int64), ("_u_slot", np.int64), ("_u_remaining", np.int64),
+                         ("_u_price", np.int64), ("_u_symbol", np.int32)):
+            setattr(self, name, np.zeros(0, dt))
+
     def stats(self) -> dict:
         """Counters and capacities: batches, orders processed, fills, resting orders, levels,
         current capacities and how many times each one doubled (``grows``)."""
