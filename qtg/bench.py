@@ -8,6 +8,8 @@
     python -m qtg.bench --only world --agents 10000 --market default --mix all  # 10 symbols, news, shorts
     python -m qtg.bench --only world --mix tiers --market default --agents 10000 100000 1000000 --plot scaling.png
     python -m qtg.bench --only wake           # the tier 2 wake mask at 10k / 100k / 1M rows
+    python -m qtg.bench --only storage        # seed_100k with the storage hook off and on
+    python -m qtg.bench --only tui            # ticks/s with and without the terminal view
     python -m qtg.bench --out bench.json
 
 Engines: orders/s of each engine on the standard 200,000-order stream (see
@@ -204,7 +206,7 @@ def plot_scaling(rows: list[dict], path: str, title: str) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m qtg.bench", description=__doc__.split("\n\n")[0])
-    ap.add_argument("--only", choices=["engines", "indicators", "world", "wake"], help="run one part only")
+    ap.add_argument("--only", choices=["engines", "indicators", "world", "wake", "storage", "tui"], help="run one part only")
     ap.add_argument("--agents", type=int, nargs="+", default=list(WORLD_AGENTS))
     ap.add_argument("--ticks", type=int, default=200, help="measured ticks per world (default 200)")
     ap.add_argument("--mix", choices=["basic", "all", "default", "tiers"], default="basic",
@@ -241,6 +243,18 @@ def main(argv: list[str] | None = None) -> int:
 
         print("benchmarking the wake mask ...", file=sys.stderr)
         result["wake"] = bench_wake()
+    if args.only == "storage":
+        from qtg.bench_storage import bench_storage
+
+        print("benchmarking the storage hook at seed_100k ...", file=sys.stderr)
+        result["storage"] = bench_storage(ticks=args.ticks)
+    if args.only == "tui":
+        from qtg.bench_tui import WORLDS, measure
+
+        result["tui"] = []
+        for name, (overrides, ticks) in WORLDS.items():
+            print(f"benchmarking the terminal view on the {name} world ...", file=sys.stderr)
+            result["tui"].append(measure(name, overrides, ticks, 7, 10.0, warmup=min(ticks, 200)))
     if args.only in (None, "world"):
         result["world"] = []
         for n in args.agents:

@@ -6,9 +6,14 @@ Examples::
     python -m qtg.run population.noise.count=500 run.ticks=2000 seed=7
     python -m qtg.run engine=exact market.symbols=[ACME,BOLT]
     python -m qtg.run +experiment=large
+    python -m qtg.run ui=tui                       # watch it live in the terminal
+    python -m qtg.run snapshot.every=500 run.ticks=5000
+    python -m qtg.run resume=outputs/.../snapshots/tick_0000500.qtgsnap
 
 A bad override stops before anything runs with one line on stderr and exit code 2.
-Outputs go to Hydra's run directory: ``summary.json``, ``chart.png``, ``config.json``.
+Outputs go to Hydra's run directory: ``summary.json``, ``chart.png``, ``config.json``, and
+the hooks' files (``qtg.sqlite``, ``metrics.json``). A resumed run continues in the
+snapshot's run directory when it still exists.
 """
 
 from __future__ import annotations
@@ -69,27 +74,63 @@ def _hydra_line(e: Exception) -> str:
 
 
 def run_job(cfg: Config, out_dir: Path) -> dict:
-    """Build the world, run it with a progress bar, write the run directory: summary.json,
-    prices.csv, events.csv, agents.csv, config.json and the charts."""
+    """Build (or resume) the world, run it with the configured hooks, write the run
+    directory: summary.json, prices.csv, events.csv, agents.csv, config.json and the charts."""
     from qtg import analysis
-    from qtg.hooks import Progress, Recorder
+    from qtg.hooks import HookContext, Recorder, make_hooks
     from qtg.impact import ImpactRecorder
     from qtg.portfolio import plot_correlation
     from qtg.report import (
         chart, config_dict, summarize, table, write_agents_table, write_events, write_prices, write_summary,
     )
     from qtg.sim import Simulation
+    from qtg.snapshot import Snapshotter, read_snapshot
     from qtg.world import build_world, make_engine_for
 
+    snap = None
+    if cfg.resume:
+        snap = read_snapshot(cfg.resume)  # SnapshotError: a clear one-line refusal
+        cfg = snap.merged_config(cfg)
+        if snap.run_dir is not None and snap.run_dir.is_dir():
+            out_dir = snap.run_dir
     out_dir.mkdir(parents=True, exist_ok=True)
     world = build_world(cfg)
-    sim = Simulation(world.static, world.params, world.state, make_engine_for(cfg, world.static))
+    engine = make_engine_for(cfg, world.static)
+    if snap is not None:
+        sim = snap.restore(world, engine)
+        log.info("resumed %s at tick %d in %s", cfg.resume, sim.tick, out_dir)
+    else:
+        sim = Simulation(world.static, world.params, world.state, engine)
+    tui = cfg.ui.name == "tui" or "tui" in cfg.hooks
+    names = [n for n in cfg.hooks if not (tui and n == "progress")]  # a bar would garble the screen
+    if tui and "tui" not in names:
+        names.append("tui")
     rec, impact = Recorder(), ImpactRecorder()
+    hooks = [rec, impact, *make_hooks(names, HookContext(cfg, out_dir))]
+    snapshots = Snapshotter(out_dir / cfg.snapshot.dir, cfg, hooks, every=cfg.snapshot.every,
+                            at_end=cfg.snapshot.at_end, keep=cfg.snapshot.keep, run_dir=out_dir)
+    hooks.append(snapshots)  # last: it records every other hook's cursor after the tick
+    if snap is not None:
+        snap.load_hooks(hooks)
+    remaining = max(0, cfg.run.ticks - sim.tick)
     t0 = time.perf_counter()
-    sim.run(cfg.run.ticks, hooks=[rec, impact, Progress(cfg.run.ticks, cfg.run.progress)])
+    if tui:
+        from qtg.tui import run_tui
+
+        ran = run_tui(sim, hooks, remaining, cfg.ui, snapshot=snapshots.request)
+    else:
+        ran = sim.run(remaining, hooks=hooks)
     elapsed = time.perf_counter() - t0
+    if sim.stop_reason:
+        log.warning("run stopped at tick %d of %d: %s", sim.tick, cfg.run.ticks, sim.stop_reason)
     summary = summarize(cfg, world.state, sim, rec, elapsed)
+    summary["run"].update({"ticks_this_process": ran, "stopped": sim.stop_reason,
+                           "resumed_from": cfg.resume or None, "snapshots": [str(p) for p in snapshots.written]})
     summary["market_impact"] = impact.summary()
+    for h in hooks:
+        extra = getattr(h, "summary", None)
+        if extra is not None and getattr(h, "name", None) in ("metrics", "storage"):
+            summary[h.name] = extra()
     impact.write_csv(out_dir / "impact.csv")
     write_prices(out_dir / "prices.csv", sim, rec)
     write_events(out_dir / "events.csv", rec)
@@ -113,6 +154,9 @@ def run_job(cfg: Config, out_dir: Path) -> dict:
         print(table(summary))
         if events_table:
             print("\nnews events and the market's response:\n" + events_table)
+        if sim.stop_reason:
+            print(f"\nstopped at tick {sim.tick} of {cfg.run.ticks}: {sim.stop_reason}; "
+                  "everything up to it is saved")
         print(f"\nrun directory: {out_dir}")
     return summary
 
@@ -132,7 +176,17 @@ def _hydra_entry() -> None:
         except ConfigError as e:
             print(f"qtg: config error: {e}", file=sys.stderr)
             raise SystemExit(EXIT_CONFIG) from None
-        run_job(cfg, Path(HydraConfig.get().runtime.output_dir))
+        from qtg.snapshot import SnapshotError
+        from qtg.storage import StorageError
+
+        try:
+            run_job(cfg, Path(HydraConfig.get().runtime.output_dir))
+        except SnapshotError as e:
+            print(f"qtg: snapshot error: {e}", file=sys.stderr)
+            raise SystemExit(EXIT_CONFIG) from None
+        except StorageError as e:
+            print(f"qtg: storage error: {e}", file=sys.stderr)
+            raise SystemExit(EXIT_CONFIG) from None
 
     task()
 
