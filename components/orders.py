@@ -223,3 +223,14 @@ class Depth:
     ask_price: np.ndarray  # i64[S, L]
     ask_qty: np.ndarray  # i64[S, L]
 
+
+def check_engine_state(d: dict, name: str, tick_size: np.ndarray, stp: STP) -> None:
+    """Refuse an engine ``state_dict`` that belongs to another engine, other tick sizes or
+    another self-trade-prevention mode (``ValueError`` naming which)."""
+    if d.get("engine") != name:
+        raise ValueError(f"engine state is for engine {d.get('engine')!r}, not {name!r}")
+    tick = np.asarray(d["tick_size"], np.int64)
+    if tick.shape != tick_size.shape or np.any(tick != tick_size):
+        raise ValueError(f"engine state has tick sizes {tick.tolist()}, this engine {tick_size.tolist()}")
+    if int(d["stp"]) != int(stp):
+        raise ValueError(f"engine state has STP mode {STP(int(d['stp'])).name}, this engine {STP(stp).name}")

@@ -72,6 +72,7 @@ import numpy as np
 from sortedcontainers import SortedDict
 
 from components.orders import (
+    check_engine_state,
     Depth,
     FillBatch,
     MatchResult,
@@ -434,13 +435,7 @@ class ExactEngine:
         the back of its level in the saved order, so time priority is the saved one.
         Raises ``ValueError`` naming the problem (another engine, other tick sizes or STP
         mode, a duplicate id, a malformed order); the engine is unchanged then."""
-        if d.get("engine") != self.name:
-            raise ValueError(f"engine state is for engine {d.get('engine')!r}, not {self.name!r}")
-        tick = np.asarray(d["tick_size"], np.int64)
-        if tick.shape != self.tick_size.shape or np.any(tick != self.tick_size):
-            raise ValueError(f"engine state has tick sizes {tick.tolist()}, this engine {self.tick_size.tolist()}")
-        if int(d["stp"]) != int(self.stp):
-            raise ValueError(f"engine state has STP mode {STP(int(d['stp'])).name}, this engine {self.stp.name}")
+        check_engine_state(d, self.name, self.tick_size, self.stp)
         cols = d["orders"]
         if set(cols) != set(_RESTING_DTYPES):
             raise ValueError(f"engine state orders: fields {sorted(cols)}, expected {sorted(_RESTING_DTYPES)}")

@@ -43,6 +43,7 @@ import numpy as np
 from numba import njit
 
 from components.orders import (
+    check_engine_state,
     Depth,
     FillBatch,
     MatchResult,
@@ -940,13 +941,7 @@ class FastEngine:
         ``ValueError`` naming the field when ``d`` belongs to another engine, other tick
         sizes or STP mode, or its arrays do not fit together; the engine is unchanged
         then."""
-        if d.get("engine") != self.name:
-            raise ValueError(f"engine state is for engine {d.get('engine')!r}, not {self.name!r}")
-        tick = np.asarray(d["tick_size"], np.int64)
-        if tick.shape != self.tick_size.shape or np.any(tick != self.tick_size):
-            raise ValueError(f"engine state has tick sizes {tick.tolist()}, this engine {self.tick_size.tolist()}")
-        if int(d["stp"]) != int(self.stp):
-            raise ValueError(f"engine state has STP mode {STP(int(d['stp'])).name}, this engine {self.stp.name}")
+        check_engine_state(d, self.name, self.tick_size, self.stp)
 
         def table(name: str, dtype: np.dtype) -> np.ndarray:
             cols = d[name]
