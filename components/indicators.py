@@ -23,6 +23,7 @@ import operator
 from typing import Any
 
 import jax
+import jax.numpy as jnp
 from flax import struct
 
 
@@ -215,6 +216,14 @@ class Indicators:
         """(value f64[S], ready bool[S]) of ATR(period). KeyError if not in the spec."""
         i = _column("atr", self.spec.atr, period)
         return self.atr.value[:, i], self.atr.ready[:, i]
+
+    def atr_ratio(self, short: int, long: int) -> jax.Array:
+        """ATR(short) / ATR(long), the realised-volatility ratio; 1 where either is not
+        ready or ATR(long) is 0. f64[S]. KeyError if a period is not in the spec."""
+        s, ready_s = self.atr_at(short)
+        lng, ready_l = self.atr_at(long)
+        ok = ready_s & ready_l & (lng > 0)
+        return jnp.where(ok, s / jnp.where(ok, lng, 1.0), 1.0)
 
     def macd_at(self, fast: int, slow: int, signal: int) -> MACD:
         """MACD(fast, slow, signal) with fields of shape [S]. KeyError if not in the spec."""

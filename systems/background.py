@@ -191,11 +191,7 @@ def boost(bs: BackgroundStatic, p: BackgroundParams, frame: dict) -> jax.Array:
     """Activity multiplier per symbol from realised volatility. f64[S]"""
     if not bs.vol_periods:
         return jnp.ones(bs.n_symbols)
-    ind = frame["indicators"]
-    short, ready_s = ind.atr_at(bs.vol_periods[0])
-    long, ready_l = ind.atr_at(bs.vol_periods[1])
-    ok = ready_s & ready_l & (long > 0)
-    ratio = jnp.where(ok, short / jnp.where(ok, long, 1.0), 1.0)
+    ratio = frame["indicators"].atr_ratio(*bs.vol_periods)
     return jnp.clip(ratio**p.vol_feedback, p.boost_lo, p.boost_hi)
 
 

@@ -175,9 +175,5 @@ def _vol_multiplier(static: WorldStatic, p: Params, frame: dict) -> jax.Array:
     ready, or everywhere when the feedback is off. f64[S]"""
     if not p.vol_periods:
         return jnp.ones(static.n_symbols)
-    ind = frame["indicators"]
-    short, ready_s = ind.atr_at(p.vol_periods[0])
-    long, ready_l = ind.atr_at(p.vol_periods[1])
-    ok = ready_s & ready_l & (long > 0)
-    ratio = jnp.where(ok, short / jnp.where(ok, long, 1.0), 1.0)
+    ratio = frame["indicators"].atr_ratio(*p.vol_periods)
     return jnp.clip(ratio ** p.vol_feedback, *FEEDBACK_CLIP)
