@@ -154,8 +154,6 @@ class Simulation:
                 label = "+".join(seg.names)
                 self.stage_seconds[label] = self.stage_seconds.get(label, 0.0) + time.perf_counter() - ts
         m = jax.tree.map(np.asarray, self.state.market)
-        both = (m.bid > 0) & (m.ask > 0)
-        marks = np.where(both, (m.bid + m.ask) / 2.0, m.last.astype(np.float64))
         if self.static.background is not None:
             self._check_background(tick)
         rejects = np.asarray(frame["rejects"])
@@ -175,7 +173,7 @@ class Simulation:
             high=m.high,
             low=m.low,
             volume=m.volume,
-            marks=marks,
+            marks=np.asarray(frame["marks"]),
             equity_by_kind=np.asarray(frame["equity_by_kind"]),
             fair=np.asarray(self.state.fundamentals.fair),
             events=np.asarray(frame["events"]),

@@ -65,8 +65,10 @@ def measure_equity(
     static: WorldStatic, params: WorldParams, state: WorldState, frame: dict, key: jax.Array
 ) -> tuple[WorldState, dict]:
     """Mark every agent to market once: feed the risk statistics and add
-    ``frame["equity_by_kind"]`` f64[K], the total equity of each kind's agents. Writes."""
+    ``frame["marks"]`` f64[S], the marks used, and ``frame["equity_by_kind"]`` f64[K], the
+    total equity of each kind's agents. Writes."""
     del params, key
+    frame["marks"] = marks(state)  # equity() computes the same marks; XLA keeps one
     eq = equity(state)
     frame["equity_by_kind"] = jnp.stack([eq[k.start : k.stop].sum() for k in static.kinds])
     return state.replace(risk=update_risk(static.risk, state.risk, eq, state.market.last)), frame
