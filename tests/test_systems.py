@@ -9,7 +9,7 @@ from components.agents import NO_ORDER, SLOTS, order_id
 from components.orders import OrderBatch, OrderType, Reason, Side
 from conftest import make_config
 from qtg.world import build_world
-from systems.match import FILL_FIELDS, UPDATE_FIELDS, arrival_order, bucket
+from systems.match import FILL_FIELDS, UPDATE_FIELDS, arrival_order, arrive, bucket
 from systems.measure import measure_market
 from systems.observe import observe_market
 from systems.settle import settle_fills
@@ -286,6 +286,29 @@ def test_arrival_order_is_a_seeded_permutation_of_the_valid_rows():
     assert sorted(a.tolist()) == np.flatnonzero(valid).tolist()  # every valid row once
     assert (a == b).all() and (a != c).any()
     assert (a != np.flatnonzero(valid)).any()  # shuffled, not batch order
+
+
+@pytest.mark.parametrize("n", [0, 1, 9, 5000])
+def test_arrive_equals_shuffling_the_valid_rows_then_taking_them(n):
+    """The compact-then-permute gather is the plain one: a Generator.shuffle of the valid
+    rows' indices, and those rows taken from the batch in that order."""
+    from components.orders import OrderBatch
+
+    rng = np.random.default_rng(n)
+    batch = OrderBatch.from_numpy(
+        valid=rng.random(n) < 0.2, id=rng.integers(0, 1 << 40, n), agent=rng.integers(0, 99, n),
+        symbol=rng.integers(0, 10, n), side=rng.integers(0, 2, n), kind=rng.integers(0, 6, n),
+        price=rng.integers(1, 999, n), qty=rng.integers(1, 99, n),
+    )
+    for seed in (3, 4):
+        idx = np.flatnonzero(batch.valid)
+        np.random.Generator(np.random.PCG64(seed)).shuffle(idx)
+        order, arrived = arrive(batch, seed)
+        assert np.array_equal(order, idx) and np.array_equal(arrival_order(batch.valid, seed), idx)
+        ref = batch.take(idx)
+        for name, col in ref.__dict__.items():
+            got = getattr(arrived, name)
+            assert got.dtype == col.dtype and np.array_equal(got, col), name
 
 
 @pytest.mark.parametrize("n", [0, 1, 64, 65, 1000])
