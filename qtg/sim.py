@@ -21,6 +21,9 @@ from components.orders import FillBatch, MatchResult, OrderBatch, Outcomes
 from components.world import WorldParams, WorldState, WorldStatic
 from qtg.schedule import DEFAULT_SCHEDULE, Stage, compile_schedule
 from systems.match import match_orders
+from systems.validate import ASSUME_BORROW_FITS, BORROW_FITS
+
+_FLAG = np.zeros((), np.bool_)  # the value of the ASSUME_BORROW_FITS flag (ignored)
 
 
 @dataclasses.dataclass
@@ -114,6 +117,10 @@ class Simulation:
         self.segments = compile_schedule(schedule)
         self.stage_seconds: dict[str, float] = {}
         self.stop_reason: str | None = None  # why the last run() ended before its last tick
+        # Validation's fast path (systems.validate.ASSUME_BORROW_FITS); ``exact_reruns``
+        # counts the ticks whose read phase ran again because a borrow pool overflowed.
+        self.assume_borrow_fits = True
+        self.exact_reruns = 0
         self._stop = threading.Event()
 
     @property
@@ -146,7 +153,16 @@ class Simulation:
                 if seg.writes:
                     self.state, out = seg.call(self.static, self.params, self.state, frame)
                 else:
-                    out = seg.call(self.static, self.params, self.state, frame)
+                    # A read-only segment runs with validation's fast path first, and again
+                    # without it on the rare tick a borrow pool overflows (same result as
+                    # one exact pass; reads only, so running twice changes nothing).
+                    if self.assume_borrow_fits:
+                        out = seg.call(self.static, self.params, self.state, {**frame, ASSUME_BORROW_FITS: _FLAG})
+                        if BORROW_FITS in out and not bool(out[BORROW_FITS]):
+                            self.exact_reruns += 1
+                            out = seg.call(self.static, self.params, self.state, frame)
+                    else:
+                        out = seg.call(self.static, self.params, self.state, frame)
                 frame = {**frame, **out}
                 if profile:
                     jax.block_until_ready((self.state, out))

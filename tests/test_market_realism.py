@@ -148,3 +148,34 @@ def test_an_agent_trades_two_symbols_in_one_tick():
     assert np.asarray(new.wallet.position)[1].tolist() == [10, 0]
     assert np.asarray(new.wallet.position)[2].tolist() == [0, 15]
     assert int(new.wallet.cash[1]) == 10**7  # paid 10 x 100.00, received the same
+
+
+def test_validation_fast_path_with_reruns_equals_the_exact_read_phase():
+    """Tight borrow pools overflow on some ticks: the read phase then runs again without
+    validation's fast path (``Simulation.exact_reruns``). Every tick's fills, refusals and
+    final wallets equal those of a simulation that always runs the exact phase."""
+    from qtg.sim import Simulation
+    from qtg.world import build_world, make_engine_for
+
+    cfg = load_config(small([
+        "market.borrow_fraction=0.00002", "population.noise.max_short=300",
+        "news.earnings.rate=0.05", "news.earnings.min_interval=5",
+    ]))
+    sims = []
+    for assume in (True, False):
+        world = build_world(cfg)
+        sim = Simulation(world.static, world.params, world.state, make_engine_for(cfg, world.static))
+        sim.assume_borrow_fits = assume
+        sims.append(sim)
+    fast, exact = sims
+    no_borrow = 0
+    for _ in range(150):
+        a, b = fast.step(), exact.step()
+        assert a.rejects.tolist() == b.rejects.tolist()
+        for name in ("taker_id", "maker_id", "price", "qty"):
+            assert np.array_equal(getattr(a.fills, name), getattr(b.fills, name)), name
+        no_borrow += int(a.rejects[Reason.NO_BORROW])
+    assert fast.exact_reruns > 0 and no_borrow > 0, "the pools bind on some ticks"
+    assert exact.exact_reruns == 0
+    assert np.array_equal(fast.state.wallet.cash, exact.state.wallet.cash)
+    assert np.array_equal(fast.state.wallet.position, exact.state.wallet.position)
