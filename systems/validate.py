@@ -83,9 +83,10 @@ def validate_orders(
 
     fits = (total <= free).all()
     frame[BORROW_FITS] = fits
+    pool_rows = jnp.zeros(n_pool, jnp.int8)  # the pool's rows pass (no wallet to check)
     if ASSUME_BORROW_FITS in frame:
         # The caller re-runs the phase without the flag when ``fits`` comes back false.
-        reason = jnp.concatenate([b.reason.reshape(-1) for b in blocks] + [jnp.zeros(n_pool, jnp.int8)])
+        reason = jnp.concatenate([b.reason.reshape(-1) for b in blocks] + [pool_rows])
     else:
         refused = jax.lax.cond(fits, lambda: jnp.zeros(o.valid.shape, bool), in_order)
         out = []
@@ -94,7 +95,7 @@ def validate_orders(
             # Every selling row of the agent on that symbol shares the refusal.
             hit = b.sell & (b.selling_same & mine[:, None, :]).any(-1)
             out.append(jnp.where((b.reason == 0) & hit, Reason.NO_BORROW, b.reason).astype(jnp.int8).reshape(-1))
-        reason = jnp.concatenate(out + [jnp.zeros(n_pool, jnp.int8)])
+        reason = jnp.concatenate(out + [pool_rows])
     frame["orders"] = o.replace(valid=o.valid & (reason == 0))
     frame["reject_reason"] = reason
     frame["rejects"] = jnp.bincount(reason, length=N_REASONS).at[0].set(0)
