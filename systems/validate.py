@@ -62,6 +62,11 @@ def validate_orders(
     over its rows. Only the borrow pools couple agents; they are granted in batch order.
     """
     del key
+    # Materialise the batch and the view first. Without the barrier XLA fuses each kind's
+    # order arithmetic into the many fusions below that read it and recomputes it at every
+    # use: the read phase took 2.95 ms at seed_100k and 21.4 ms at a million agents
+    # without it, 2.35 and 15.6 with it.
+    frame["view"], frame["orders"] = jax.lax.optimization_barrier((frame["view"], frame["orders"]))
     o = frame["orders"]
     s = static.n_symbols
     blocks = [_check_block(static, params, state, frame, k) for k in _runs(static)]
@@ -86,16 +91,16 @@ def validate_orders(
     pool_rows = jnp.zeros(n_pool, jnp.int8)  # the pool's rows pass (no wallet to check)
     if ASSUME_BORROW_FITS in frame:
         # The caller re-runs the phase without the flag when ``fits`` comes back false.
-        reason = jnp.concatenate([b.reason.reshape(-1) for b in blocks] + [pool_rows])
+        parts = [b.reason.reshape(-1) for b in blocks]
     else:
         refused = jax.lax.cond(fits, lambda: jnp.zeros(o.valid.shape, bool), in_order)
-        out = []
+        parts = []
         for k, b in zip(_runs(static), blocks):
             mine = refused[k.batch_start : k.batch_start + k.batch_rows].reshape(b.reason.shape)
             # Every selling row of the agent on that symbol shares the refusal.
             hit = b.sell & (b.selling_same & mine[:, None, :]).any(-1)
-            out.append(jnp.where((b.reason == 0) & hit, Reason.NO_BORROW, b.reason).astype(jnp.int8).reshape(-1))
-        reason = jnp.concatenate(out + [pool_rows])
+            parts.append(jnp.where((b.reason == 0) & hit, Reason.NO_BORROW, b.reason).astype(jnp.int8).reshape(-1))
+    reason = jnp.concatenate(parts + [pool_rows])
     frame["orders"] = o.replace(valid=o.valid & (reason == 0))
     frame["reject_reason"] = reason
     frame["rejects"] = jnp.bincount(reason, length=N_REASONS).at[0].set(0)
