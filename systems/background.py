@@ -48,6 +48,7 @@ from components.agents import NO_ORDER
 from components.money import to_fixed
 from components.orders import OrderBatch, OrderType, Side
 from systems.match import FILL_FIELDS, UPDATE_FIELDS
+from systems.rng import hashed_bits
 from systems.strategies._rows import ceil_tick, floor_tick
 
 BACKGROUND_ID = 1 << 62
@@ -213,9 +214,9 @@ def background_orders(static, params, state, frame: dict, key: jax.Array) -> Ord
     valid = (jnp.arange(cap)[None, :] < count[:, None]).reshape(-1)  # symbol-major rows
     sym = jnp.repeat(jnp.arange(s, dtype=jnp.int32), cap)
 
-    # One draw of five 32-bit words per row, turned into uniforms on (0, 1): far cheaper
-    # on a CPU than separate normal and exponential draws.
-    u = ((jax.random.bits(k_bits, (5, R), jnp.uint32) >> 8).astype(jnp.float64) + 0.5) * 2.0**-24
+    # One draw of five 32-bit words per row (systems.rng), turned into uniforms on (0, 1):
+    # far cheaper on a CPU than separate normal and exponential draws.
+    u = ((hashed_bits(k_bits, (5, R)) >> 8).astype(jnp.float64) + 0.5) * 2.0**-24
     buy = u[0] < buy_probability(p, st.mood)[sym]
     aggressive = u[1] < p.aggressive
     normal = jnp.sqrt(-2.0 * jnp.log(u[2])) * jnp.cos(2.0 * jnp.pi * u[3])  # Box-Muller

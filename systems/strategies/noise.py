@@ -26,6 +26,7 @@ from components.agents import order_id
 from components.indicators import IndicatorSpec
 from components.orders import OrderBatch, OrderType, Side
 from components.world import KindStatic, WorldParams, WorldState, WorldStatic
+from systems.rng import hashed_bits
 from systems.strategies._rows import (
     affordable,
     cancel_resting,
@@ -136,9 +137,9 @@ def decide(
     tick = world.tick_size[sym]
     ref = frame["view"].ref[sym]
 
-    # One draw of three 32-bit words per trader, split into fields (far cheaper on a CPU
-    # than separate uniform and normal draws).
-    bits = jax.random.bits(key, (3, n), jnp.uint32)
+    # One draw of three 32-bit words per trader (systems.rng), split into fields: far
+    # cheaper on a CPU than separate uniform and normal draws.
+    bits = hashed_bits(key, (3, n))
     u_active = (bits[0] >> 8).astype(jnp.float64) * 2.0**-24
     buy = (bits[0] & 1) == 1
     side = jnp.where(buy, Side.BUY, Side.SELL).astype(jnp.int8)

@@ -1,0 +1,38 @@
+"""Bulk random words for the tick's per-row draws, cheaper on a CPU than threefry.
+
+Kinds with one draw per row per tick (noise traders, the background pool) need tens of
+thousands of 32-bit words a tick. ``jax.random.bits`` runs threefry-2x32 over all of
+them: 20 rounds per pair of words, lowered on the CPU as a loop that XLA cannot fuse
+with the words' consumers. :func:`hashed_bits` takes two words from the stage's key
+(one small threefry call) and derives word ``i`` of the call by hashing the counter
+twice with murmur3's 32-bit finaliser, keyed by the two seed words::
+
+    word[i] = fmix32(fmix32(i ^ s0) ^ s1)
+
+``fmix32`` is a bijection of 32-bit words with full avalanche, so the words of one call
+are distinct functions of their counters, and two calls (two ticks, two kinds) share a
+stream only if they share both seed words. Same key, same words, on every backend.
+"""
+
+from __future__ import annotations
+
+import math
+
+import jax
+import jax.numpy as jnp
+
+
+def fmix32(x: jax.Array) -> jax.Array:
+    """murmur3's finaliser: a bijective avalanche mix of uint32 words."""
+    x = x ^ (x >> 16)
+    x = x * jnp.uint32(0x85EBCA6B)
+    x = x ^ (x >> 13)
+    x = x * jnp.uint32(0xC2B2AE35)
+    return x ^ (x >> 16)
+
+
+def hashed_bits(key: jax.Array, shape: tuple[int, ...]) -> jax.Array:
+    """Random uint32 words of ``shape``, a deterministic function of ``key``."""
+    seed = jax.random.bits(key, (2,), jnp.uint32)
+    counter = jnp.arange(math.prod(shape), dtype=jnp.uint32).reshape(shape)
+    return fmix32(fmix32(counter ^ seed[0]) ^ seed[1])
