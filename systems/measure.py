@@ -49,11 +49,17 @@ def measure_market(
     return state.replace(market=market, tick=state.tick + 1), frame
 
 
-def marks(state: WorldState) -> jax.Array:
-    """Mark price per symbol: mid when both sides quote, else the last trade. f64[S] units."""
+def twice_marks(state: WorldState) -> jax.Array:
+    """Twice the mark price per symbol, exactly: bid + ask when both sides quote, else twice
+    the last trade. i64[S] units."""
     m = state.market
     both = (m.bid > 0) & (m.ask > 0)
-    return jnp.where(both, (m.bid + m.ask) / 2.0, m.last.astype(jnp.float64))
+    return jnp.where(both, m.bid + m.ask, 2 * m.last)
+
+
+def marks(state: WorldState) -> jax.Array:
+    """Mark price per symbol: mid when both sides quote, else the last trade. f64[S] units."""
+    return twice_marks(state) / 2.0
 
 
 def equity(state: WorldState) -> jax.Array:
@@ -64,9 +70,7 @@ def equity(state: WorldState) -> jax.Array:
     each agent's doubled holdings fit in i64 units (a position worth up to about 4.6e14 in
     currency), and cheaper than a float product, which converts the whole position matrix
     first."""
-    m = state.market
-    both = (m.bid > 0) & (m.ask > 0)
-    twice = jnp.where(both, m.bid + m.ask, 2 * m.last)  # i64[S], twice marks(state)
+    twice = twice_marks(state)
     return (2 * state.wallet.cash + (state.wallet.position * twice[None, :]).sum(axis=1)) / 2.0
 
 

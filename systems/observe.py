@@ -8,6 +8,7 @@ import jax.numpy as jnp
 from components.market import MarketView
 from components.world import WorldParams, WorldState, WorldStatic
 from systems.indicators import read_indicators
+from systems.measure import marks
 
 
 def observe_market(
@@ -18,7 +19,7 @@ def observe_market(
     del params, key
     m = state.market
     both = (m.bid > 0) & (m.ask > 0)
-    mid = jnp.where(both, (m.bid + m.ask) / 2.0, m.last.astype(jnp.float64))
+    mid = marks(state)  # mid when both sides quote, else the last trade
     frame["view"] = MarketView(
         bid=m.bid,
         ask=m.ask,
