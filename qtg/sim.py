@@ -121,6 +121,7 @@ class Simulation:
         # counts the ticks whose read phase ran again because a borrow pool overflowed.
         self.assume_borrow_fits = True
         self.exact_reruns = 0
+        self._max_drift: float | None = None  # params.background.max_drift on the host
         self._stop = threading.Event()
 
     @property
@@ -203,7 +204,9 @@ class Simulation:
 
         # check_runaway reads only the account's scalars and positions, not the whole
         # pool state (its ring of resting ids is large at scale).
-        problem = check_runaway(self.state.background, float(self.params.background.max_drift), self.static.symbols)
+        if self._max_drift is None:
+            self._max_drift = float(self.params.background.max_drift)
+        problem = check_runaway(self.state.background, self._max_drift, self.static.symbols)
         if problem:
             raise BackgroundRunaway(
                 f"tick {tick}: {problem}; the pool's flow is one-sided (check "

@@ -322,18 +322,22 @@ def settle_background(static, params, state, frame: dict, key: jax.Array):
 
 def check_runaway(state: BackgroundState, max_drift: float, symbols) -> str | None:
     """A one-line description of the first runaway bias, or None. Fetches only the
-    account's cash and positions to the host."""
-    cash, c0 = int(state.cash), int(state.opening_cash)
+    account's cash and positions to the host (it runs every tick: one vectorised test,
+    the message only on failure)."""
+    cash, c0 = np.asarray(state.cash), np.asarray(state.opening_cash)
+    pos, p0 = np.asarray(state.position), np.asarray(state.opening_position)
     lo, hi = 1.0 - max_drift, 1.0 + max_drift
-    if not lo * c0 <= cash <= hi * c0:
+    pos_ok = (lo * p0 <= pos) & (pos <= hi * p0)
+    cash_ok = bool((lo * c0 <= cash) & (cash <= hi * c0))
+    if cash_ok and pos_ok.all():
+        return None
+    cash, c0 = int(cash), int(c0)
+    if not cash_ok:
         return (f"background pool cash drifted to {cash / c0:.0%} of its opening {c0 / 1e4:,.0f} "
                 f"(bound {lo:.0%}-{hi:.0%})")
-    pos, p0 = np.asarray(state.position), np.asarray(state.opening_position)
-    for name, x, x0 in zip(symbols, pos, p0):
-        if not lo * x0 <= x <= hi * x0:
-            return (f"background pool position in {name} drifted to {x:,} shares from {x0:,} "
-                    f"(bound {lo:.0%}-{hi:.0%})")
-    return None
+    i = int(np.flatnonzero(~pos_ok)[0])
+    return (f"background pool position in {symbols[i]} drifted to {int(pos[i]):,} shares from {int(p0[i]):,} "
+            f"(bound {lo:.0%}-{hi:.0%})")
 
 
 def summary(static, params, state) -> dict:

@@ -175,6 +175,24 @@ def test_runaway_bias_stops_the_run_loudly():
         run_sim(cfg, ticks=200)
 
 
+def test_runaway_check_names_the_first_drifted_holding():
+    from types import SimpleNamespace
+
+    from systems.background import check_runaway
+
+    def pool(cash, position):
+        return SimpleNamespace(cash=jnp.int64(cash), opening_cash=jnp.int64(1_000_000),
+                               position=jnp.asarray(position, jnp.int64),
+                               opening_position=jnp.asarray([100, 200, 300], jnp.int64))
+
+    names = ("AAA", "BBB", "CCC")
+    assert check_runaway(pool(1_100_000, [110, 180, 300]), 0.1, names) is None  # on the bounds
+    assert "BBB drifted to 179 shares from 200" in check_runaway(pool(1_000_000, [100, 179, 400]), 0.1, names)
+    assert "CCC drifted to 331 shares" in check_runaway(pool(1_000_000, [100, 200, 331]), 0.1, names)
+    msg = check_runaway(pool(1_100_001, [0, 0, 0]), 0.1, names)  # cash is reported first
+    assert msg.startswith("background pool cash drifted to 110% of its opening 100")
+
+
 def test_bad_pool_config_is_refused_with_one_line():
     with pytest.raises(ConfigError, match="population.background.regime: unknown regime"):
         make_config(**{"population.background": {"count": 10, "regime": "panic"}})
