@@ -126,6 +126,19 @@ def test_systems_compile_once_per_shape():
     chex.clear_trace_counter()
 
 
+def test_segments_compile_with_the_cpu_options():
+    from qtg.schedule import compiler_options
+
+    cfg = make_config(**{"population.sector_rotator": {"count": 500}})
+    world = build_world(cfg)
+    sim = Simulation(world.static, world.params, world.state, make_engine_for(cfg, world.static))
+    assert compiler_options() == {"xla_cpu_experimental_ynn_fusion_type": ""}
+    text = sim.segments[0].call.lower(sim.static, sim.params, sim.state, {}).compile().as_text()
+    # The sector rotator's max over its [500, 10] weights is a reduction XLA would
+    # otherwise give to its YNNPACK library.
+    assert "fusion" in text and "__ynn_fusion" not in text
+
+
 def test_read_phase_writes_no_state():
     cfg = make_config()
     world = build_world(cfg)
