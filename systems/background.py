@@ -48,6 +48,7 @@ from components.agents import NO_ORDER
 from components.money import to_fixed
 from components.orders import OrderBatch, OrderType, Side
 from systems.match import FILL_FIELDS, UPDATE_FIELDS
+from systems.fusion import materialised
 from systems.rng import hashed_bits
 from systems.strategies._rows import ceil_tick, floor_tick
 
@@ -217,7 +218,7 @@ def background_orders(static, params, state, frame: dict, key: jax.Array) -> Ord
     # One draw of five 32-bit words per row (systems.rng), turned into uniforms on (0, 1):
     # far cheaper on a CPU than separate normal and exponential draws.
     u = ((hashed_bits(k_bits, (5, R)) >> 8).astype(jnp.float64) + 0.5) * 2.0**-24
-    buy = u[0] < buy_probability(p, st.mood)[sym]
+    buy = u[0] < materialised(buy_probability(p, st.mood))[sym]  # one tanh per symbol, not per row
     aggressive = u[1] < p.aggressive
     normal = jnp.sqrt(-2.0 * jnp.log(u[2])) * jnp.cos(2.0 * jnp.pi * u[3])  # Box-Muller
     size = jnp.round(jnp.exp(p.size_mu + p.size_sigma * normal))

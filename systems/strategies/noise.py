@@ -26,6 +26,7 @@ from components.agents import order_id
 from components.indicators import IndicatorSpec
 from components.orders import OrderBatch, OrderType, Side
 from components.world import KindStatic, WorldParams, WorldState, WorldStatic
+from systems.fusion import materialised
 from systems.rng import hashed_bits
 from systems.strategies._rows import (
     affordable,
@@ -177,4 +178,5 @@ def _vol_multiplier(static: WorldStatic, p: Params, frame: dict) -> jax.Array:
     if not p.vol_periods:
         return jnp.ones(static.n_symbols)
     ratio = frame["indicators"].atr_ratio(*p.vol_periods)
-    return jnp.clip(ratio ** p.vol_feedback, *FEEDBACK_CLIP)
+    # Materialised: gathered by every trader's row, it would be recomputed per row.
+    return materialised(jnp.clip(ratio ** p.vol_feedback, *FEEDBACK_CLIP))
