@@ -698,7 +698,10 @@ class FastEngine:
     Args:
         tick_size: array-like i64[S], each symbol's tick size in units (> 0).
         stp: self-trade prevention mode (:class:`STP`).
-        order_capacity: initial order slots ``C`` (doubles on demand).
+        order_capacity: initial order slots ``C`` (doubles on demand). The id table starts
+            at ``2 * C`` entries: small tables stay in cache (the kernel probes the id table
+            at random several times per order), and the books at seed_100k rest ~500
+            orders, so the default grows at most a few times, early in a run.
         level_capacity: initial price-level slots ``L`` (doubles on demand).
         side_capacity: initial levels per book side ``K`` (doubles on demand).
     """
@@ -710,7 +713,7 @@ class FastEngine:
         tick_size,
         stp: int = STP.NONE,
         *,
-        order_capacity: int = 1 << 14,
+        order_capacity: int = 1 << 10,
         level_capacity: int = 1 << 10,
         side_capacity: int = 64,
     ):
