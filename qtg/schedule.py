@@ -24,6 +24,7 @@ from systems.fundamentals import update_fundamentals
 from systems.indicators import update_market_indicators
 from systems.measure import measure_equity, measure_market
 from systems.observe import observe_market
+from systems.rng import unroll_threefry_on_cpu
 from systems.settle import settle_fills
 from systems.validate import validate_orders
 
@@ -135,9 +136,11 @@ that way and 7 us as an ordinary fusion (the tick at seed_100k: 0.17 ms less).""
 @functools.lru_cache(maxsize=1)
 def compiler_options() -> dict | None:
     """:data:`CPU_COMPILER_OPTIONS` when the default backend is the CPU and this jaxlib
-    knows them (tried on a one-line function), else ``None``."""
+    knows them (tried on a one-line function), else ``None``. On the CPU it also switches
+    threefry to its unrolled lowering (:func:`systems.rng.unroll_threefry_on_cpu`)."""
     if jax.default_backend() != "cpu":
         return None
+    unroll_threefry_on_cpu()
     try:
         jax.jit(lambda x: x + 1, compiler_options=CPU_COMPILER_OPTIONS).lower(1.0).compile()
     except Exception:  # noqa: BLE001 - an option this jaxlib does not know: run without it
