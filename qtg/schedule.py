@@ -83,8 +83,11 @@ def stage_keys(state_key: jax.Array, tick: jax.Array, n: int) -> jax.Array:
 
 
 @functools.lru_cache(maxsize=16)
-def compile_schedule(schedule: tuple[Stage, ...]) -> tuple[Segment, ...]:
+def compile_schedule(schedule: tuple[Stage, ...], options: tuple = ()) -> tuple[Segment, ...]:
     """Group the schedule into segments; device segments are jitted with ``static`` static.
+
+    ``options``: extra XLA compiler options as ``(name, value)`` pairs, on top of
+    :func:`compiler_options` (``qtg.profile_tick`` adds per-op trace events).
 
     Cached per schedule: every Simulation of a process with the same schedule shares the
     jitted segments, so a second world of the same shape (a resumed run, a replay) does
@@ -120,9 +123,8 @@ def compile_schedule(schedule: tuple[Stage, ...]) -> tuple[Segment, ...]:
         fn = _segment(schedule, idx, seeds_for, n, writes)
         # Returning an unchanged input copies it, so read-only segments return no state,
         # and write segments donate theirs so updates happen in place.
-        call = jax.jit(
-            fn, static_argnums=0, donate_argnums=(2,) if writes else (), compiler_options=compiler_options()
-        )
+        opts = {**(compiler_options() or {}), **dict(options)} or None
+        call = jax.jit(fn, static_argnums=0, donate_argnums=(2,) if writes else (), compiler_options=opts)
         segments.append(Segment(tuple(names[i] for i in idx), False, call, writes))
     return tuple(segments)
 
