@@ -28,7 +28,8 @@ def decide_orders(
 
     A kind whose module defines ``init_state`` gets its state as ``state.kinds[name]`` and
     its ``decide`` returns ``(orders, new_state)``; the new state goes to
-    ``frame["kind_state"][name]`` for the write phase. A kind with latency k sends the
+    ``frame["kind_state"][name]`` for the write phase, with ``None`` for the fields it
+    returned unchanged. A kind with latency k sends the
     orders it decided k ticks ago; this tick's go to ``frame["delay_push"][name]``.
     """
     strategies = registry()
@@ -38,7 +39,12 @@ def decide_orders(
         mod = strategies[kind.name]
         out = mod.decide(static, kind, params, params.kinds[kind.name], state, frame, k)
         if isinstance(out, tuple):
-            out, kind_state[kind.name] = out
+            out, new_state = out
+            # Fields the kind returns unchanged stay out of the frame (None): an output
+            # that is an input is copied, here and again into the state by the write phase.
+            kind_state[kind.name] = jax.tree.map(
+                lambda old, new: None if new is old else new, state.kinds[kind.name], new_state
+            )
         block = out
         if not getattr(mod, "OPENS_BOOK", False):
             block = block.replace(valid=block.valid & (state.tick > 0))
@@ -64,7 +70,9 @@ def commit_decisions(
     """The write half of ``decide``: store each kind's new state and queue the orders of
     kinds with latency. Writes state."""
     del params, key
-    kinds = {**state.kinds, **frame.get("kind_state", {})}
+    kinds = dict(state.kinds)
+    for name, new_state in frame.get("kind_state", {}).items():  # None: the field is unchanged
+        kinds[name] = jax.tree.map(lambda old, new: old if new is None else new, kinds[name], new_state)
     delayed = dict(state.delayed)
     for name, block in frame.get("delay_push", {}).items():
         lat = static.kind(name).latency

@@ -370,3 +370,34 @@ def test_each_kind_trades_within_limits_and_on_the_grid(reactive_run):
     for kind in T2:
         k = sim.static.kind(kind)
         assert pos[:, k.start:k.stop].min() >= 0, kind
+
+
+def test_kind_state_fields_returned_unchanged_are_not_copied_through_the_frame():
+    from qtg.bench import world_config
+    from qtg.sim import _FLAG
+    from systems.decide import commit_decisions, decide_orders
+    from systems.observe import observe_market
+    from systems.validate import ASSUME_BORROW_FITS
+
+    cfg = world_config(2_000, 10, "fast", "tiers", "default")
+    w = build_world(cfg)
+    key = jax.random.key(0)
+    _, frame = observe_market(w.static, w.params, w.state, {}, key)
+    _, frame = decide_orders(w.static, w.params, w.state, frame, key)
+    kept = changed = 0
+    for name, new in frame["kind_state"].items():
+        flat_new = jax.tree.leaves(new, is_leaf=lambda x: x is None)
+        kept += sum(x is None for x in flat_new)
+        changed += sum(x is not None for x in flat_new)
+    assert kept > 0 and changed > 0
+    # The write half puts the state back together: unchanged fields are the old arrays.
+    state, _ = commit_decisions(w.static, w.params, w.state, frame, key)
+    for name, new in frame["kind_state"].items():
+        olds = jax.tree.leaves(w.state.kinds[name])
+        news = jax.tree.leaves(new, is_leaf=lambda x: x is None)
+        for old, fresh, got in zip(olds, news, jax.tree.leaves(state.kinds[name])):
+            assert got is (old if fresh is None else fresh)
+    # And the compiled read phase copies no kind state field into its outputs.
+    sim = Simulation(w.static, w.params, w.state, make_engine_for(cfg, w.static))
+    text = sim.segments[0].call.lower(sim.static, sim.params, sim.state, {ASSUME_BORROW_FITS: _FLAG}).compile().as_text()
+    assert "state_kinds" in text and "copy(%state_kinds" not in text
