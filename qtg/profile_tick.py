@@ -124,40 +124,49 @@ def profile(sim, ticks: int, trace_dir: str | None = None) -> dict:
     """
     from qtg.schedule import compile_schedule
 
-    on_cpu = jax.default_backend() == "cpu"
-    if on_cpu:
-        sim.segments = compile_schedule(sim.schedule, ((TRACE_OPTION, True),))
-    # Record each device segment's arguments (as shapes) to read its compiled program.
-    shapes: dict[str, tuple] = {}
+    original = sim.segments
+    traced = compile_schedule(sim.schedule, ((TRACE_OPTION, True),)) if jax.default_backend() == "cpu" else original
+    # Each traced call's argument shapes, in call order: a phase may run more than one
+    # program (the write phase's padded fills grow by powers of two), and each run's ops
+    # are named by its own program.
+    calls: dict[tuple, list] = collections.defaultdict(list)
+    specs: dict[tuple, dict] = collections.defaultdict(dict)
+    recording = [False]
     segments = []
-    for seg in sim.segments:
+    for seg in traced:
         if seg.host:
             segments.append(seg)
             continue
 
-        def recording(*args, _seg=seg):
-            if _seg.names not in shapes:
-                shapes[_seg.names] = (args[0],) + jax.tree.map(
-                    lambda x: jax.ShapeDtypeStruct(jax.numpy.shape(x), jax.numpy.result_type(x)), args[1:]
-                )
+        def record(*args, _seg=seg):
+            if recording[0]:
+                leaves, tree = jax.tree.flatten(args[1:])
+                sig = (tree, tuple((jax.numpy.shape(x), jax.numpy.result_type(x)) for x in leaves))
+                calls[_seg.names].append(sig)
+                if sig not in specs[_seg.names]:
+                    specs[_seg.names][sig] = (args[0],) + jax.tree.map(
+                        lambda x: jax.ShapeDtypeStruct(jax.numpy.shape(x), jax.numpy.result_type(x)), args[1:]
+                    )
             return _seg.call(*args)
 
-        segments.append(dataclasses.replace(seg, call=recording))
-    plain, sim.segments = sim.segments, tuple(segments)
+        segments.append(dataclasses.replace(seg, call=record))
+    sim.segments = tuple(segments)
+    own = tempfile.TemporaryDirectory() if trace_dir is None else None
+    where = own.name if own else trace_dir
     try:
-        sim.step()  # compiles the traced copies (and records their argument shapes)
-        own = tempfile.TemporaryDirectory() if trace_dir is None else None
-        where = own.name if own else trace_dir
+        sim.step()  # compiles the traced copies
+        recording[0] = True
         with jax.profiler.trace(where, create_perfetto_trace=True):
             for _ in range(ticks):
                 sim.step()
     finally:
-        sim.segments = plain
-    frames: dict[str, dict[str, list[Frame]]] = {}
-    for seg in plain:
-        if not seg.host and seg.names in shapes:
-            compiled = seg.call.lower(*shapes[seg.names]).compile()
-            frames["jit_segment_" + "_".join(seg.names)] = hlo_frames(compiled.as_text())
+        sim.segments = original
+    frames: dict[str, list[dict[str, list[Frame]]]] = {}
+    for seg in traced:
+        if seg.host or seg.names not in calls:
+            continue
+        texts = {sig: hlo_frames(seg.call.lower(*spec).compile().as_text()) for sig, spec in specs[seg.names].items()}
+        frames["jit_segment_" + "_".join(seg.names)] = [texts[sig] for sig in calls[seg.names]]
     paths = sorted(glob.glob(os.path.join(where, "**", "perfetto_trace.json.gz"), recursive=True))
     events = []
     if paths:
@@ -169,19 +178,34 @@ def profile(sim, ticks: int, trace_dir: str | None = None) -> dict:
     return summarise(events, frames, ticks)
 
 
-def summarise(events: list, frames: dict[str, dict[str, list[Frame]]], ticks: int) -> dict:
-    """Per phase and per project line, from the trace's per-op events (see :func:`profile`)."""
+def summarise(events: list, frames: dict[str, list[dict[str, list[Frame]]]], ticks: int) -> dict:
+    """Per phase and per project line, from the trace's per-op events (see :func:`profile`).
+
+    ``frames[module]`` holds one op -> frames map per run of the module, in run order (a
+    single map serves every run when the counts differ)."""
+    events = [e for e in events if e.get("ph") == "X" and (e.get("args") or {}).get("hlo_module") in frames
+              and (e.get("args") or {}).get("hlo_op") is not None]
+    first: dict[tuple, float] = {}
+    for e in events:
+        key = (e["args"]["hlo_module"], e["args"].get("run_id"))
+        first[key] = min(first.get(key, e["ts"]), e["ts"])
+    order = sorted(first, key=first.get)
+    program: dict[tuple, dict] = {}
+    for module, maps in frames.items():
+        mine = [k for k in order if k[0] == module]
+        for i, key in enumerate(mine):
+            program[key] = maps[i] if len(maps) == len(mine) else maps[0]
     runs: dict[tuple, list] = collections.defaultdict(list)
     cost: dict[tuple, float] = collections.defaultdict(float)
     count: collections.Counter = collections.Counter()
     system: dict[tuple, str] = {}
     for e in events:
-        a = e.get("args") or {}
-        module, op = a.get("hlo_module"), a.get("hlo_op")
-        if e.get("ph") != "X" or module not in frames or op is None or op.startswith("while"):
+        a = e["args"]
+        module, op = a["hlo_module"], a["hlo_op"]
+        if op.startswith("while"):
             continue  # a while op's time is its body's ops, counted one by one
         runs[(module, a.get("run_id"))].append((e["ts"], e["dur"]))
-        chain = frames[module].get(op) or []
+        chain = program[(module, a.get("run_id"))].get(op) or []
         key = (module, f"{chain[0].file}:{chain[0].line}" if chain else "(no source: inserted by XLA)")
         cost[key] += e["dur"]
         count[key] += 1
@@ -201,16 +225,19 @@ def summarise(events: list, frames: dict[str, dict[str, list[Frame]]], ticks: in
             "op_ms": round(sum(o for _, o, _ in spans) / n / 1e3, 4),
             "ops": round(sum(c for _, _, c in spans) / n, 1),
         })
+    # Per run of the line's program: the profiler may keep fewer events than ``ticks``
+    # ticks produced (its buffer is bounded), and it keeps whole runs.
+    n_runs = collections.Counter(m for m, _ in runs)
     lines = []
-    for (module, loc), us in sorted(cost.items(), key=lambda kv: -kv[1]):
+    for (module, loc), us in sorted(cost.items(), key=lambda kv: -kv[1] / n_runs[kv[0][0]]):
         file, _, line = loc.partition(":")
         code = linecache.getline(str(ROOT / file), int(line)).strip() if line.isdigit() else ""
         lines.append({
             "phase": _phase_label(module),
             "line": loc,
             "system": system.get((module, loc), ""),
-            "ms_per_tick": round(us / ticks / 1e3, 4),
-            "ops_per_tick": round(count[(module, loc)] / ticks, 2),
+            "ms_per_tick": round(us / n_runs[module] / 1e3, 4),
+            "ops_per_tick": round(count[(module, loc)] / n_runs[module], 2),
             "code": code,
         })
     return {"ticks": ticks, "phases": phases, "lines": lines}

@@ -80,6 +80,7 @@ def test_profiling_does_not_change_the_run(profiled):
     for a, b in zip(jax.tree.leaves(sim.state), jax.tree.leaves(reference.state)):
         assert np.array_equal(host(a), host(b))
     # The simulation's own segments are back (not the traced copies).
+    assert sim.segments == reference.segments
     assert sim.step().tick == reference.step().tick
 
 
