@@ -9,12 +9,13 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from conftest import make_config, run_sim
+from conftest import InvariantCheck, Run, make_config, run_sim
 from components.agents import NO_ORDER
 from components.orders import OrderType, Side
 from qtg.config import ConfigError, ScheduledEvent
-from qtg.sim import BackgroundRunaway
-from qtg.world import build_world
+from qtg.hooks import Recorder
+from qtg.sim import BackgroundRunaway, Simulation
+from qtg.world import build_world, make_engine_for
 from systems.background import BACKGROUND_ID, REGIMES, background_orders, buy_probability, capacity
 from systems.observe import observe_market
 
@@ -131,7 +132,39 @@ def pool_run():
         "news.scheduled": [ScheduledEvent(kind="sector", tick=40, target="tech", size=0.2)],
         "news.earnings.rate": 0.0, "news.guidance.rate": 0.0, "news.rate.rate": 0.0, "news.sector.rate": 0.0,
     })
-    return run_sim(cfg, ticks=120)
+    world = build_world(cfg)
+    sim = Simulation(world.static, world.params, world.state, make_engine_for(cfg, world.static))
+    rec, check, pool = Recorder(), InvariantCheck(), _PoolFills(sim.static.background.agent_base, sim.static.n_symbols)
+    sim.run(120, hooks=[rec, check, pool])
+    run = Run(cfg, world.state, sim, rec, check)
+    run.pool = pool
+    return run
+
+
+class _PoolFills:
+    """The pool's side of every fill, summed per symbol on the host (a slow reference)."""
+
+    def __init__(self, base: int, n_symbols: int):
+        self.base = base
+        self.bought, self.sold = np.zeros(n_symbols, np.int64), np.zeros(n_symbols, np.int64)
+        self.paid, self.got = np.zeros(n_symbols, np.int64), np.zeros(n_symbols, np.int64)
+
+    def on_start(self, sim):
+        pass
+
+    def on_tick(self, sim, result):
+        f = result.fills
+        for taker, maker, sym, side, price, qty in zip(f.taker_agent, f.maker_agent, f.symbol, f.side, f.price, f.qty):
+            buyer, seller = (taker, maker) if side == Side.BUY else (maker, taker)
+            if buyer >= self.base:
+                self.bought[sym] += qty
+                self.paid[sym] += price * qty
+            if seller >= self.base:
+                self.sold[sym] += qty
+                self.got[sym] += price * qty
+
+    def on_end(self, sim):
+        pass
 
 
 def test_pool_run_conserves_cash_and_shares_and_its_ring_matches_the_book(pool_run):
@@ -149,6 +182,9 @@ def test_pool_run_conserves_cash_and_shares_and_its_ring_matches_the_book(pool_r
     assert (sent > now - 1 - sim.static.background.lifetime).all()
     # The pool traded in every symbol, and its account adds up.
     assert (bg.bought > 0).all() and (bg.sold > 0).all()
+    pool = pool_run.pool
+    assert np.array_equal(bg.bought, pool.bought) and np.array_equal(bg.sold, pool.sold)
+    assert np.array_equal(bg.buy_value, pool.paid) and np.array_equal(bg.sell_value, pool.got)
     assert (bg.position - bg.opening_position == bg.bought - bg.sold).all()
     assert int(bg.cash - bg.opening_cash) == int(bg.sell_value.sum() - bg.buy_value.sum())
 
