@@ -206,7 +206,10 @@ def summarise(events: list, frames: dict[str, list[dict[str, list[Frame]]]], tic
             continue  # a while op's time is its body's ops, counted one by one
         runs[(module, a.get("run_id"))].append((e["ts"], e["dur"]))
         chain = program[(module, a.get("run_id"))].get(op) or []
-        key = (module, f"{chain[0].file}:{chain[0].line}" if chain else "(no source: inserted by XLA)")
+        # An op without a project line (a copy XLA inserted, the tree of a large reduction,
+        # library code) is charged to its kind: "(xla: copy)", "(xla: wrapped_reduce-window)".
+        where = f"{chain[0].file}:{chain[0].line}" if chain else f"(xla: {re.sub(r'[.][0-9]+$', '', op)})"
+        key = (module, where)
         cost[key] += e["dur"]
         count[key] += 1
         if chain:
