@@ -32,6 +32,7 @@ from flax import struct
 from components.agents import NO_ORDER, order_side
 from components.orders import OrderType, Reason, Side
 from components.world import WorldParams, WorldState, WorldStatic
+from systems.fusion import materialised
 
 N_REASONS = len(Reason)
 
@@ -156,6 +157,12 @@ def _check_block(static: WorldStatic, params: WorldParams, state: WorldState, fr
     # Cash: every buy of the agent plus its resting buy.
     price = jnp.where(b.kind == OrderType.MARKET, market_price[sym], b.price)
     notional = jnp.where(buy, jnp.maximum(price, 0) * qty, 0).sum(axis=1, keepdims=True)
+    # The sums over an agent's rows are materialised once per block: fused into their
+    # readers (the reason of every row, the borrow demand), each row recomputed its agent's
+    # whole sum, r times the work for r rows an agent (tick at seed_100k 0.28 ms less, at
+    # a million agents 0.44 ms, in A/B runs).
+    shared = materialised if k.rows_per_agent >= 2 else (lambda x: x)
+    notional = shared(notional)
     buy_live = slots.id[a, Side.BUY] != NO_ORDER
     reserved = jnp.where(buy_live, slots.price[a, Side.BUY] * slots.remaining[a, Side.BUY], 0)
     cash_ok = notional + reserved[:, None] <= wallet.cash[a, None]
@@ -164,13 +171,13 @@ def _check_block(static: WorldStatic, params: WorldParams, state: WorldState, fr
     held = jnp.take_along_axis(wallet.position[a], sym, axis=1)
     on = lambda side: slots.symbol[a, side, None] == sym  # noqa: E731  resting order on this symbol
     resting_buy = jnp.where(buy_live[:, None] & on(Side.BUY), slots.remaining[a, Side.BUY, None], 0)
-    buying = (same * jnp.where(buy, qty, 0)[:, None, :]).sum(-1)
+    buying = shared((same * jnp.where(buy, qty, 0)[:, None, :]).sum(-1))
     long_ok = held + resting_buy + buying <= params.outstanding[sym]
 
     # Short sales: the short if every sale filled, its limit, and the extra borrow.
     sell_live = slots.id[a, Side.SELL, None] != NO_ORDER
     resting = jnp.where(sell_live & on(Side.SELL), slots.remaining[a, Side.SELL, None], 0)
-    selling = (same * jnp.where(sell, qty, 0)[:, None, :]).sum(-1)
+    selling = shared((same * jnp.where(sell, qty, 0)[:, None, :]).sum(-1))
     short_after = selling + resting - held
     going_short = sell & (short_after > 0)
     within = short_after <= params.max_short[a, None]

@@ -38,3 +38,24 @@ def test_a_gathered_per_symbol_pow_runs_once_per_symbol_not_per_row():
     assert _row_fusions_with_pow(fused, base, sym)  # XLA's default: a pow per row
     assert not _row_fusions_with_pow(once, base, sym)
     assert np.array_equal(jax.jit(fused)(base, sym), jax.jit(once)(base, sym))
+
+
+def test_validation_reads_each_agents_sums_instead_of_recomputing_them_per_row():
+    # The factor kind's agents have one row per symbol: fused into the loop over the rows,
+    # each row would recompute its agent's sums over all its rows (a reduce in the loop).
+    from qtg.bench import world_config
+    from qtg.sim import _FLAG
+    from qtg.world import build_world
+    from qtg.schedule import compile_schedule, DEFAULT_SCHEDULE
+    from systems.validate import ASSUME_BORROW_FITS
+
+    w = build_world(world_config(2_000, 10, "fast", "tiers", "default"))
+    assert max(k.rows_per_agent for k in w.static.kinds) == w.static.n_symbols
+    read = compile_schedule(DEFAULT_SCHEDULE)[0].call
+    text = read.lower(w.static, w.params, w.state, {ASSUME_BORROW_FITS: _FLAG}).compile().as_text()
+    bodies = dict(re.findall(r"^%([\w.\-]+) \([^\n]*\{\n(.*?)\n\}", text, re.M | re.S))
+    rows = f"s8[{w.static.batch_rows}]"
+    reasons = [called for shape, called in re.findall(r"= (\S+) fusion\(.*calls=%([\w.\-]+)", text)
+               if shape.startswith(rows)]
+    assert reasons  # the refusal reason of every batch row, one loop
+    assert not any(" reduce(" in bodies[c] for c in reasons)
