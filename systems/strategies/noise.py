@@ -156,6 +156,10 @@ def decide(
     passive_price = round_tick(centre * (1.0 + p.price_sigma * z), tick)
     price = jnp.where(aggressive, collar_price(buy, ref, p.collar, tick), passive_price)
     qty = jnp.minimum(size, affordable(state, rows, sym, buy, price, world.max_short[rows]))
+    # Computed once: the rows' price, qty and valid are separate loops, and each would
+    # otherwise run the whole pricing (the tick: 0.08 ms less at seed_100k, 1.0 ms at a
+    # million agents).
+    price, qty = materialised(price), materialised(qty)
 
     new = OrderBatch(
         valid=active & (qty > 0),
