@@ -26,6 +26,7 @@ from flax import struct
 from components.agents import NO_ORDER, order_id
 from components.orders import OrderBatch, OrderType, Side
 from components.world import KindStatic, WorldParams, WorldState, WorldStatic
+from systems.fusion import materialised
 from systems.strategies._rows import (
     affordable,
     cancel_resting,
@@ -160,6 +161,9 @@ def trade_rows(
     backed = affordable(state, rows, sym, buy, price, world.max_short[rows])
     cap = jnp.where(buy, jnp.minimum(room, backed), backed)
     qty = jnp.maximum(jnp.minimum(jnp.minimum(jnp.abs(want), t.size), cap), 0).astype(jnp.int64)
+    # Computed once: the rows' price, qty and valid are separate loops, and each would
+    # otherwise run the sizing (the tick: about 0.09 ms less at seed_100k).
+    price, qty = materialised(price), materialised(qty)
 
     new = OrderBatch(
         valid=(want != 0) & (qty > 0),
