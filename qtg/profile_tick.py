@@ -40,8 +40,9 @@ ROOT = Path(__file__).resolve().parent.parent
 TRACE_OPTION = "xla_cpu_enable_xprof_traceme"
 """XLA's CPU option that makes every op of a program emit a trace event."""
 
-_SKIP = ("qtg/schedule.py", "qtg/sim.py", "qtg/profile_tick.py")
-"""Project files that only run the stages (charging them would hide the stage's line)."""
+_SKIP = ("qtg/schedule.py", "qtg/sim.py", "qtg/profile_tick.py", "systems/fusion.py")
+"""Project files that only run the stages or wrap a value (charging them would hide the
+line that computes it)."""
 
 
 @dataclasses.dataclass(frozen=True)
