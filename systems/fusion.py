@@ -12,7 +12,9 @@ def materialised(x: jax.Array) -> jax.Array:
     XLA fuses the computation of a small array into every loop that gathers from it, and
     a loop fusion recomputes its producers per output element: a per-symbol ``pow`` or
     ``tanh`` gathered by every row of a kind runs once per row instead of once per symbol
-    (8,800 ``pow`` calls a tick for the noise traders at seed_100k). An
+    (8,800 ``pow`` calls a tick for the noise traders at seed_100k). Likewise a value read
+    by several loops (an order batch's ``price``, ``qty`` and ``valid``; every row of an
+    agent reading the agent's sums) is computed again in each of them. An
     ``optimization_barrier`` does not stop that fusion; a scatter's result is always
     materialised, and one over ``x``'s own positions returns ``x`` unchanged.
     """
