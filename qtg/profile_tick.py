@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import collections
+import contextlib
 import dataclasses
 import glob
 import gzip
@@ -118,7 +119,8 @@ def _phase_label(module: str) -> str:
 
 def profile(sim, ticks: int, trace_dir: str | None = None) -> dict:
     """Trace ``ticks`` ticks of ``sim`` (already warmed up) and charge XLA's op time to
-    project lines. Returns ``{"phases": [...], "lines": [...], "ticks": n}`` (ms per tick).
+    project lines. Returns ``{"phases": [...], "lines": [...], "ticks": n}``: ms and ops per
+    run of each phase's program (one run a tick, two on a tick whose read phase reruns).
 
     The simulation's device segments are swapped for copies compiled with per-op trace
     events (same program, same results); the engine and the state carry on as they were.
@@ -152,30 +154,28 @@ def profile(sim, ticks: int, trace_dir: str | None = None) -> dict:
 
         segments.append(dataclasses.replace(seg, call=record))
     sim.segments = tuple(segments)
-    own = tempfile.TemporaryDirectory() if trace_dir is None else None
-    where = own.name if own else trace_dir
-    try:
-        sim.step()  # compiles the traced copies
-        recording[0] = True
-        with jax.profiler.trace(where, create_perfetto_trace=True):
-            for _ in range(ticks):
-                sim.step()
-    finally:
-        sim.segments = original
+    with contextlib.ExitStack() as stack:
+        where = trace_dir or stack.enter_context(tempfile.TemporaryDirectory())
+        try:
+            sim.step()  # compiles the traced copies
+            recording[0] = True
+            with jax.profiler.trace(where, create_perfetto_trace=True):
+                for _ in range(ticks):
+                    sim.step()
+        finally:
+            sim.segments = original
+        paths = sorted(glob.glob(os.path.join(where, "**", "perfetto_trace.json.gz"), recursive=True))
+        events = []
+        if paths:
+            with gzip.open(paths[-1]) as f:
+                data = json.load(f)
+            events = data["traceEvents"] if isinstance(data, dict) else data
     frames: dict[str, list[dict[str, list[Frame]]]] = {}
     for seg in traced:
         if seg.host or seg.names not in calls:
             continue
         texts = {sig: hlo_frames(seg.call.lower(*spec).compile().as_text()) for sig, spec in specs[seg.names].items()}
         frames["jit_segment_" + "_".join(seg.names)] = [texts[sig] for sig in calls[seg.names]]
-    paths = sorted(glob.glob(os.path.join(where, "**", "perfetto_trace.json.gz"), recursive=True))
-    events = []
-    if paths:
-        with gzip.open(paths[-1]) as f:
-            data = json.load(f)
-        events = data["traceEvents"] if isinstance(data, dict) else data
-    if own is not None:
-        own.cleanup()
     return summarise(events, frames, ticks)
 
 
@@ -229,8 +229,8 @@ def summarise(events: list, frames: dict[str, list[dict[str, list[Frame]]]], tic
             "op_ms": round(sum(o for _, o, _ in spans) / n / 1e3, 4),
             "ops": round(sum(c for _, _, c in spans) / n, 1),
         })
-    # Per run of the line's program: the profiler may keep fewer events than ``ticks``
-    # ticks produced (its buffer is bounded), and it keeps whole runs.
+    # Per run of the line's program, counted in the trace (a read phase runs twice on a
+    # tick whose borrow pools overflow).
     n_runs = collections.Counter(m for m, _ in runs)
     lines = []
     for (module, loc), us in sorted(cost.items(), key=lambda kv: -kv[1] / n_runs[kv[0][0]]):
