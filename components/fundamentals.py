@@ -31,7 +31,7 @@ EVENT_FIELDS: tuple[str, ...] = ("valid", "kind", "target", "size", "fair_before
   then meaningless);
 * ``kind``: index into ``EVENT_KINDS``;
 * ``target``: symbol index (earnings, guidance), sector index (sector), -1 (rate: all);
-* ``size``: the event's size (see ``qtg.config.ScheduledEvent.size``);
+* ``size``: the event's size (see ``qtg.core.config.ScheduledEvent.size``);
 * ``fair_before``: mean fair value (units) of the affected symbols in force before the tick;
 * ``fair_after``: the same after the tick's update (all of this tick's events, decay included).
 """

@@ -24,10 +24,10 @@ from tqdm import tqdm
 
 import qtg  # noqa: F401
 from components.money import SCALE
+from qtg.core.compose import load_config
+from qtg.core.sim import Simulation
+from qtg.core.world import build_world, make_engine_for
 from qtg.hooks import Recorder
-from qtg.run import load_config
-from qtg.sim import Simulation
-from qtg.world import build_world, make_engine_for
 
 
 def run_seed(overrides: list[str], seed: int, ticks: int) -> tuple[dict, np.ndarray]:

@@ -20,72 +20,39 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 import sys
 import time
 from pathlib import Path
 
 import qtg  # noqa: F401  (enables x64 before any array exists)
-from qtg.config import Config, ConfigError, omegaconf_line, register, to_config
+from qtg.core.compose import CONF_DIR, load_config
+from qtg.core.config import Config, ConfigError, register, to_config
 
-CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
 EXIT_CONFIG = 2
 log = logging.getLogger("qtg")
-
 _INFO_FLAGS = {"--help", "-h", "--hydra-help", "--info", "-i", "--cfg", "-c", "--resolve", "--shell-completion", "-sc"}
-
-
-def compose(overrides: list[str]):
-    """Compose ``conf/config.yaml`` with overrides (no run directory, no side effects)."""
-    from hydra import compose as hydra_compose
-    from hydra import initialize_config_dir
-
-    register()
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        return hydra_compose("config", overrides=overrides)
-
-
-def load_config(overrides: list[str]) -> Config:
-    """Composed, typed and validated config. Raises ConfigError with one line."""
-    try:
-        dcfg = compose(overrides)
-    except ConfigError:
-        raise
-    except Exception as e:  # Hydra's composition and override-parse errors
-        raise ConfigError(_hydra_line(e)) from None
-    dcfg = {k: v for k, v in dcfg.items() if k != "hydra"}
-    return to_config(dcfg)
-
-
-def _hydra_line(e: Exception) -> str:
-    """Hydra's multi-line messages, reduced to one line naming the key."""
-    from omegaconf.errors import OmegaConfBaseException
-
-    if isinstance(e.__cause__, OmegaConfBaseException) and getattr(e.__cause__, "full_key", None):
-        return omegaconf_line(e.__cause__)
-    text = str(e)
-    m = re.search(r"Could not find '([^/']+)/([^']+)'", text)
-    if m:
-        group, option = m.groups()
-        listing = text.split("Available options", 1)[-1].split("Config search path", 1)[0]
-        options = re.findall(r"^\t(\S+)$", listing, re.M)
-        return f"{group}={option}: no such option; allowed: {', '.join(options)}"
-    return " ".join(text.split())
 
 
 def run_job(cfg: Config, out_dir: Path) -> dict:
     """Build (or resume) the world, run it with the configured hooks, write the run
     directory: summary.json, prices.csv, events.csv, agents.csv, config.json and the charts."""
-    from qtg import analysis
+    from qtg.core.config import config_dict
+    from qtg.core.sim import Simulation
+    from qtg.core.snapshot import Snapshotter, read_snapshot
+    from qtg.core.world import build_world, make_engine_for
     from qtg.hooks import HookContext, Recorder, make_hooks
-    from qtg.impact import ImpactRecorder
-    from qtg.portfolio import plot_correlation
-    from qtg.report import (
-        chart, config_dict, summarize, table, write_agents_table, write_events, write_prices, write_summary,
+    from qtg.reports import analysis
+    from qtg.reports.impact import ImpactRecorder
+    from qtg.reports.portfolio import plot_correlation
+    from qtg.reports.summary import (
+        chart,
+        summarize,
+        table,
+        write_agents_table,
+        write_events,
+        write_prices,
+        write_summary,
     )
-    from qtg.sim import Simulation
-    from qtg.snapshot import Snapshotter, read_snapshot
-    from qtg.world import build_world, make_engine_for
 
     snap = None
     if cfg.resume:
@@ -115,7 +82,7 @@ def run_job(cfg: Config, out_dir: Path) -> dict:
     remaining = max(0, cfg.run.ticks - sim.tick)
     t0 = time.perf_counter()
     if tui:
-        from qtg.tui import run_tui
+        from qtg.hooks.tui import run_tui
 
         ran = run_tui(sim, hooks, remaining, cfg.ui, snapshot=snapshots.request)
     else:
@@ -176,8 +143,8 @@ def _hydra_entry() -> None:
         except ConfigError as e:
             print(f"qtg: config error: {e}", file=sys.stderr)
             raise SystemExit(EXIT_CONFIG) from None
-        from qtg.snapshot import SnapshotError
-        from qtg.storage import StorageError
+        from qtg.core.snapshot import SnapshotError
+        from qtg.hooks.storage import StorageError
 
         try:
             run_job(cfg, Path(HydraConfig.get().runtime.output_dir))

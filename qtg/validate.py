@@ -21,7 +21,7 @@ median over symbols meets its threshold (T = number of returns, band = 1.96 / sq
   ``-ln 2 / ln b`` ticks; n/a when the run recorded no fair value.
 
 A statistic needs at least 30 values; a short or constant series is n/a. The constants
-live in ``qtg.analysis``. Exit code 0 when the facts were measured, whether they pass or
+live in ``qtg.reports.analysis``. Exit code 0 when the facts were measured, whether they pass or
 not; 2 with one ``qtg: ...`` line on stderr when the directory or ``prices.csv`` is
 missing or malformed.
 """
@@ -34,32 +34,10 @@ import json
 import sys
 from pathlib import Path
 
-from qtg import analysis
+from qtg.reports import analysis
+from qtg.reports.stylized import measure_run
 
 EXIT_INPUT = 2
-
-
-def validate(run_dir: Path) -> dict:
-    """Measure the facts of ``run_dir``; write stylized_facts.json/.png; return the JSON dict."""
-    prices = analysis.load_prices(run_dir)
-    facts = analysis.stylized_facts(prices)
-    returns = analysis.log_returns(prices)
-    out = {
-        "run_dir": str(run_dir),
-        "ticks": int(len(prices["ticks"])),
-        "symbols": prices["symbols"],
-        "sectors": prices["sectors"],
-        "price": "mid, or last where a side of the book is empty",
-        "returns": {s: int(len(r)) for s, r in returns.items()},
-        "passed": sum(f["passed"] is True for f in facts),
-        "failed": sum(f["passed"] is False for f in facts),
-        "not_applicable": sum(f["passed"] is None for f in facts),
-        "facts": facts,
-    }
-    (run_dir / "stylized_facts.json").write_text(json.dumps(out, indent=2) + "\n")
-    analysis.plot_stylized_facts(facts, returns, run_dir / "stylized_facts.png",
-                                 mispricing=analysis.log_mispricing(prices))
-    return out
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -77,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"qtg: no prices.csv in {run_dir}", file=sys.stderr)
         return EXIT_INPUT
     try:
-        out = validate(run_dir)
+        out = measure_run(run_dir)
     except (ValueError, UnicodeDecodeError, csv.Error) as e:
         msg = " ".join(str(e).split())
         print(f"qtg: malformed {prices_csv}: {msg}", file=sys.stderr)

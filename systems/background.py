@@ -36,24 +36,25 @@ one-sided bias would otherwise silently drain or flood the book).
 
 from __future__ import annotations
 
-import dataclasses
 import math
 
 import jax
 import jax.numpy as jnp
 import numpy as np
-from flax import struct
 
 from components.agents import NO_ORDER
+from components.background import (
+    BACKGROUND_ID,
+    BackgroundParams,
+    BackgroundState,
+    BackgroundStatic,
+)
 from components.money import to_fixed
 from components.orders import OrderBatch, OrderType, Side
-from systems.match import FILL_FIELDS, UPDATE_FIELDS
 from systems.fusion import materialised
+from systems.match import FILL_FIELDS, UPDATE_FIELDS
 from systems.rng import hashed_bits
-from systems.strategies._rows import ceil_tick, floor_tick
-
-BACKGROUND_ID = 1 << 62
-"""First order id of the pool; agents' ids stay far below it."""
+from systems.ticks import ceil_tick, floor_tick
 
 REGIMES: dict[str, dict[str, float]] = {
     # activity: probability a member sends an order per tick; aggressive: fraction of
@@ -68,63 +69,6 @@ REGIMES: dict[str, dict[str, float]] = {
 
 _F = {name: i for i, name in enumerate(FILL_FIELDS)}
 _U = {name: i for i, name in enumerate(UPDATE_FIELDS)}
-
-
-@dataclasses.dataclass(frozen=True)
-class BackgroundStatic:
-    """Shapes of the pool: its batch rows are ``[batch_start, batch_start + batch_rows)``:
-    ``R = n_symbols * cap`` rows of new orders (symbol-major), then ``R`` cancel rows."""
-
-    members: int
-    n_symbols: int
-    cap: int  # order rows per symbol per tick
-    lifetime: int  # ticks a resting pool order lives
-    agent_base: int  # first virtual owner (== the number of agents)
-    batch_start: int
-    vol_periods: tuple[int, ...] = ()  # (short, long) ATR periods; () = no volatility boost
-
-    @property
-    def rows(self) -> int:
-        return self.n_symbols * self.cap
-
-    @property
-    def batch_rows(self) -> int:
-        return 2 * self.rows
-
-
-@struct.dataclass
-class BackgroundParams:
-    rate: jax.Array  # f64[] expected orders per symbol per tick before the boost
-    aggressive: jax.Array  # f64[]
-    offset_mean: jax.Array  # f64[] fraction of the reference price
-    offset_cap: jax.Array  # f64[]
-    size_mu: jax.Array  # f64[] log of the median size
-    size_sigma: jax.Array  # f64[]
-    size_cap: jax.Array  # i64[]
-    vol_feedback: jax.Array  # f64[]
-    boost_lo: jax.Array  # f64[]
-    boost_hi: jax.Array  # f64[]
-    gain: jax.Array  # f64[] mood -> bias steepness
-    max_bias: jax.Array  # f64[] largest |P(buy) - 0.5| * 2
-    contrarian: jax.Array  # f64[] fraction leaning against the mood
-    decay: jax.Array  # f64[] mood kept per tick
-    max_drift: jax.Array  # f64[] runaway bound on cash and positions (fraction of opening)
-
-
-@struct.dataclass
-class BackgroundState:
-    resting: jax.Array  # i64[lifetime, R] ids still resting, by the tick they were sent (NO_ORDER: none)
-    cash: jax.Array  # i64[] units
-    position: jax.Array  # i64[S] shares
-    opening_cash: jax.Array  # i64[]
-    opening_position: jax.Array  # i64[S]
-    bought: jax.Array  # i64[S] shares bought so far
-    sold: jax.Array  # i64[S] shares sold so far
-    buy_value: jax.Array  # i64[S] units paid
-    sell_value: jax.Array  # i64[S] units received
-    sent: jax.Array  # i64[2] orders sent so far: buys, sells
-    mood: jax.Array  # f64[S] the pool's sentiment (0 = neutral)
-    seen: jax.Array  # f64[S] total news sentiment absorbed into the mood so far
 
 
 def resolved(cfg) -> dict[str, float]:
@@ -344,23 +288,3 @@ def check_runaway(state: BackgroundState, max_drift: float, symbols) -> str | No
     i = int(np.flatnonzero(~pos_ok)[0])
     return (f"background pool position in {symbols[i]} drifted to {int(pos[i]):,} shares from {int(p0[i]):,} "
             f"(bound {lo:.0%}-{hi:.0%})")
-
-
-def summary(static, params, state) -> dict:
-    """The pool's aggregate account (host): volumes, VWAPs and P&L at the last price."""
-    bs, st = static.background, jax.tree.map(np.asarray, state.background)
-    last = np.asarray(state.market.last)
-    vwap = lambda v, q: [round(float(a) / float(b) / 1e4, 4) if b else None for a, b in zip(v, q)]  # noqa: E731
-    opening = int(st.opening_cash) + int((st.opening_position * np.asarray(params.initial_price)).sum())
-    now = int(st.cash) + int((st.position * last).sum())
-    return {
-        "members": bs.members,
-        "orders_sent": int(st.sent.sum()),
-        "buy_fraction": round(float(st.sent[0]) / max(int(st.sent.sum()), 1), 4),
-        "bought": {s: int(x) for s, x in zip(static.symbols, st.bought)},
-        "sold": {s: int(x) for s, x in zip(static.symbols, st.sold)},
-        "buy_vwap": dict(zip(static.symbols, vwap(st.buy_value, st.bought))),
-        "sell_vwap": dict(zip(static.symbols, vwap(st.sell_value, st.sold))),
-        "pnl": round((now - opening) / 1e4, 2),
-        "position": {s: int(x) for s, x in zip(static.symbols, st.position)},
-    }

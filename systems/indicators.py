@@ -33,8 +33,15 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from components.indicators import (
+    MACD,
+    Bollinger,
+    Indicators,
+    IndicatorSpec,
+    IndicatorState,
+    Series,
+)
 from components.money import SCALE
-from components.indicators import MACD, Bollinger, Indicators, IndicatorSpec, IndicatorState, Series
 
 
 def init_indicators(spec: IndicatorSpec, n_symbols: int) -> IndicatorState:
@@ -226,3 +233,32 @@ def update_market_indicators(static, params, state, frame: dict, key: jax.Array)
     close, high, low = (x.astype(jnp.float64) / SCALE for x in (m.last, m.high, m.low))
     ind = update_indicators(static.indicators, state.indicators, close, high, low)
     return state.replace(indicators=ind), frame
+
+
+def replay_indicators(bollinger: tuple[int, float], rsi: int, macd: tuple[int, int, int],
+                      bars: np.ndarray) -> dict[str, np.ndarray]:
+    """One Bollinger band, RSI and MACD over recorded tick bars, in one scan.
+
+    ``bars`` i64[T, 3, S]: last, high and low of each tick in units. Returns host arrays
+    f64[T, S] in currency (RSI in index points), NaN where an indicator is not ready:
+    ``bb_middle``, ``bb_upper``, ``bb_lower``, ``rsi``, ``macd``, ``macd_signal``.
+    """
+    (bp, bk), rp, mp = bollinger, rsi, macd
+    spec = IndicatorSpec(rsi=(rp,), macd=(mp,), bollinger=((bp, bk),))
+
+    def step(state, bar):
+        state, ind = update_and_read(spec, state, bar[0], bar[1], bar[2])
+        bb, r, m = ind.bollinger_at(bp, bk), ind.rsi_at(rp), ind.macd_at(*mp)
+        nan = jnp.nan
+        return state, {
+            "bb_middle": jnp.where(bb.ready, bb.middle, nan),
+            "bb_upper": jnp.where(bb.ready, bb.upper, nan),
+            "bb_lower": jnp.where(bb.ready, bb.lower, nan),
+            "rsi": jnp.where(r[1], r[0], nan),
+            "macd": jnp.where(m.line_ready, m.line, nan),
+            "macd_signal": jnp.where(m.ready, m.signal, nan),
+        }
+
+    x = jnp.asarray(np.asarray(bars) / SCALE)
+    _, out = jax.lax.scan(step, init_indicators(spec, x.shape[2]), x)
+    return {k: np.asarray(v) for k, v in out.items()}

@@ -46,7 +46,6 @@ from __future__ import annotations
 import functools
 import math
 from collections.abc import Sequence
-from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -304,53 +303,24 @@ def risk_metrics(spec: RiskSpec, state: RiskState) -> RiskMetrics:
     )
 
 
-_SUMMARY_STATS = ("mean", "median", "min", "max")
+@functools.partial(jax.jit, static_argnames=("spec", "n_kinds"))
+def kind_risk(spec: RiskSpec, risk: RiskState, kind_of: jax.Array, n_kinds: int) -> dict[str, jax.Array]:
+    """Risk statistics per strategy kind, each f64[K]: mean Sharpe and mean VaR over the
+    agents where they are ready (and those counts), mean and worst maximum drawdown.
 
-
-def _describe(values: np.ndarray) -> dict[str, Any]:
-    """count and mean/median/min/max of ``values`` as Python floats (None when empty)."""
-    out: dict[str, Any] = {"count": int(values.size)}
-    for name in _SUMMARY_STATS:
-        out[name] = float(getattr(np, name)(values)) if values.size else None
-    return out
-
-
-def summarize_groups(
-    metrics: RiskMetrics, groups: Sequence[tuple[str, int, int]]
-) -> dict[str, dict[str, Any]]:
-    """Aggregate metrics over contiguous row groups, for reports. Host side, JSON-able.
-
-    ``groups`` are ``(name, start, stop)`` row ranges, e.g. one per strategy kind:
-    ``[(k.name, k.start, k.stop) for k in static.kinds]``. Returns, per name::
-
-        {"count": rows,
-         "sharpe": {"count", "mean", "median", "min", "max"},        # sharpe_ready rows
-         "var": {...},                                               # var_ready rows
-         "max_drawdown": {...}, "total_return": {...}}               # all rows
-
-    Every value is a Python int or float, or None for a statistic of no rows.
+    ``kind_of`` i32[N] is each agent's kind. One small device program: only [K] values
+    cross to the host, so a refresh stays cheap at 100k+ agents.
     """
-    host = jax.tree.map(np.asarray, metrics)
-    n = host.equity.shape[0]
-    seen: set[str] = set()
-    out: dict[str, dict[str, Any]] = {}
-    for group in groups:
-        name, start, stop = group
-        if name in seen:
-            raise ValueError(f"summarize_groups: group name {name!r} appears twice")
-        if not (0 <= start <= stop <= n):
-            raise ValueError(
-                f"summarize_groups: group {name!r} rows [{start}, {stop}) not within [0, {n}]"
-            )
-        seen.add(name)
-        rows = slice(start, stop)
-        sharpe_ok = host.sharpe_ready[rows]
-        var_ok = host.var_ready[rows]
-        out[str(name)] = {
-            "count": int(stop - start),
-            "sharpe": _describe(host.sharpe[rows][sharpe_ok]),
-            "max_drawdown": _describe(host.max_drawdown[rows]),
-            "var": _describe(host.var[rows][var_ok]),
-            "total_return": _describe(host.total_return[rows]),
-        }
-    return out
+    m = risk_metrics(spec, risk)
+    seg = functools.partial(jax.ops.segment_sum, segment_ids=kind_of, num_segments=n_kinds)
+    agents = jnp.maximum(seg(jnp.ones_like(m.sharpe)), 1.0)
+    sharpe_n = seg(m.sharpe_ready.astype(jnp.float64))
+    var_n = seg(m.var_ready.astype(jnp.float64))
+    return {
+        "sharpe": seg(jnp.where(m.sharpe_ready, m.sharpe, 0.0)) / jnp.maximum(sharpe_n, 1.0),
+        "sharpe_ready": sharpe_n,
+        "drawdown": seg(m.max_drawdown) / agents,
+        "drawdown_worst": jax.ops.segment_max(m.max_drawdown, kind_of, num_segments=n_kinds),
+        "var": seg(jnp.where(m.var_ready, m.var, 0.0)) / jnp.maximum(var_n, 1.0),
+        "var_ready": var_n,
+    }

@@ -35,7 +35,7 @@ def unroll_threefry_on_cpu() -> bool:
     words, and a loop runs its body as about ten separately dispatched ops per iteration:
     about 160 of the 1,100 ops of a tick at seed_100k. Unrolled, XLA fuses the rounds
     into a few ops (the tick: 0.11 ms less at seed_100k). The words are the same, bit for
-    bit (tests/test_rng.py checks them against a NumPy threefry). Applies to programs
+    bit (tests/systems/test_rng.py checks them against a NumPy threefry). Applies to programs
     lowered after the call; process-wide.
 
     Uses JAX's own lowering rule from ``jax._src``: returns ``False`` and changes nothing

@@ -7,10 +7,10 @@ import jax
 import jax.numpy as jnp
 
 from components.agents import NO_ORDER, SLOTS
+from components.background import BACKGROUND_ID
 from components.money import apply_rate
 from components.orders import Side
 from components.world import WorldParams, WorldState, WorldStatic
-from systems.background import BACKGROUND_ID
 from systems.match import FILL_FIELDS, UPDATE_FIELDS
 
 _F = {name: i for i, name in enumerate(FILL_FIELDS)}

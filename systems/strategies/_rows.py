@@ -10,24 +10,7 @@ from components.agents import NO_ORDER, order_id
 from components.money import floor_div, to_fixed
 from components.orders import OrderBatch, OrderType, Side
 from components.world import WorldState
-
-
-def floor_tick(price: jax.Array, tick: jax.Array) -> jax.Array:
-    """Largest multiple of ``tick`` <= price (float units), at least one tick. i64."""
-    p = jnp.floor(price / tick).astype(jnp.int64) * tick
-    return jnp.maximum(p, tick)
-
-
-def ceil_tick(price: jax.Array, tick: jax.Array) -> jax.Array:
-    """Smallest multiple of ``tick`` >= price (float units), at least one tick. i64."""
-    p = jnp.ceil(price / tick).astype(jnp.int64) * tick
-    return jnp.maximum(p, tick)
-
-
-def round_tick(price: jax.Array, tick: jax.Array) -> jax.Array:
-    """Nearest multiple of ``tick`` to price (float units), at least one tick. i64."""
-    p = jnp.round(price / tick).astype(jnp.int64) * tick
-    return jnp.maximum(p, tick)
+from systems.ticks import ceil_tick, floor_tick
 
 
 def available_cash(state: WorldState, rows: jax.Array) -> jax.Array:

@@ -23,12 +23,11 @@ from components.world import KindStatic, WorldParams, WorldState, WorldStatic
 from systems.strategies._rows import (
     available_cash,
     available_shares,
-    ceil_tick,
-    floor_tick,
     holdings_in_own_symbol,
     interleave,
     quote_rows,
 )
+from systems.ticks import ceil_tick, floor_tick
 
 KIND = "market_maker"
 ROWS_PER_AGENT = 2  # bid row, ask row

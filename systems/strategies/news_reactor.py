@@ -22,12 +22,16 @@ import numpy as np
 from flax import struct
 
 from components.orders import OrderBatch
+from components.wake import EVENT, OWN, Wake
 from components.world import KindStatic, WorldParams, WorldState, WorldStatic
-from systems.strategies._signal import TRADE_BOUNDS, Trade, TradeConfig, make_trade, trade_holdings
+from systems.strategies._signal import (
+    TRADE_BOUNDS,
+    Trade,
+    TradeConfig,
+    make_trade,
+    trade_holdings,
+)
 from systems.strategies._wake import (
-    EVENT,
-    OWN,
-    Wake,
     evaluate,
     has,
     make_wake,

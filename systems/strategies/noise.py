@@ -34,8 +34,8 @@ from systems.strategies._rows import (
     collar_price,
     holdings_in_own_symbol,
     interleave,
-    round_tick,
 )
+from systems.ticks import round_tick
 
 KIND = "noise"
 ROWS_PER_AGENT = 2  # cancel of the resting order, new order

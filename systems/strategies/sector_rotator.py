@@ -27,11 +27,10 @@ from flax import struct
 from components.fundamentals import EVENT_KINDS
 from components.money import to_fixed
 from components.orders import OrderBatch
+from components.wake import ANY, Wake
 from components.world import KindStatic, WorldParams, WorldState, WorldStatic
 from systems.strategies._signal import Trade, draw_int
 from systems.strategies._wake import (
-    ANY,
-    Wake,
     evaluate,
     make_wake,
     observe,

@@ -29,8 +29,9 @@ import numpy as np
 from flax import struct
 
 from components.orders import OrderBatch
+from components.wake import ABOVE, BELOW, INTERVAL, Wake
 from components.world import KindStatic, WorldParams, WorldState, WorldStatic
-from systems.strategies._rows import ceil_tick, floor_tick
+from systems.ticks import ceil_tick, floor_tick
 from systems.strategies._signal import (
     TRADE_BOUNDS,
     Trade,
@@ -40,10 +41,6 @@ from systems.strategies._signal import (
     trade_holdings,
 )
 from systems.strategies._wake import (
-    ABOVE,
-    BELOW,
-    INTERVAL,
-    Wake,
     clear_above,
     clear_below,
     clear_interval,

@@ -27,13 +27,17 @@ import numpy as np
 from flax import struct
 
 from components.orders import OrderBatch
+from components.wake import ABOVE, BELOW, Wake
 from components.world import KindStatic, WorldParams, WorldState, WorldStatic
-from systems.strategies._rows import ceil_tick, floor_tick
-from systems.strategies._signal import TRADE_BOUNDS, Trade, TradeConfig, make_trade, trade_holdings
+from systems.ticks import ceil_tick, floor_tick
+from systems.strategies._signal import (
+    TRADE_BOUNDS,
+    Trade,
+    TradeConfig,
+    make_trade,
+    trade_holdings,
+)
 from systems.strategies._wake import (
-    ABOVE,
-    BELOW,
-    Wake,
     clear_above,
     clear_below,
     evaluate,

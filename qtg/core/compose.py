@@ -1,0 +1,50 @@
+"""Hydra composition without a run: ``conf/config.yaml`` plus overrides -> a typed, checked
+:class:`~qtg.core.config.Config`, with Hydra's errors reduced to one line naming the key."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from qtg.core.config import Config, ConfigError, omegaconf_line, register, to_config
+
+CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
+
+
+
+def compose(overrides: list[str]):
+    """Compose ``conf/config.yaml`` with overrides (no run directory, no side effects)."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+
+    register()
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        return hydra_compose("config", overrides=overrides)
+
+
+def load_config(overrides: list[str]) -> Config:
+    """Composed, typed and validated config. Raises ConfigError with one line."""
+    try:
+        dcfg = compose(overrides)
+    except ConfigError:
+        raise
+    except Exception as e:  # Hydra's composition and override-parse errors
+        raise ConfigError(_hydra_line(e)) from None
+    dcfg = {k: v for k, v in dcfg.items() if k != "hydra"}
+    return to_config(dcfg)
+
+
+def _hydra_line(e: Exception) -> str:
+    """Hydra's multi-line messages, reduced to one line naming the key."""
+    from omegaconf.errors import OmegaConfBaseException
+
+    if isinstance(e.__cause__, OmegaConfBaseException) and getattr(e.__cause__, "full_key", None):
+        return omegaconf_line(e.__cause__)
+    text = str(e)
+    m = re.search(r"Could not find '([^/']+)/([^']+)'", text)
+    if m:
+        group, option = m.groups()
+        listing = text.split("Available options", 1)[-1].split("Config search path", 1)[0]
+        options = re.findall(r"^\t(\S+)$", listing, re.M)
+        return f"{group}={option}: no such option; allowed: {', '.join(options)}"
+    return " ".join(text.split())

@@ -1,0 +1,248 @@
+"""The simulation loop: runs the compiled schedule tick by tick and calls the hooks.
+
+The device state lives in JAX arrays; the engine is a host resource. Hooks observe each
+``TickResult`` and never change the world (the simulation never imports them: they are
+chosen in config and built by :mod:`qtg.hooks`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import signal
+import threading
+import time
+from typing import Any, Callable, Protocol, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from components.orders import FillBatch, OrderBatch, Outcomes
+from components.world import WorldParams, WorldState, WorldStatic
+from qtg.core.schedule import DEFAULT_SCHEDULE, HostResources, Stage, compile_schedule
+from systems.admission import ASSUME_BORROW_FITS, BORROW_FITS
+
+_FLAG = np.zeros((), np.bool_)  # the value of the ASSUME_BORROW_FITS flag (ignored)
+
+
+@dataclasses.dataclass
+class TickResult:
+    """What one tick did. Host NumPy arrays; prices in units, quantities in shares."""
+
+    tick: int
+    submitted: int  # orders the agents sent (before validation)
+    accepted: int  # orders that reached the engine
+    rejects: np.ndarray  # i64[len(Reason)] validation refusals per reason
+    status: np.ndarray  # i64[len(Status)] engine outcomes per status
+    fills: FillBatch  # in the order they happened
+    bid: np.ndarray  # i64[S] best bid after the tick (0 = none)
+    ask: np.ndarray  # i64[S]
+    bid_qty: np.ndarray  # i64[S] shares at the best bid
+    ask_qty: np.ndarray  # i64[S] shares at the best ask
+    last: np.ndarray  # i64[S] last trade price (the tick bar's close)
+    high: np.ndarray  # i64[S] the tick bar's high (last price if no trade)
+    low: np.ndarray  # i64[S] the tick bar's low
+    volume: np.ndarray  # i64[S] shares traded in the tick
+    marks: np.ndarray  # f64[S] mark price after the tick: mid if both sides quote, else last
+    equity_by_kind: np.ndarray  # f64[K] units
+    fair: np.ndarray  # f64[S] fair value in force after the tick, units
+    events: np.ndarray  # f64[len(EVENT_FIELDS), E] the tick's news record (systems/fundamentals)
+    orders: OrderBatch  # [A] the orders the engine saw, in arrival order (host arrays)
+    outcomes: Outcomes  # [A] what happened to each of them
+    seconds: float  # wall time of the tick
+
+
+class BackgroundRunaway(RuntimeError):
+    """The background pool drifted into a one-sided bias (see systems.background)."""
+
+
+class SimulationHook(Protocol):
+    """An observer of the run. ``on_start`` before the first tick of a :meth:`Simulation.run`
+    (also when the run resumes from a snapshot), ``on_tick`` after every tick with what it
+    did, ``on_end`` once when the run stops for any reason (its last tick, a stop request,
+    Ctrl-C or an error), so a hook can always flush what it holds.
+
+    A hook must not change the world. Hooks that keep a cursor across ticks (a storage
+    writer's open candles, a recorder's history) also offer ``name`` (a unique string),
+    ``state_dict() -> dict`` (NumPy arrays, numbers, strings and nested dicts thereof) and
+    ``load_state_dict(d)`` (called before ``on_start``), so a snapshot can carry them.
+    """
+
+    def on_start(self, sim: "Simulation") -> None: ...
+    def on_tick(self, sim: "Simulation", result: TickResult) -> None: ...
+    def on_end(self, sim: "Simulation") -> None: ...
+
+
+Gate = Callable[["Simulation"], bool]
+"""Called before each tick of :meth:`Simulation.run`: ``False`` stops the run at this tick
+boundary. It may block (a paused viewer) or sleep (a speed limit)."""
+
+
+class Simulation:
+    """Owns the world (static, params, device state), the engine and the compiled tick."""
+
+    def __init__(
+        self,
+        static: WorldStatic,
+        params: WorldParams,
+        state: WorldState,
+        engine: Any,
+        schedule: tuple[Stage, ...] = DEFAULT_SCHEDULE,
+    ) -> None:
+        # Write segments donate the state they are given: work on a private copy so the
+        # caller's arrays stay valid.
+        self.static, self.params, self.state = static, params, jax.tree.map(jnp.copy, state)
+        self.host = HostResources(engine)
+        self.schedule = schedule
+        self.segments = compile_schedule(schedule)
+        self.stage_seconds: dict[str, float] = {}
+        self.stop_reason: str | None = None  # why the last run() ended before its last tick
+        # Validation's fast path (systems.admission.ASSUME_BORROW_FITS); ``exact_reruns``
+        # counts the ticks whose read phase ran again because a borrow pool overflowed.
+        self.assume_borrow_fits = True
+        self.exact_reruns = 0
+        self._max_drift: float | None = None  # params.background.max_drift on the host
+        self._stop = threading.Event()
+
+    @property
+    def engine(self):
+        return self.host.engine
+
+    @property
+    def tick(self) -> int:
+        """Ticks run so far (the next tick's number)."""
+        return int(self.state.tick)
+
+    def request_stop(self, reason: str = "stop requested") -> None:
+        """Ask :meth:`run` to stop at the next tick boundary (thread-safe)."""
+        self.stop_reason = reason
+        self._stop.set()
+
+    def step(self, profile: bool = False) -> TickResult:
+        """Run one tick. With ``profile``, block after each segment and add its wall time
+        to ``stage_seconds`` (keyed by the segment's stage names joined by '+')."""
+        t0 = time.perf_counter()
+        frame: dict = {}
+        tick = None
+        for seg in self.segments:
+            ts = time.perf_counter()
+            if seg.host:
+                frame = seg.call(self.host, frame, int(frame[f"seed:{seg.names[0]}"]))
+            else:
+                if tick is None:
+                    tick = int(self.state.tick)
+                if seg.writes:
+                    self.state, out = seg.call(self.static, self.params, self.state, frame)
+                else:
+                    # A read-only segment runs with validation's fast path first, and again
+                    # without it on the rare tick a borrow pool overflows (same result as
+                    # one exact pass; reads only, so running twice changes nothing).
+                    if self.assume_borrow_fits:
+                        out = seg.call(self.static, self.params, self.state, {**frame, ASSUME_BORROW_FITS: _FLAG})
+                        if BORROW_FITS in out and not bool(out[BORROW_FITS]):
+                            self.exact_reruns += 1
+                            out = seg.call(self.static, self.params, self.state, frame)
+                    else:
+                        out = seg.call(self.static, self.params, self.state, frame)
+                frame = {**frame, **out}
+                if profile:
+                    jax.block_until_ready((self.state, out))
+            if profile:
+                label = "+".join(seg.names)
+                self.stage_seconds[label] = self.stage_seconds.get(label, 0.0) + time.perf_counter() - ts
+        m = jax.tree.map(np.asarray, self.state.market)
+        if self.static.background is not None:
+            self._check_background(tick)
+        rejects = np.asarray(frame["rejects"])
+        result = self.host.last_match
+        return TickResult(
+            tick=tick,
+            submitted=int(len(self.host.last_arrival) + rejects.sum()),
+            accepted=int(len(self.host.last_arrival)),
+            rejects=rejects,
+            status=np.asarray(frame["status"]),
+            fills=result.fills,
+            bid=m.bid,
+            ask=m.ask,
+            bid_qty=m.bid_qty,
+            ask_qty=m.ask_qty,
+            last=m.last,
+            high=m.high,
+            low=m.low,
+            volume=m.volume,
+            marks=np.asarray(frame["marks"]),
+            equity_by_kind=np.asarray(frame["equity_by_kind"]),
+            fair=np.asarray(self.state.fundamentals.fair),
+            events=np.asarray(frame["events"]),
+            orders=self.host.last_orders,
+            outcomes=result.outcomes,
+            seconds=time.perf_counter() - t0,
+        )
+
+    def _check_background(self, tick: int) -> None:
+        from systems.background import check_runaway
+
+        # check_runaway reads only the account's scalars and positions, not the whole
+        # pool state (its ring of resting ids is large at scale).
+        if self._max_drift is None:
+            self._max_drift = float(self.params.background.max_drift)
+        problem = check_runaway(self.state.background, self._max_drift, self.static.symbols)
+        if problem:
+            raise BackgroundRunaway(
+                f"tick {tick}: {problem}; the pool's flow is one-sided (check "
+                "population.background.gain, max_bias and contrarian, or raise max_drift)"
+            )
+
+    def run(self, ticks: int, hooks: Sequence[SimulationHook] = (), gate: Gate | None = None) -> int:
+        """Run up to ``ticks`` ticks, calling every hook's on_start, on_tick and on_end.
+
+        Stops early, at a tick boundary, when ``gate`` returns ``False``, when
+        :meth:`request_stop` is called, or on Ctrl-C (in the main thread; a second Ctrl-C
+        interrupts at once); :attr:`stop_reason` then says why. The hooks' ``on_end`` runs
+        however the run ends, errors included, so what they accepted is flushed. Returns
+        the number of ticks run.
+        """
+        self._stop.clear()
+        self.stop_reason = None
+        restore = None
+        if threading.current_thread() is threading.main_thread():
+
+            def on_sigint(signum, frame):
+                signal.signal(signal.SIGINT, restore)  # a second Ctrl-C interrupts at once
+                self.request_stop("interrupted (Ctrl-C)")
+
+            restore = signal.signal(signal.SIGINT, on_sigint)
+        done = 0
+        started: list[SimulationHook] = []
+        try:
+            for h in hooks:
+                h.on_start(self)
+                started.append(h)
+            while done < ticks and not self._stop.is_set():
+                if gate is not None and not gate(self):
+                    self.stop_reason = self.stop_reason or "stopped"
+                    break
+                if self._stop.is_set():
+                    break
+                result = self.step()
+                done += 1
+                for h in hooks:
+                    h.on_tick(self, result)
+        finally:
+            if restore is not None:
+                signal.signal(signal.SIGINT, restore)
+            _end_all(started, self)
+        return done
+
+
+def _end_all(hooks: Sequence[SimulationHook], sim: Simulation) -> None:
+    """Every started hook's on_end, even when an earlier one fails (the first error is
+    raised after all have run, unless one is already propagating)."""
+    error = None
+    for h in hooks:
+        try:
+            h.on_end(sim)
+        except BaseException as e:  # noqa: BLE001 - re-raised below
+            error = error or e
+    if error is not None:
+        raise error
