@@ -21,7 +21,14 @@ BOOK_FIELDS = ("bid_price", "bid_qty", "ask_price", "ask_qty")
 N_STATUS = len(Status)
 
 
-def bucket(n: int, minimum: int = 64) -> int:
+MIN_BUCKET = 1024
+"""The smallest padded length of the fills and updates. Every bucket they reach compiles the
+write phase again (about 2-5 s each): starting at 64, a 300-tick run of the default market
+passed through five of them; from 1,024 it compiles once. Padding rows cost nothing
+measurable, and bigger worlds outgrow this bucket in their first ticks anyway."""
+
+
+def bucket(n: int, minimum: int = MIN_BUCKET) -> int:
     """Smallest power of two >= max(n, minimum)."""
     return max(minimum, 1 << max(0, int(n) - 1).bit_length())
 

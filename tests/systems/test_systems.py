@@ -9,7 +9,7 @@ from components.agents import NO_ORDER, SLOTS, order_id
 from components.orders import OrderBatch, OrderType, Reason, Side
 from qtg.core.world import build_world
 from systems.admission import admit_orders
-from systems.match import FILL_FIELDS, UPDATE_FIELDS, arrival_order, arrive, bucket
+from systems.match import FILL_FIELDS, MIN_BUCKET, UPDATE_FIELDS, arrival_order, arrive, bucket
 from systems.measure import equity, measure_market
 from systems.observe import observe_market
 from systems.settle import settle_fills
@@ -337,10 +337,11 @@ def test_arrive_equals_shuffling_the_valid_rows_then_taking_them(n):
             assert got.dtype == col.dtype and np.array_equal(got, col), name
 
 
-@pytest.mark.parametrize("n", [0, 1, 64, 65, 1000])
+@pytest.mark.parametrize("n", [0, 1, 64, 65, 1000, 1024, 1025, 5000])
 def test_bucket_is_the_next_power_of_two(n):
     b = bucket(n)
-    assert b >= max(n, 64) and b & (b - 1) == 0 and (b == 64 or b // 2 < n)
+    assert b >= max(n, MIN_BUCKET) and b & (b - 1) == 0 and (b == MIN_BUCKET or b // 2 < n)
+    assert bucket(n, minimum=64) == max(64, 1 << max(0, n - 1).bit_length())
 
 
 def test_floor_div_equals_integer_division_near_quotient_boundaries():
