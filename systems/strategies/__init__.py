@@ -1,35 +1,104 @@
-"""Strategy kinds. One module per kind; the registry finds them by their ``KIND`` name.
+"""Strategy kinds: the contract of an agent kind, and the registry that finds them.
 
-A strategy module defines:
+A kind is a module with a ``KIND`` name. The registry (``registry()``) finds every module
+of this package (names starting with ``_`` are helpers, not kinds) and every module added
+with ``register`` (a kind defined elsewhere: an experiment's own strategy, a test's).
+Adding a strategy is one module plus one entry under ``population.<KIND>`` in the config;
+nothing else is edited. The world lays kinds out as rows (sorted by rows per agent, then
+name), so agent ``i`` of a kind is row ``kind.start + i`` of every agent component.
 
-* ``KIND: str``: the name used under ``population.<KIND>`` in the config;
-* ``Config``: a dataclass of its config entry (``count`` plus parameter ranges);
-* ``Params``: a ``flax.struct.dataclass`` table, one row per agent of the kind;
-* ``ROWS_PER_AGENT: int``: order rows each agent writes per tick;
-* ``make_params(cfg, count, rng, n_symbols) -> Params``: draw per-agent parameters;
-* ``initial_holdings(cfg, params, n_symbols) -> (cash i64[count], position i64[count, S])``;
-* ``decide(static, kind, world_params, params, state, frame, key) -> OrderBatch``:
-  a pure, vectorised system returning exactly ``count * ROWS_PER_AGENT`` rows; ``frame``
-  holds the read phase's observations (``frame["view"]``: MarketView);
-* optionally ``indicators(cfg) -> IndicatorSpec``: the series its decide reads. The world
-  merges every kind's spec, computes each series once per tick, and hands the values to
-  decide as ``frame["indicators"]`` (an ``Indicators``; check ``ready`` before trading);
+Config entry (read when the config is converted, ``qtg.core.config``):
+
+* ``KIND: str``: the name used under ``population.<KIND>``;
+* ``Config``: a dataclass of the entry, ``count`` (agents; 0 = off) plus the kind's fields,
+  each with its default. A ``[lo, hi]`` list is a range each agent draws from;
+* ``BOUNDS: dict[str, (lo, hi)]``: allowed values per field (default: >= 0; ``None``: no
+  bound); a range's both ends must lie within, and lo <= hi;
 * optionally ``check(cfg, n_symbols) -> None``: raises ``ValueError("population.<KIND>.<key>:
   problem")`` for values no field bound can express (one field against another, a symbol
   row); config validation calls it, so a bad entry stops the run before anything is written;
-* optionally ``rows_per_agent(cfg, n_symbols) -> int``: used instead of ``ROWS_PER_AGENT``
-  when the rows depend on the market (one row per symbol for a cross-asset kind);
-* optionally ``TIER: int`` (default 1): 1 decides every tick, 2 is reactive (its agents
-  act when a wake condition fires; see ``systems.strategies._wake``), 3 is the background
-  pool (no rows; see ``systems.background``);
+* optionally a ``latency: int`` field in ``Config``: orders decided at tick t reach the
+  engine (and validation) at tick t + latency; a ``max_short: int`` field: shares an agent
+  may be short (where the market allows it; kinds without it are long only).
+
+Params and state (built once by ``qtg.core.world.build_world``, from a NumPy generator
+seeded by the run's seed and shared by the kinds in layout order: draw in a fixed order):
+
+* ``Params``: a ``flax.struct.dataclass`` table, one row per agent of the kind (arrays with
+  the agent axis first); numbers a sweep may vmap;
+* ``make_params(cfg, count, rng, n_symbols) -> Params``: draw per-agent parameters;
+* ``initial_holdings(cfg, params, n_symbols) -> (cash i64[count] units, position
+  i64[count, S] shares)``;
 * optionally ``init_state(cfg, params, n_symbols) -> pytree``: the kind's own mutable
   state, one row per agent (e.g. wake conditions). The world keeps it in
   ``state.kinds[KIND]``; ``decide`` then returns ``(OrderBatch, new_state)`` and the new
-  state is stored in the write phase, so a change is in force from the next tick;
-* optionally a ``latency: int`` field in ``Config``: orders decided at tick t reach the
-  engine (and validation) at tick t + latency.
+  state is stored in the write phase, so a change is in force from the next tick.
 
-Adding a strategy is one module here plus one entry under ``population`` in the config.
+Decisions (``systems.decide`` calls every kind each tick, in layout order):
+
+* ``ROWS_PER_AGENT: int``: order rows each agent writes per tick, or
+  ``rows_per_agent(cfg, n_symbols) -> int`` when they depend on the market (one row per
+  symbol for a cross-asset kind);
+* ``decide(static, kind, world, params, state, frame, key) -> OrderBatch``: a pure,
+  vectorised system (no Python branch on traced values) returning exactly
+  ``kind.count * ROWS_PER_AGENT`` rows, agent i's rows adjacent. ``static``:
+  ``WorldStatic``; ``kind``: its ``KindStatic`` (``start``, ``count``); ``world``:
+  ``WorldParams``; ``params``: its ``Params``; ``state``: the ``WorldState`` before the
+  tick's writes; ``frame``: the read phase's observations (``frame["view"]``:
+  ``MarketView`` [S]; ``frame["indicators"]``: ``Indicators``); ``key``: its own PRNG key.
+  Agents decide on the state of the previous tick. Rows the kind does not use this tick
+  are ``valid == False``; the pre-trade checks (``systems.admission``) still apply;
+* optionally ``indicators(cfg) -> IndicatorSpec``: the series its decide reads. The world
+  merges every kind's spec, computes each series once per tick, and hands the values to
+  decide as ``frame["indicators"]`` (check ``ready`` before trading);
+* optionally ``TIER: int`` (default 1): 1 decides every tick, 2 is reactive (its agents
+  act when a wake condition fires; see ``systems.strategies._wake``), 3 is the background
+  pool (no rows; see ``systems.background``);
+* optionally ``OPENS_BOOK = True``: its orders count at tick 0, the opening (makers);
+  every other kind's rows are invalid at tick 0;
+* optionally ``execution_report(params, cash0, cash1, position1, market_vwap) -> dict``:
+  a summary section of the kind's execution (``qtg.reports.summary``).
+
+Helpers. ``_rows``: order rows (cancel, IOC sizing, quotes); ``_signal``: indicator
+signal kinds; ``_wake``: tier 2 wake conditions; ``_round_trip``: the holders that exit
+through a threshold and buy back (``stop_loss``, ``take_profit``).
+
+A new signal kind is one short module (``_signal.signal_kind`` builds ``Params``,
+``make_params``, ``initial_holdings`` and ``decide``), e.g. an EMA crossover::
+
+    # ema_cross.py: buy ``size`` shares while EMA(fast) > EMA(slow), sell while below.
+    import dataclasses
+
+    from components.indicators import IndicatorSpec
+    from systems.strategies._signal import (
+        TRADE_BOUNDS, TradeConfig, by_size, period_range, signal_kind, vote,
+    )
+
+    KIND = "ema_cross"
+    ROWS_PER_AGENT = 2  # cancel of the resting order, immediate-or-cancel order
+
+
+    @dataclasses.dataclass
+    class Config(TradeConfig):  # count, size, max_position, collar, cash, shares, latency
+        fast: list[int] = dataclasses.field(default_factory=lambda: [3, 5])
+        slow: list[int] = dataclasses.field(default_factory=lambda: [10, 20])
+
+
+    BOUNDS = {**TRADE_BOUNDS, "fast": (1, None), "slow": (2, None)}
+
+
+    def indicators(cfg):
+        return IndicatorSpec(ema=period_range(cfg.fast) + period_range(cfg.slow))
+
+
+    def signal(seen, p):  # each agent's EMAs at its own symbol and periods
+        fast, slow = seen.ema(p.fast), seen.ema(p.slow)
+        return vote(fast.value > slow.value, fast.value < slow.value, fast.ready & slow.ready)
+
+
+    Params, make_params, initial_holdings, decide = signal_kind(Config, signal, by_size)
+
+and, in the config, ``population.ema_cross: {count: 20, fast: [3, 5]}``.
 """
 
 from __future__ import annotations
@@ -38,9 +107,21 @@ import importlib
 import pkgutil
 from types import ModuleType
 
+PLUGINS: dict[str, ModuleType] = {}
+"""Kinds defined outside this package, by ``KIND``; ``register`` adds one."""
+
+
+def register(module: ModuleType) -> None:
+    """Add the kind ``module`` (a module, or any object with the contract's attributes)
+    defined outside this package. ValueError if another kind has its name."""
+    taken = registry().get(module.KIND)
+    if taken is not None and taken is not module:
+        raise ValueError(f"strategy kind '{module.KIND}' is already registered ({taken.__name__})")
+    PLUGINS[module.KIND] = module
+
 
 def registry() -> dict[str, ModuleType]:
-    """Strategy modules by kind name, discovered from this package."""
+    """Strategy modules by kind name: this package's, then those added by ``register``."""
     found: dict[str, ModuleType] = {}
     for info in pkgutil.iter_modules(__path__):
         if info.name.startswith("_"):
@@ -49,4 +130,4 @@ def registry() -> dict[str, ModuleType]:
         kind = getattr(mod, "KIND", None)
         if kind is not None:
             found[kind] = mod
-    return found
+    return {**found, **PLUGINS}

@@ -75,6 +75,25 @@ def cancel_resting(state: WorldState, rows: jax.Array, when: jax.Array | bool = 
     )
 
 
+def ioc_rows(
+    n_agents: int, tick: jax.Array, rows: jax.Array, symbol: jax.Array, buy: jax.Array,
+    price: jax.Array, qty: jax.Array, valid: jax.Array,
+) -> OrderBatch:
+    """One immediate-or-cancel row per agent: a buy where ``buy``, else a sell, of ``qty``
+    shares at ``price`` (i64 units) on ``symbol``, sent where ``valid``. Rows [n]."""
+    side = jnp.where(buy, Side.BUY, Side.SELL).astype(jnp.int8)
+    return OrderBatch(
+        valid=valid,
+        id=order_id(tick, rows, side.astype(jnp.int64), n_agents),
+        agent=rows.astype(jnp.int32),
+        symbol=symbol,
+        side=side,
+        kind=jnp.full(rows.shape, OrderType.IOC, jnp.int8),
+        price=price,
+        qty=qty,
+    )
+
+
 def quote_rows(
     n_agents: int,
     state: WorldState,

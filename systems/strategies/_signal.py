@@ -1,4 +1,4 @@
-"""Shared parts of the indicator-driven (signal) strategies: limits, column lookup, rows.
+"""Shared parts of the indicator-driven (signal) strategies, and the helper that declares one.
 
 A signal trader holds at most one symbol, long only. Each tick its strategy turns an
 indicator into a desired trade, ``want`` shares (> 0 buy, < 0 sell, 0 nothing), and
@@ -12,19 +12,42 @@ overshoot its limit nor fail the pre-trade checks.
 Indicator periods are ranges ``[lo, hi]`` of integers like every other per-agent
 parameter: each agent draws one period uniformly, and the kind's ``IndicatorSpec`` asks
 for every period in the range, so any draw has its column.
+
+Declaring a signal kind (``signal_kind``). A module gives its ``KIND``, a ``Config``
+extending ``TradeConfig``, its ``BOUNDS``, ``indicators(cfg)`` and a pure function
+``signal(seen, p) -> i32[M]`` (+1 buy, -1 sell, 0 hold; ``vote`` builds it from
+conditions), and binds what ``signal_kind(Config, signal, sizing)`` returns::
+
+    Params, make_params, initial_holdings, decide = signal_kind(Config, signal, by_size)
+
+* ``Params``: ``trade`` (the ``Trade`` limits) and one column [M] per field that
+  ``Config`` adds to ``TradeConfig``, same name, same order. Each agent draws its own
+  value, in field order, after its limits: a range ``list[int]`` draws integers uniformly
+  (i32), a range ``list[float]`` draws floats uniformly (f64), a single ``float`` is the
+  same for every agent (f64). Other field types are refused when the kind is declared.
+* ``signal`` reads the indicators through ``seen`` (a ``Seen``: each series at the
+  agent's own symbol and at the column of its own periods, with ``ready``), never the
+  frame or the world; it must return 0 where a series it reads is not ready.
+* ``sizing`` turns the signal into shares: ``by_size`` (a buy trades ``size`` shares, a
+  sell ``size`` shares) or ``full_or_flat`` (a buy aims at a full ``max_position``, a sell
+  at flat, a hold at the current position; it trades toward the aim in slices of
+  ``size``).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import typing
+from typing import Callable
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 from flax import struct
 
-from components.agents import NO_ORDER, order_id
-from components.orders import OrderBatch, OrderType, Side
+from components.agents import NO_ORDER
+from components.indicators import MACD, Bollinger, Indicators, Series
+from components.orders import OrderBatch, Side
 from components.world import KindStatic, WorldParams, WorldState, WorldStatic
 from systems.fusion import materialised
 from systems.strategies._rows import (
@@ -33,7 +56,9 @@ from systems.strategies._rows import (
     collar_price,
     holdings_in_own_symbol,
     interleave,
+    ioc_rows,
 )
+
 
 @dataclasses.dataclass
 class TradeConfig:
@@ -54,6 +79,9 @@ class TradeConfig:
     """Ticks between a decision and its arrival at the engine: an order decided at tick t
     is validated and matched at t + latency (0: the same tick)."""
 
+
+TRADE_FIELDS = frozenset(f.name for f in dataclasses.fields(TradeConfig))
+"""Fields every signal kind's Config has; the fields a kind adds are its own parameters."""
 
 TRADE_BOUNDS = {  # allowed values of the TradeConfig fields (default: >= 0)
     "size": (1, None),
@@ -129,13 +157,7 @@ def toward(target: jax.Array, position: jax.Array) -> jax.Array:
 
 
 def trade_rows(
-    static: WorldStatic,
-    kind: KindStatic,
-    world: WorldParams,
-    t: Trade,
-    state: WorldState,
-    frame: dict,
-    want: jax.Array,
+    static: WorldStatic, kind: KindStatic, world: WorldParams, t: Trade, state: WorldState, frame: dict, want: jax.Array
 ) -> OrderBatch:
     """Each agent's wish ``want`` i64[n] (shares, > 0 buy, < 0 sell) -> 2 rows per agent.
 
@@ -153,7 +175,6 @@ def trade_rows(
     slots = state.slots
 
     buy = want > 0
-    side = jnp.where(buy, Side.BUY, Side.SELL).astype(jnp.int8)
     price = collar_price(buy, ref, t.collar, tick)
     live_buy = slots.id[rows, Side.BUY] != NO_ORDER
     pending_buy = jnp.where(live_buy & (slots.symbol[rows, Side.BUY] == sym), slots.remaining[rows, Side.BUY], 0)
@@ -165,16 +186,149 @@ def trade_rows(
     # otherwise run the sizing (the tick: about 0.09 ms less at seed_100k).
     price, qty = materialised(price), materialised(qty)
 
-    new = OrderBatch(
-        valid=(want != 0) & (qty > 0),
-        id=order_id(state.tick, rows, side.astype(jnp.int64), static.n_agents),
-        agent=rows.astype(jnp.int32),
-        symbol=sym,
-        side=side,
-        kind=jnp.full(n, OrderType.IOC, jnp.int8),
-        price=price,
-        qty=qty,
-    )
+    new = ioc_rows(static.n_agents, state.tick, rows, sym, buy, price, qty, (want != 0) & (qty > 0))
+    return interleave(cancel_resting(state, rows), new)
 
-    cancel = cancel_resting(state, rows)
-    return interleave(cancel, new)
+
+# ---------------------------------------------------------------------------------------
+# Declaring a signal kind
+
+
+@dataclasses.dataclass(frozen=True)
+class Seen:
+    """The indicators as each agent of a kind sees them: every series read at the agent's
+    own ``symbol`` and at the column of the agent's own period set. Each method returns the
+    series' struct (``Series``, ``MACD``, ``Bollinger``) with fields of shape [M]."""
+
+    indicators: Indicators  # the read phase's indicators, [S, P] per series
+    symbol: jax.Array  # i32[M] each agent's symbol
+
+    def _read(self, series, table: tuple, key: jax.Array):
+        col = column(table, key)
+        return jax.tree.map(lambda values: at(values, self.symbol, col), series)
+
+    def sma(self, period: jax.Array) -> Series:
+        """SMA(period) per agent; ``period`` i32[M]."""
+        return self._read(self.indicators.sma, self.indicators.spec.sma, period)
+
+    def ema(self, period: jax.Array) -> Series:
+        """EMA(period) per agent; ``period`` i32[M]."""
+        return self._read(self.indicators.ema, self.indicators.spec.ema, period)
+
+    def rsi(self, period: jax.Array) -> Series:
+        """RSI(period) per agent, in [0, 100]; ``period`` i32[M]."""
+        return self._read(self.indicators.rsi, self.indicators.spec.rsi, period)
+
+    def atr(self, period: jax.Array) -> Series:
+        """ATR(period) per agent, in units; ``period`` i32[M]."""
+        return self._read(self.indicators.atr, self.indicators.spec.atr, period)
+
+    def macd(self, fast: jax.Array, slow: jax.Array, signal: jax.Array) -> MACD:
+        """MACD(fast, slow, signal) per agent; each period i32[M]."""
+        key = jnp.stack([fast, slow, signal], axis=1)
+        return self._read(self.indicators.macd, self.indicators.spec.macd, key)
+
+    def bollinger(self, period: jax.Array, k: jax.Array) -> Bollinger:
+        """Bollinger(period, k) per agent; ``period`` i32[M], ``k`` f64[M]."""
+        key = jnp.stack([period.astype(jnp.float64), k], axis=1)
+        return self._read(self.indicators.bollinger, self.indicators.spec.bollinger, key)
+
+
+def vote(buy: jax.Array, sell: jax.Array, ready: jax.Array) -> jax.Array:
+    """The signal of each agent: +1 where ``buy``, else -1 where ``sell``, else 0; 0
+    wherever not ``ready``. i32[M]"""
+    return jnp.where(ready, jnp.where(buy, 1, jnp.where(sell, -1, 0)), 0).astype(jnp.int32)
+
+
+def by_size(signal: jax.Array, t: Trade, position: jax.Array) -> jax.Array:
+    """A buy signal trades ``size`` shares, a sell ``size`` shares, a hold nothing. i64[M]"""
+    del position
+    return jnp.where(signal > 0, t.size, jnp.where(signal < 0, -t.size, 0))
+
+
+def full_or_flat(signal: jax.Array, t: Trade, position: jax.Array) -> jax.Array:
+    """The trade toward a full ``max_position`` on a buy signal, toward flat on a sell,
+    none on a hold (so the rule needs no memory of the signal's last change). i64[M]"""
+    target = jnp.where(signal > 0, t.max_position, jnp.where(signal < 0, 0, position))
+    return toward(target, position)
+
+
+def _draw_float_range(rng: np.random.Generator, value: list[float], count: int) -> jax.Array:
+    return jnp.asarray(rng.uniform(*value, count), jnp.float64)
+
+
+def _draw_int_range(rng: np.random.Generator, value: list[int], count: int) -> jax.Array:
+    return jnp.asarray(draw_int(rng, value, count), jnp.int32)
+
+
+def _same_float(rng: np.random.Generator, value: float, count: int) -> jax.Array:
+    del rng  # the same for every agent: nothing drawn
+    return jnp.full(count, float(value), jnp.float64)
+
+
+DRAWS: dict[object, Callable[[np.random.Generator, object, int], jax.Array]] = {
+    list[int]: _draw_int_range,
+    list[float]: _draw_float_range,
+    float: _same_float,
+}
+"""How a field a signal kind's Config adds is drawn per agent, by its type."""
+
+
+class SignalKind(typing.NamedTuple):
+    """What ``signal_kind`` returns: the parts of the kind contract it implements."""
+
+    Params: type
+    make_params: Callable
+    initial_holdings: Callable
+    decide: Callable
+
+
+def signal_kind(
+    config: type,
+    signal: Callable[[Seen, typing.Any], jax.Array],
+    sizing: Callable[[jax.Array, Trade, jax.Array], jax.Array],
+    check: Callable[[typing.Any, int], None] | None = None,
+) -> SignalKind:
+    """``Params``, ``make_params``, ``initial_holdings`` and ``decide`` of a signal kind
+    whose ``Config`` is ``config`` (a ``TradeConfig``): see the module docstring.
+
+    ``check(cfg, n_symbols)``, when given, runs before anything is drawn. Decisions: 2
+    rows per agent (``trade_rows``), so the kind's ``ROWS_PER_AGENT`` is 2.
+    """
+    hints = typing.get_type_hints(config)
+    own = [f.name for f in dataclasses.fields(config) if f.name not in TRADE_FIELDS]
+    unknown = {name: hints[name] for name in own if hints[name] not in DRAWS}
+    if unknown:
+        raise TypeError(f"{config.__module__}.Config: per-agent fields must be one of "
+                        f"list[int], list[float], float; got {unknown}")
+    params = struct.dataclass(type("Params", (), {
+        "__module__": config.__module__,
+        "__qualname__": "Params",
+        "__doc__": f"Per-agent parameters: ``trade`` limits and {', '.join(own)}, each [M].",
+        "__annotations__": {"trade": Trade, **{name: jax.Array for name in own}},
+    }))
+
+    def make_params(cfg, count: int, rng: np.random.Generator, n_symbols: int):
+        """Draw each agent's limits, then its own parameters in field order."""
+        if check is not None:
+            check(cfg, n_symbols)
+        trade = make_trade(cfg, count, rng, n_symbols)
+        drawn = {name: DRAWS[hints[name]](rng, getattr(cfg, name), count) for name in own}
+        return params(trade=trade, **drawn)
+
+    def initial_holdings(cfg, p, n_symbols: int) -> tuple[np.ndarray, np.ndarray]:
+        """Cash i64[M] units and positions i64[M, S] shares at the start of a run."""
+        return trade_holdings(cfg, p.trade, n_symbols)
+
+    def decide(
+        static: WorldStatic, kind: KindStatic, world: WorldParams, p, state: WorldState, frame: dict, key: jax.Array
+    ) -> OrderBatch:
+        """Returns 2 rows per agent (cancel, IOC), ``count * 2`` rows."""
+        del key  # deterministic given the market
+        rows = kind.start + jnp.arange(kind.count)
+        position = state.wallet.position[rows, p.trade.symbol]
+        s = signal(Seen(frame["indicators"], p.trade.symbol), p)
+        want = sizing(s, p.trade, position)
+        return trade_rows(static, kind, world, p.trade, state, frame, want)
+
+    return SignalKind(params, make_params, initial_holdings, decide)

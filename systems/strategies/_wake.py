@@ -54,8 +54,8 @@ from components.fundamentals import EVENT_KINDS
 from components.orders import OrderBatch
 from components.wake import ABOVE, ANY, BELOW, EVENT, INTERVAL, NEVER_FIRED, OWN, Wake
 from components.world import KindStatic, WorldParams, WorldState, WorldStatic
-from systems.ticks import ceil_tick, floor_tick
 from systems.strategies._signal import Trade, trade_rows
+from systems.ticks import ceil_tick, floor_tick
 
 
 def make_wake(
@@ -239,13 +239,7 @@ def band(price: jax.Array, frac: jax.Array, tick: jax.Array) -> tuple[jax.Array,
 
 
 def react_rows(
-    static: WorldStatic,
-    kind: KindStatic,
-    world: WorldParams,
-    t: Trade,
-    state: WorldState,
-    frame: dict,
-    want: jax.Array,
+    static: WorldStatic, kind: KindStatic, world: WorldParams, t: Trade, state: WorldState, frame: dict, want: jax.Array
 ) -> OrderBatch:
     """Each agent's wish ``want`` i64[n] (shares, > 0 buy, < 0 sell, 0 nothing) -> one
     immediate-or-cancel row per agent on ``t.symbol``, ``collar`` through the reference,

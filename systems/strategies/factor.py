@@ -229,13 +229,7 @@ def score(static: WorldStatic, p: Params, state: WorldState, view) -> tuple[jax.
 
 
 def decide(
-    static: WorldStatic,
-    kind: KindStatic,
-    world: WorldParams,
-    p: Params,
-    state: WorldState,
-    frame: dict,
-    key: jax.Array,
+    static: WorldStatic, kind: KindStatic, world: WorldParams, p: Params, state: WorldState, frame: dict, key: jax.Array
 ) -> OrderBatch:
     """Returns ``count * n_symbols`` rows: per agent, one IOC per symbol (symbol order)."""
     del key  # deterministic given the market

@@ -95,13 +95,7 @@ def initial_holdings(cfg: Config, params: Params, n_symbols: int) -> tuple[np.nd
 
 
 def decide(
-    static: WorldStatic,
-    kind: KindStatic,
-    world: WorldParams,
-    p: Params,
-    state: WorldState,
-    frame: dict,
-    key: jax.Array,
+    static: WorldStatic, kind: KindStatic, world: WorldParams, p: Params, state: WorldState, frame: dict, key: jax.Array
 ) -> OrderBatch:
     """Quote both sides. Returns 2 rows per maker (bid, ask), ``count * 2`` rows."""
     del key  # makers are deterministic given the market

@@ -11,24 +11,16 @@ from __future__ import annotations
 import dataclasses
 
 import jax
-import jax.numpy as jnp
-import numpy as np
-from flax import struct
 
 from components.indicators import IndicatorSpec
-from components.orders import OrderBatch
-from components.world import KindStatic, WorldParams, WorldState, WorldStatic
 from systems.strategies._signal import (
     TRADE_BOUNDS,
-    Trade,
+    Seen,
     TradeConfig,
-    at,
-    column,
-    draw_int,
-    make_trade,
+    by_size,
     period_range,
-    trade_holdings,
-    trade_rows,
+    signal_kind,
+    vote,
 )
 
 KIND = "momentum"
@@ -53,49 +45,15 @@ BOUNDS = {  # allowed values of each Config field (default: >= 0)
 }
 
 
-@struct.dataclass
-class Params:
-    trade: Trade  # [M] symbol, size, max_position, collar
-    period: jax.Array  # i32[M] RSI period in bars
-    oversold: jax.Array  # f64[M] RSI level, buy below
-    overbought: jax.Array  # f64[M] RSI level, sell above
-
-
-def make_params(cfg: Config, count: int, rng: np.random.Generator, n_symbols: int) -> Params:
-    """Draw each agent's limits, period and thresholds uniformly from the ranges."""
-    return Params(
-        trade=make_trade(cfg, count, rng, n_symbols),
-        period=jnp.asarray(draw_int(rng, cfg.period, count), jnp.int32),
-        oversold=jnp.asarray(rng.uniform(*cfg.oversold, count), jnp.float64),
-        overbought=jnp.asarray(rng.uniform(*cfg.overbought, count), jnp.float64),
-    )
-
-
-def initial_holdings(cfg: Config, params: Params, n_symbols: int) -> tuple[np.ndarray, np.ndarray]:
-    """Cash i64[M] units and positions i64[M, S] shares at the start of a run."""
-    return trade_holdings(cfg, params.trade, n_symbols)
-
-
 def indicators(cfg: Config) -> IndicatorSpec:
     """RSI of every period an agent may draw."""
     return IndicatorSpec(rsi=period_range(cfg.period))
 
 
-def decide(
-    static: WorldStatic,
-    kind: KindStatic,
-    world: WorldParams,
-    p: Params,
-    state: WorldState,
-    frame: dict,
-    key: jax.Array,
-) -> OrderBatch:
-    """Returns 2 rows per agent (cancel, IOC), ``count * 2`` rows."""
-    del key  # deterministic given the market
-    rsi = frame["indicators"].rsi
-    sym = p.trade.symbol
-    col = column(static.indicators.rsi, p.period)
-    value, ready = at(rsi.value, sym, col), at(rsi.ready, sym, col)
-    size = p.trade.size
-    want = jnp.where(value < p.oversold, size, jnp.where(value > p.overbought, -size, 0))
-    return trade_rows(static, kind, world, p.trade, state, frame, jnp.where(ready, want, 0))
+def signal(seen: Seen, p: Params) -> jax.Array:
+    """Buy below ``oversold``, sell above ``overbought``, once the RSI is ready."""
+    rsi = seen.rsi(p.period)
+    return vote(rsi.value < p.oversold, rsi.value > p.overbought, rsi.ready)
+
+
+Params, make_params, initial_holdings, decide = signal_kind(Config, signal, by_size)

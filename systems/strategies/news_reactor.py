@@ -104,13 +104,7 @@ def init_state(cfg: Config, params: Params, n_symbols: int) -> State:
 
 
 def decide(
-    static: WorldStatic,
-    kind: KindStatic,
-    world: WorldParams,
-    p: Params,
-    state: WorldState,
-    frame: dict,
-    key: jax.Array,
+    static: WorldStatic, kind: KindStatic, world: WorldParams, p: Params, state: WorldState, frame: dict, key: jax.Array
 ) -> tuple[OrderBatch, State]:
     """Returns 1 row per agent and the agents' (unchanged) subscriptions."""
     del key  # deterministic given the market

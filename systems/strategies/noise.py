@@ -123,13 +123,7 @@ def initial_holdings(cfg: Config, params: Params, n_symbols: int) -> tuple[np.nd
 
 
 def decide(
-    static: WorldStatic,
-    kind: KindStatic,
-    world: WorldParams,
-    p: Params,
-    state: WorldState,
-    frame: dict,
-    key: jax.Array,
+    static: WorldStatic, kind: KindStatic, world: WorldParams, p: Params, state: WorldState, frame: dict, key: jax.Array
 ) -> OrderBatch:
     """Returns 2 rows per trader (cancel, new order), ``count * 2`` rows."""
     n = kind.count

@@ -123,13 +123,7 @@ def spread_z(static: WorldStatic, state: WorldState, a: int, b: int, hedge, look
 
 
 def decide(
-    static: WorldStatic,
-    kind: KindStatic,
-    world: WorldParams,
-    p: Params,
-    state: WorldState,
-    frame: dict,
-    key: jax.Array,
+    static: WorldStatic, kind: KindStatic, world: WorldParams, p: Params, state: WorldState, frame: dict, key: jax.Array
 ) -> OrderBatch:
     """Returns 4 rows per agent (leg A: cancel, IOC; leg B: cancel, IOC)."""
     del key  # deterministic given the market

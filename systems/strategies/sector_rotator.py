@@ -133,13 +133,7 @@ def target_weights(sentiment: jax.Array, sector_of: jax.Array, temperature: jax.
 
 
 def decide(
-    static: WorldStatic,
-    kind: KindStatic,
-    world: WorldParams,
-    p: Params,
-    state: WorldState,
-    frame: dict,
-    key: jax.Array,
+    static: WorldStatic, kind: KindStatic, world: WorldParams, p: Params, state: WorldState, frame: dict, key: jax.Array
 ) -> tuple[OrderBatch, State]:
     """Returns 2 rows per agent (sell, buy) and the agents' re-armed timers."""
     del key  # deterministic given the market

@@ -37,11 +37,16 @@ import jax.numpy as jnp
 import numpy as np
 from flax import struct
 
-from components.agents import order_id
 from components.money import SCALE, to_fixed
-from components.orders import OrderBatch, OrderType, Side
+from components.orders import OrderBatch
 from components.world import KindStatic, WorldParams, WorldState, WorldStatic
-from systems.strategies._rows import affordable, cancel_resting, collar_price, interleave
+from systems.strategies._rows import (
+    affordable,
+    cancel_resting,
+    collar_price,
+    interleave,
+    ioc_rows,
+)
 
 KIND = "vwap_executor"
 ROWS_PER_AGENT = 2  # cancel of any resting order, child order
@@ -163,13 +168,7 @@ def executed(p: Params, position: jax.Array) -> jax.Array:
 
 
 def decide(
-    static: WorldStatic,
-    kind: KindStatic,
-    world: WorldParams,
-    p: Params,
-    state: WorldState,
-    frame: dict,
-    key: jax.Array,
+    static: WorldStatic, kind: KindStatic, world: WorldParams, p: Params, state: WorldState, frame: dict, key: jax.Array
 ) -> OrderBatch:
     """Returns 2 rows per executor (cancel, child IOC order), ``count * 2`` rows."""
     del key  # executors are deterministic given the market
@@ -186,17 +185,7 @@ def decide(
 
     price = collar_price(p.buy, ref, p.collar, tick)
     qty = jnp.where(in_horizon, jnp.minimum(jnp.minimum(shortfall, p.max_child), affordable(state, rows, sym, p.buy, price)), 0)
-    side = jnp.where(p.buy, Side.BUY, Side.SELL).astype(jnp.int8)
-    child = OrderBatch(
-        valid=qty > 0,
-        id=order_id(now, rows, side.astype(jnp.int64), static.n_agents),
-        agent=rows.astype(jnp.int32),
-        symbol=sym,
-        side=side,
-        kind=jnp.full(n, OrderType.IOC, jnp.int8),
-        price=price,
-        qty=qty,
-    )
+    child = ioc_rows(static.n_agents, now, rows, sym, p.buy, price, qty, qty > 0)
 
     # IOC children never rest, but an executor may start with a resting order: cancel it.
     cancel = cancel_resting(state, rows)

@@ -5,22 +5,36 @@ then the kind's ``decide`` on the read phase's frame. Then a short world run per
 among noise traders and market makers, under the conservation invariants.
 """
 
+import dataclasses
+import types
+
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
 from components.agents import SLOTS
+from components.indicators import IndicatorSpec
 from components.money import SCALE
 from components.orders import OrderType, Reason, Side
+from qtg.core.config import ConfigError
 from qtg.core.sim import Simulation
 from qtg.core.world import build_world, make_engine_for
 from qtg.hooks import Recorder
+from systems import strategies
 from systems.admission import admit_orders
 from systems.indicators import read_indicators, update_indicators
 from systems.observe import observe_market
 from systems.strategies import bollinger, macd, momentum, trend
-from systems.strategies._signal import column
+from systems.strategies._signal import (
+    TRADE_BOUNDS,
+    TradeConfig,
+    by_size,
+    column,
+    period_range,
+    signal_kind,
+    vote,
+)
 from tests.support import InvariantCheck, make_config
 
 KEY = jax.random.key(0)
@@ -283,3 +297,71 @@ def test_world_run_keeps_invariants(name):
     assert (positions >= 0).all() and (positions <= max_pos).all()
     assert (np.diff(positions, axis=0) != 0).any()  # the kind traded
     assert rec.rejects[Reason.INSUFFICIENT_CASH] == 0 and rec.rejects[Reason.INSUFFICIENT_SHARES] == 0
+
+
+def ema_cross_kind():
+    """The EMA crossover of the ``systems.strategies`` docstring, declared here as a new kind."""
+    kind = types.ModuleType("ema_cross")
+
+    @dataclasses.dataclass
+    class Config(TradeConfig):
+        fast: list[int] = dataclasses.field(default_factory=lambda: [3, 5])
+        slow: list[int] = dataclasses.field(default_factory=lambda: [10, 20])
+
+    def indicators(cfg):
+        return IndicatorSpec(ema=period_range(cfg.fast) + period_range(cfg.slow))
+
+    def signal(seen, p):
+        fast, slow = seen.ema(p.fast), seen.ema(p.slow)
+        return vote(fast.value > slow.value, fast.value < slow.value, fast.ready & slow.ready)
+
+    kind.KIND, kind.ROWS_PER_AGENT, kind.Config, kind.indicators = "ema_cross", 2, Config, indicators
+    kind.BOUNDS = {**TRADE_BOUNDS, "fast": (1, None), "slow": (2, None)}
+    kind.Params, kind.make_params, kind.initial_holdings, kind.decide = signal_kind(Config, signal, by_size)
+    return kind
+
+
+def test_a_new_signal_kind_declared_with_the_helper_builds_and_trades(monkeypatch):
+    """The kind contract end to end: a kind declared in a few lines with ``signal_kind``
+    and registered is configured, laid out, given its indicators, and trades in a small
+    world under the conservation invariants, long only and within its limits."""
+    monkeypatch.setattr(strategies, "PLUGINS", {})
+    kind = ema_cross_kind()
+    strategies.register(kind)
+    assert strategies.registry()["ema_cross"] is kind
+    with pytest.raises(ValueError, match="already registered"):
+        strategies.register(types.SimpleNamespace(KIND="momentum"))
+
+    keys = {"population.ema_cross.count": 4, "population.ema_cross.shares": 100, "hooks": [],
+            "market.symbols": ["ACME"], "population.market_maker.count": 2, "population.noise.count": 10,
+            "population.market_maker.anchor": [0.0, 0.0], "population.noise.anchor": [0.0, 0.0],
+            "population.noise.vol_feedback": 0.0, "population.noise.max_short": 0}
+    config = make_config(**keys)
+    assert config.population["ema_cross"].slow == [10, 20]  # the Config's defaults fill the entry
+    world = build_world(config)
+    p = world.params.kinds["ema_cross"]
+    assert isinstance(p, kind.Params) and p.fast.dtype == jnp.int32
+    assert set(np.asarray(p.fast).tolist()) <= {3, 4, 5} and set(np.asarray(p.slow).tolist()) <= set(range(10, 21))
+    assert world.static.indicators.ema == tuple(range(3, 6)) + tuple(range(10, 21))
+    k = world.static.kind("ema_cross")
+    assert (k.count, k.rows_per_agent) == (4, 2)
+
+    sim = Simulation(world.static, world.params, world.state, make_engine_for(config, world.static))
+    rec, check, log = Recorder(), InvariantCheck(), PositionLog("ema_cross")
+    sim.run(150, hooks=[rec, check, log])
+    assert check.ticks == 150
+    positions = np.stack(log.positions)  # [T, 4]
+    assert (positions >= 0).all() and (positions <= np.asarray(p.trade.max_position)).all()
+    assert (np.diff(positions, axis=0) != 0).any()  # the kind traded
+    assert rec.rejects[Reason.INSUFFICIENT_CASH] == 0 and rec.rejects[Reason.INSUFFICIENT_SHARES] == 0
+
+    # A bad entry stops at the config, naming the key; an undrawable field at declaration.
+    with pytest.raises(ConfigError, match="population.ema_cross.fast"):
+        make_config(**{**keys, "population.ema_cross.fast": [0, 3]})
+
+    @dataclasses.dataclass
+    class Wordy(TradeConfig):
+        mode: str = "fast"
+
+    with pytest.raises(TypeError, match="per-agent fields"):
+        signal_kind(Wordy, lambda seen, p: 0, by_size)
