@@ -419,6 +419,13 @@ def validate(cfg: Config) -> None:
 
     if cfg.run.ticks < 1:
         raise ConfigError(f"run.ticks: must be >= 1, got {cfg.run.ticks}")
+    if not cfg.resume:  # a resumed run's news comes from its snapshot
+        from qtg.core.news import check_schedule_in_run
+
+        try:
+            check_schedule_in_run(cfg)
+        except ValueError as e:  # "news.scheduled[i].tick: problem"
+            raise ConfigError(str(e)) from None
     _check_hooks(cfg)
     if cfg.seed < 0:
         raise ConfigError(f"seed: must be >= 0, got {cfg.seed}")

@@ -204,7 +204,9 @@ def test_experiments_keep_their_meaning():
 
 
 def _cli(*args, cwd):
-    env = os.environ | {"JAX_PLATFORMS": "cpu"}
+    # This checkout's qtg, whichever one the interpreter has installed.
+    path = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
+    env = os.environ | {"JAX_PLATFORMS": "cpu", "PYTHONPATH": path}
     return subprocess.run([sys.executable, "-m", "qtg.run", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
 
 
@@ -212,6 +214,43 @@ def test_cli_bad_override_exits_2_with_one_line(tmp_path):
     out = _cli("population.noise.count=-5", cwd=tmp_path)
     assert out.returncode == 2
     assert out.stderr.strip() == "qtg: config error: population.noise.count: must be >= 0, got -5"
+    assert "Traceback" not in out.stderr and out.stdout == ""
+    assert not (tmp_path / "outputs").exists(), "nothing is written for a bad config"
+
+
+LATE_SHOCK = "news.scheduled=[{kind: sector, tick: 5000, target: tech, size: -0.2}]"
+
+
+def test_a_scheduled_event_past_the_run_is_a_config_error():
+    with pytest.raises(ConfigError) as e:
+        load_config([LATE_SHOCK])
+    assert str(e.value) == ("news.scheduled[0].tick: 5000 is past run.ticks (1000); the sector event on tech "
+                            "would never happen (ticks run 0 to 999): move it or raise run.ticks")
+    # The run's ticks are 0 .. run.ticks - 1: an event at run.ticks is past it, the tick before is in.
+    rate = "news.scheduled=[{kind: rate, tick: 300, size: 0.01}, {kind: rate, tick: %d, size: 0.01}]"
+    with pytest.raises(ConfigError, match=r"^news\.scheduled\[1\]\.tick: 1000 is past run\.ticks \(1000\); the rate event "):
+        load_config([rate % 1000])
+    assert [ev.tick for ev in load_config([rate % 999]).news.scheduled] == [300, 999]
+    assert load_config([LATE_SHOCK, "run.ticks=5001"]).news.scheduled[0].tick == 5000
+    # An experiment's events with fewer ticks than the experiment runs: refused the same way.
+    with pytest.raises(ConfigError, match=r"^news\.scheduled\[0\]\.tick: 300 is past run\.ticks \(300\)"):
+        load_config(["+experiment=sector_shock", "run.ticks=300"])
+
+
+def test_a_resumed_run_takes_its_events_from_the_snapshot(tmp_path):
+    """With resume set, the world (news included) comes from the snapshot and run.ticks may
+    end the run early, like a stop: this config's events are not held against it."""
+    snap = tmp_path / "tick_0000500.qtgsnap"
+    snap.write_bytes(b"")  # validation only checks that the file exists
+    cfg = load_config([LATE_SHOCK, f"resume={snap}"])
+    assert cfg.resume == str(snap) and cfg.news.scheduled[0].tick == 5000
+
+
+def test_cli_late_event_exits_2_before_anything_is_written(tmp_path):
+    out = _cli(LATE_SHOCK, cwd=tmp_path)
+    assert out.returncode == 2
+    assert out.stderr.strip() == ("qtg: config error: news.scheduled[0].tick: 5000 is past run.ticks (1000); the "
+                                  "sector event on tech would never happen (ticks run 0 to 999): move it or raise run.ticks")
     assert "Traceback" not in out.stderr and out.stdout == ""
     assert not (tmp_path / "outputs").exists(), "nothing is written for a bad config"
 
