@@ -246,6 +246,28 @@ def test_a_resumed_run_takes_its_events_from_the_snapshot(tmp_path):
     assert cfg.resume == str(snap) and cfg.news.scheduled[0].tick == 5000
 
 
+def test_cli_cfg_job_prints_the_whole_composed_config(tmp_path):
+    """--cfg job prints every value, the schema's defaults included, as Hydra composed them."""
+    import yaml
+    from omegaconf import OmegaConf
+
+    from qtg.core.compose import compose
+
+    out = _cli("--cfg", "job", "population.noise.count=500", "engine=exact", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    printed = yaml.safe_load(out.stdout)
+    composed = config_dict(load_config(["population.noise.count=500", "engine=exact"]))
+    expected = OmegaConf.to_container(compose(["population.noise.count=500", "engine=exact"]))
+    expected.pop("hydra", None)
+    assert printed == expected
+    assert set(printed) == set(composed)
+    for section in ("market", "fundamentals", "news", "engine", "risk", "run", "storage", "snapshot", "metrics", "ui"):
+        assert printed[section] == composed[section], section
+    assert printed["population"]["noise"] == composed["population"]["noise"]  # every field, not just the count
+    assert (printed["population"]["noise"]["count"], printed["engine"]["name"]) == (500, "exact")
+    assert not (tmp_path / "outputs").exists()
+
+
 def test_cli_late_event_exits_2_before_anything_is_written(tmp_path):
     out = _cli(LATE_SHOCK, cwd=tmp_path)
     assert out.returncode == 2
