@@ -42,10 +42,9 @@ def world_config(agents: int, ticks: int, engine: str = "fast", mix: str = "basi
         cfg.population = tiers_population(agents)
         cfg.market.shares_outstanding = max(10_000_000, 12 * agents)
     if mix == "default":  # the default population's kinds and parameters, scaled up
-        from qtg.core.config import DEFAULT_COUNTS
-
-        total = sum(DEFAULT_COUNTS.values())
-        counts = {k: agents * v // total for k, v in DEFAULT_COUNTS.items()}
+        default = {k: v["count"] for k, v in Config().population.items() if v["count"]}
+        total = sum(default.values())
+        counts = {k: agents * v // total for k, v in default.items()}
         counts["noise"] += agents - sum(counts.values())
         cfg.population = {k: {"count": v} for k, v in counts.items()}
     cfg.engine.name = engine

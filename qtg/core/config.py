@@ -1,9 +1,11 @@
 """Structured configs: the schema Hydra composes into, and the one-time conversion to types.
 
-``Config`` holds the embedded defaults; ``conf/`` mirrors them as YAML groups. ``to_config``
-turns a composed DictConfig into typed dataclasses and validates every value, raising
-``ConfigError`` with one line naming the key and what is allowed. No DictConfig goes
-past the entry point.
+``Config`` and its sections hold every default, and each strategy kind's ``Config`` (in
+``systems/strategies``) holds that kind's; :func:`register` gives them to Hydra as the
+schema, and ``conf/`` only composes and overrides them (presets, experiments, engine and
+ui choices). ``to_config`` turns a composed DictConfig into typed dataclasses and validates
+every value, raising ``ConfigError`` with one line naming the key and what is allowed. No
+DictConfig goes past the entry point.
 """
 
 from __future__ import annotations
@@ -254,14 +256,14 @@ UI_NAMES = ("none", "tui")
 HOOK_NAMES = ("progress", "metrics", "storage", "tui")
 """The hooks a config may name; :data:`qtg.hooks.HOOKS` has a factory for each."""
 
-DEFAULT_COUNTS = {"market_maker": 20, "noise": 100}
-"""Agents per kind in the default market; every other registered kind starts at 0."""
-
-
 def _default_population() -> dict[str, Any]:
+    """Every registered kind with its own Config defaults, and the default market's counts:
+    20 market makers (two per symbol) and 100 noise traders; every other kind is off."""
     from systems.strategies import registry
 
-    return {name: {"count": DEFAULT_COUNTS.get(name, 0)} for name in sorted(registry())}
+    counts = {"market_maker": 20, "noise": 100}
+    return {name: dataclasses.asdict(kind.Config()) | {"count": counts.get(name, 0)}
+            for name, kind in sorted(registry().items())}
 
 
 @dataclasses.dataclass
@@ -270,7 +272,8 @@ class Config:
     fundamentals: FundamentalsConfig = dataclasses.field(default_factory=FundamentalsConfig)
     news: NewsConfig = dataclasses.field(default_factory=NewsConfig)
     population: dict[str, Any] = dataclasses.field(default_factory=_default_population)
-    """Strategy kind -> its config entry (see each module in systems/strategies)."""
+    """Strategy kind -> its config entry (see each module in systems/strategies); by default
+    every kind with its Config's defaults, 20 market makers and 100 noise traders."""
     engine: EngineConfig = dataclasses.field(default_factory=EngineConfig)
     risk: RiskConfig = dataclasses.field(default_factory=RiskConfig)
     run: RunConfig = dataclasses.field(default_factory=RunConfig)
@@ -416,6 +419,13 @@ def validate(cfg: Config) -> None:
 
     if cfg.run.ticks < 1:
         raise ConfigError(f"run.ticks: must be >= 1, got {cfg.run.ticks}")
+    if not cfg.resume:  # a resumed run's news comes from its snapshot
+        from qtg.core.news import check_schedule_in_run
+
+        try:
+            check_schedule_in_run(cfg)
+        except ValueError as e:  # "news.scheduled[i].tick: problem"
+            raise ConfigError(str(e)) from None
     _check_hooks(cfg)
     if cfg.seed < 0:
         raise ConfigError(f"seed: must be >= 0, got {cfg.seed}")

@@ -135,6 +135,19 @@ def check_news_config(cfg) -> None:
     _scheduled(cfg, symbols, cfg.market.sector_names())
 
 
+def check_schedule_in_run(cfg) -> None:
+    """Every scheduled event falls within the run: ticks run from 0 to ``run.ticks - 1``,
+    so an event at a later tick would never happen. Raise ValueError ``key: problem``
+    naming the first such event. Not for a resumed run: its events come from its snapshot
+    (checked when that run started), and its ``run.ticks`` may end it early, like a stop."""
+    ticks = cfg.run.ticks
+    for i, ev in enumerate(cfg.news.scheduled):
+        if ev.tick >= ticks:
+            what = f"{ev.kind} event" + (f" on {ev.target}" if ev.target and ev.kind != "rate" else "")
+            raise ValueError(f"news.scheduled[{i}].tick: {ev.tick} is past run.ticks ({ticks}); the {what} "
+                             f"would never happen (ticks run 0 to {ticks - 1}): move it or raise run.ticks")
+
+
 def make_fundamentals(cfg, n_symbols: int, sector_names, sector_of, tick_size_units):
     """``(NewsParams, FundamentalsState)`` at the opening, from ``cfg.fundamentals``,
     ``cfg.news`` and ``cfg.market`` (symbol names, opening prices). EPS is

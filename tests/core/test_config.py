@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from qtg.core.compose import load_config
-from qtg.core.config import Config, ConfigError, to_config
+from qtg.core.config import Config, ConfigError, config_dict, to_config
 from systems.strategies import registry
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -77,9 +77,77 @@ def test_all_counts_zero_is_refused():
         load_config(["population.noise.count=0", "population.market_maker.count=0"])
 
 
-def test_yaml_defaults_equal_embedded_defaults():
-    """conf/ mirrors the dataclass defaults: composing with no overrides changes nothing."""
-    assert load_config([]) == to_config(Config())
+def _leaves(tree, prefix: str = "") -> dict:
+    """Dotted key -> value for every leaf of nested dicts (a list is a leaf)."""
+    if not isinstance(tree, dict):
+        return {prefix.rstrip("."): tree}
+    return {k: v for key, sub in tree.items() for k, v in _leaves(sub, f"{prefix}{key}.").items()}
+
+
+def _changed(cfg: Config, reference: Config) -> dict:
+    """Dotted key -> (value, reference value) wherever two typed configs differ."""
+    a, b = _leaves(config_dict(cfg)), _leaves(config_dict(reference))
+    return {k: (a.get(k), b.get(k)) for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)}
+
+
+DEFAULTS = to_config(Config())
+
+
+def test_composed_default_is_the_dataclass_defaults():
+    """The defaults live in the dataclasses (the schema); conf/ adds nothing to them."""
+    cfg = load_config([])
+    assert _changed(cfg, DEFAULTS) == {}
+    assert cfg == DEFAULTS
+    # ... and the dataclass defaults carry the default population: 20 market makers and
+    # 100 noise traders, every other kind present and off.
+    counts = {name: k.count for name, k in cfg.population.items()}
+    assert counts == {name: {"market_maker": 20, "noise": 100}.get(name, 0) for name in registry()}
+
+
+CONF = ROOT / "conf"
+
+
+@pytest.mark.parametrize("file, text, key", [
+    ("config.yaml", "market:\n  initial_price: 101.0\n", "market.initial_price"),
+    ("population/small.yaml", "noise:\n  cash: 5000.0\n", "population.noise.cash"),
+    ("engine/fast.yaml", "stp: none\n", "engine.stp"),
+    ("ui/none.yaml", "fps: 5.0\n", "ui.fps"),
+])
+def test_a_value_readded_to_a_conf_file_is_caught(tmp_path, monkeypatch, file, text, key):
+    """The comparison above fails when a YAML file sets a value other than the dataclass's."""
+    import shutil
+
+    import qtg.core.compose as compose
+
+    shutil.copytree(CONF, tmp_path / "conf")
+    path = tmp_path / "conf" / file
+    path.write_text(path.read_text() + text)
+    monkeypatch.setattr(compose, "CONF_DIR", tmp_path / "conf")
+    changed = _changed(load_config([]), DEFAULTS)
+    assert list(changed) == [key]
+
+
+def _conf_values(path: Path) -> dict:
+    """Dotted key -> value set by one file under conf/, at its package's place."""
+    from omegaconf import OmegaConf
+
+    data = OmegaConf.to_container(OmegaConf.load(path)) or {}
+    data.pop("defaults", None)
+    data.pop("hydra", None)
+    rel = path.relative_to(CONF)
+    glob = rel.parent == Path(".") or path.read_text().startswith("# @package _global_")
+    return _leaves(data, "" if glob else f"{rel.parent.as_posix()}.")
+
+
+@pytest.mark.parametrize("path", sorted(p.relative_to(CONF).as_posix() for p in CONF.rglob("*.yaml")
+                                        if p.parent.name != "experiment"))
+def test_conf_files_only_override(path):
+    """Outside the experiments, a file under conf/ sets only values that differ from the
+    dataclass defaults: a copy of a default would be a second source of it."""
+    defaults = _leaves(config_dict(DEFAULTS))
+    for key, value in _conf_values(CONF / path).items():
+        assert key in defaults, f"{path}: {key} is not a config key"
+        assert value != defaults[key], f"{path}: {key}: {value!r} repeats the default (see the dataclass)"
 
 
 def test_overrides_reach_the_typed_config():
@@ -87,13 +155,58 @@ def test_overrides_reach_the_typed_config():
     assert (cfg.population["noise"].count, cfg.run.ticks, cfg.seed, cfg.engine.name) == (500, 2000, 7, "exact")
 
 
-def test_experiment_configs_compose():
-    for path in sorted((ROOT / "conf" / "experiment").glob("*.yaml")):
-        load_config([f"+experiment={path.stem}"])
+def _matches(value, expected) -> bool:
+    """A composed value against a YAML one; a list of records (news.scheduled) matches when
+    each composed record holds the YAML record's fields (the rest are the defaults)."""
+    if isinstance(expected, list) and expected and isinstance(expected[0], dict):
+        return len(value) == len(expected) and all(v | e == v for v, e in zip(value, expected))
+    return value == expected
+
+
+OVERRIDE_FILES = [(f"+experiment={p.stem}", f"experiment/{p.name}") for p in sorted((CONF / "experiment").glob("*.yaml"))]
+OVERRIDE_FILES += [(f"population={p}", f"population/{p}.yaml") for p in ("seed_100k", "million")]
+
+
+@pytest.mark.parametrize("override, path", OVERRIDE_FILES)
+def test_experiments_and_presets_change_only_their_keys(override, path):
+    """Each experiment and population preset composes to the dataclass defaults with the
+    file's values at the file's keys, and nothing else changed."""
+    cfg = load_config([override])
+    values = _conf_values(CONF / path)
+    assert values, f"{path} sets nothing"
+    composed = _leaves(config_dict(cfg))
+    for key, value in values.items():
+        assert _matches(composed[key], value), f"{key}: composed {composed[key]!r}, {path} says {value!r}"
+    expected = {k for k, v in values.items() if not _matches(_leaves(config_dict(DEFAULTS))[k], v)}
+    if "market.symbols" in values and "market.sectors" not in values:
+        expected.add("market.sectors")  # the default sectors belong to the default symbols
+        assert cfg.market.sectors == []
+    assert set(_changed(cfg, DEFAULTS)) == expected
+    assert expected, f"{override} changes nothing"
+
+
+def test_experiments_keep_their_meaning():
+    """Spot values of each experiment, independent of how the files are written."""
+    shock = load_config(["+experiment=sector_shock"]).news
+    assert [(e.kind, e.tick, e.target, e.size) for e in shock.scheduled] == [("sector", 300, "tech", -0.2)]
+    assert (shock.earnings.rate, shock.sector.rate, shock.sector.duration) == (0.0, 0.0, 200)
+    assert shock.earnings.duration == DEFAULTS.news.earnings.duration == 200
+    large = load_config(["+experiment=large"])
+    assert large.market.symbols == ["ACME", "BOLT"] and large.market.sectors == []
+    assert {n: k.count for n, k in large.population.items() if k.count} == {"market_maker": 200, "noise": 99_800}
+    assert large.population["noise"].activity == [0.01, 0.05] and large.population["noise"].size == [1, 100]
+    tour = load_config(["+experiment=strategy_tournament"])
+    assert tour.hooks == ["metrics", "storage"] and (tour.run.chart, tour.run.table) == (False, False)
+    assert load_config(["+experiment=earnings_season"]).news.scheduled[-1].target == "JADE"
+    seed = load_config(["population=seed_100k"])
+    assert sum(k.count for k in seed.population.values()) == 100_000
+    assert seed.population["noise"].activity == DEFAULTS.population["noise"].activity
 
 
 def _cli(*args, cwd):
-    env = os.environ | {"JAX_PLATFORMS": "cpu"}
+    # This checkout's qtg, whichever one the interpreter has installed.
+    path = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
+    env = os.environ | {"JAX_PLATFORMS": "cpu", "PYTHONPATH": path}
     return subprocess.run([sys.executable, "-m", "qtg.run", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
 
 
@@ -101,6 +214,65 @@ def test_cli_bad_override_exits_2_with_one_line(tmp_path):
     out = _cli("population.noise.count=-5", cwd=tmp_path)
     assert out.returncode == 2
     assert out.stderr.strip() == "qtg: config error: population.noise.count: must be >= 0, got -5"
+    assert "Traceback" not in out.stderr and out.stdout == ""
+    assert not (tmp_path / "outputs").exists(), "nothing is written for a bad config"
+
+
+LATE_SHOCK = "news.scheduled=[{kind: sector, tick: 5000, target: tech, size: -0.2}]"
+
+
+def test_a_scheduled_event_past_the_run_is_a_config_error():
+    with pytest.raises(ConfigError) as e:
+        load_config([LATE_SHOCK])
+    assert str(e.value) == ("news.scheduled[0].tick: 5000 is past run.ticks (1000); the sector event on tech "
+                            "would never happen (ticks run 0 to 999): move it or raise run.ticks")
+    # The run's ticks are 0 .. run.ticks - 1: an event at run.ticks is past it, the tick before is in.
+    rate = "news.scheduled=[{kind: rate, tick: 300, size: 0.01}, {kind: rate, tick: %d, size: 0.01}]"
+    with pytest.raises(ConfigError, match=r"^news\.scheduled\[1\]\.tick: 1000 is past run\.ticks \(1000\); the rate event "):
+        load_config([rate % 1000])
+    assert [ev.tick for ev in load_config([rate % 999]).news.scheduled] == [300, 999]
+    assert load_config([LATE_SHOCK, "run.ticks=5001"]).news.scheduled[0].tick == 5000
+    # An experiment's events with fewer ticks than the experiment runs: refused the same way.
+    with pytest.raises(ConfigError, match=r"^news\.scheduled\[0\]\.tick: 300 is past run\.ticks \(300\)"):
+        load_config(["+experiment=sector_shock", "run.ticks=300"])
+
+
+def test_a_resumed_run_takes_its_events_from_the_snapshot(tmp_path):
+    """With resume set, the world (news included) comes from the snapshot and run.ticks may
+    end the run early, like a stop: this config's events are not held against it."""
+    snap = tmp_path / "tick_0000500.qtgsnap"
+    snap.write_bytes(b"")  # validation only checks that the file exists
+    cfg = load_config([LATE_SHOCK, f"resume={snap}"])
+    assert cfg.resume == str(snap) and cfg.news.scheduled[0].tick == 5000
+
+
+def test_cli_cfg_job_prints_the_whole_composed_config(tmp_path):
+    """--cfg job prints every value, the schema's defaults included, as Hydra composed them."""
+    import yaml
+    from omegaconf import OmegaConf
+
+    from qtg.core.compose import compose
+
+    out = _cli("--cfg", "job", "population.noise.count=500", "engine=exact", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    printed = yaml.safe_load(out.stdout)
+    composed = config_dict(load_config(["population.noise.count=500", "engine=exact"]))
+    expected = OmegaConf.to_container(compose(["population.noise.count=500", "engine=exact"]))
+    expected.pop("hydra", None)
+    assert printed == expected
+    assert set(printed) == set(composed)
+    for section in ("market", "fundamentals", "news", "engine", "risk", "run", "storage", "snapshot", "metrics", "ui"):
+        assert printed[section] == composed[section], section
+    assert printed["population"]["noise"] == composed["population"]["noise"]  # every field, not just the count
+    assert (printed["population"]["noise"]["count"], printed["engine"]["name"]) == (500, "exact")
+    assert not (tmp_path / "outputs").exists()
+
+
+def test_cli_late_event_exits_2_before_anything_is_written(tmp_path):
+    out = _cli(LATE_SHOCK, cwd=tmp_path)
+    assert out.returncode == 2
+    assert out.stderr.strip() == ("qtg: config error: news.scheduled[0].tick: 5000 is past run.ticks (1000); the "
+                                  "sector event on tech would never happen (ticks run 0 to 999): move it or raise run.ticks")
     assert "Traceback" not in out.stderr and out.stdout == ""
     assert not (tmp_path / "outputs").exists(), "nothing is written for a bad config"
 

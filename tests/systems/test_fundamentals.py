@@ -23,7 +23,12 @@ from components.fundamentals import (
     NewsParams,
 )
 from qtg.core.config import Config, NewsKindConfig, ScheduledEvent
-from qtg.core.news import check_news_config, event_rows, make_fundamentals
+from qtg.core.news import (
+    check_news_config,
+    check_schedule_in_run,
+    event_rows,
+    make_fundamentals,
+)
 from systems.fundamentals import calibrated_eps, gordon_fair_value, update_fundamentals
 
 F = {name: i for i, name in enumerate(EVENT_FIELDS)}
@@ -392,8 +397,45 @@ def bad(change) -> str:
     return msg
 
 
-def test_check_config_accepts_the_default():
-    check_news_config(Config())
+@pytest.mark.parametrize("change, start", [
+    # The default's opening P/E is 0.5 * 1.04 / (0.04 + 0.05 - 0.04) = 10.4 for every symbol.
+    (lambda c: setattr(c.fundamentals, "pe_bounds", [2.0, 10.39]), "fundamentals.pe_bounds: ACME's opening P/E is 10.4"),
+    (lambda c: setattr(c.fundamentals, "pe_bounds", [10.41, 60.0]), "fundamentals.pe_bounds: ACME's opening P/E is 10.4"),
+    (lambda c: setattr(c.fundamentals, "payout", 0.0), "fundamentals.payout: must be > 0 to calibrate"),
+    (lambda c: setattr(c.news.earnings, "duration", 0), "news.earnings.duration: must be >= 1, got 0"),
+    (lambda c: c.news.scheduled.append(ScheduledEvent(kind="sector", tick=500, target="media", size=-0.2)),
+     "news.scheduled[0].target: unknown sector 'media'; allowed: tech, energy, health, finance, consumer"),
+])
+def test_check_config_accepts_the_default_and_refuses_it_changed(change, start):
+    """The default passes, and the same config with one default changed does not: the check
+    reads the default's values (a check that passed anything would fail here)."""
+    cfg = Config()
+    assert check_news_config(cfg) is None
+    change(cfg)
+    with pytest.raises(ValueError) as e:
+        check_news_config(cfg)
+    assert str(e.value).startswith(start)
+
+
+def test_check_config_accepts_the_default_at_its_bounds():
+    cfg = Config()
+    cfg.fundamentals.pe_bounds = [10.4, 10.4]  # exactly the opening P/E
+    assert check_news_config(cfg) is None
+
+
+def test_scheduled_events_must_fall_within_the_run():
+    cfg = Config()
+    cfg.news.scheduled = [ScheduledEvent(kind="earnings", tick=10, target="ACME", size=0.05),
+                          ScheduledEvent(kind="earnings", tick=cfg.run.ticks - 1, target="BOLT", size=0.05)]
+    assert check_schedule_in_run(cfg) is None
+    cfg.news.scheduled.append(ScheduledEvent(kind="rate", tick=cfg.run.ticks, size=0.01))
+    with pytest.raises(ValueError) as e:
+        check_schedule_in_run(cfg)
+    assert str(e.value) == ("news.scheduled[2].tick: 1000 is past run.ticks (1000); the rate event would never "
+                            "happen (ticks run 0 to 999): move it or raise run.ticks")
+    assert check_news_config(cfg) is None  # past the run is the run's concern, not the news check's
+    cfg.run.ticks = 1001
+    assert check_schedule_in_run(cfg) is None
 
 
 @pytest.mark.parametrize("change, start", [
