@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from qtg.core.compose import load_config
-from qtg.core.config import ConfigError
+from qtg.core.config import HOOK_NAMES, ConfigError
 from qtg.core.sim import Simulation
 from qtg.core.world import build_world, make_engine_for
 from qtg.hooks import HOOKS, HookContext, Metrics, make_hooks
@@ -137,6 +137,7 @@ def test_hook_registry_and_config_checks(tmp_path):
     hooks = make_hooks(cfg.hooks, HookContext(cfg, tmp_path))
     assert [h.name for h in hooks] == ["progress", "metrics"]
     assert set(HOOKS) == {"progress", "metrics", "storage", "tui"}
+    assert tuple(HOOKS) == HOOK_NAMES  # the names the config accepts are the factories there are
     with pytest.raises(ValueError, match="unknown hook"):
         make_hooks(["nope"], HookContext(cfg, tmp_path))
     bad = {

@@ -2,7 +2,6 @@
 tick t - k (validated against the world at t), and nothing in its first k ticks."""
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 import pytest
 
