@@ -414,29 +414,46 @@ def _fmt(v, spec=".4f") -> str:
     return "-" if v is None else format(v, spec)
 
 
+def fact_value(f: dict[str, Any]) -> tuple[str, str]:
+    """A fact's statistic and its value(s) as text (several where the fact tests several)."""
+    st = f["statistics"]
+    if f["name"] == "heavy tails":
+        value = " / ".join(_fmt(st.get(f"kurtosis_h{h}"), ".2f") for h in KURTOSIS_HORIZONS)
+        stat = "excess kurtosis h=" + "/".join(map(str, KURTOSIS_HORIZONS))
+    elif f["name"] == "no autocorrelation":
+        value = f"{_fmt(st.get('acf_1'))} / {_fmt(st.get('mean_abs_acf_2_10'))}"
+        stat = "ACF(1) / mean |ACF(2-10)| of r"
+    elif f["name"] == "mean reversion":
+        value = f"b={_fmt(st.get('b'))} hl={_fmt(st.get('half_life'), '.1f')} t={_fmt(st.get('df_stat'), '.1f')}"
+        stat = "AR(1) of log(p/fair)"
+    else:
+        value, stat = _fmt(f["value"]), f["statistic"]
+    return stat, value
+
+
 def format_facts_table(facts: list[dict[str, Any]]) -> str:
     """Aligned text table: fact, statistic, value, threshold, PASS/FAIL/n/a (``band`` is
     the 95% band 1.96 / sqrt(T) of an i.i.d. series of T returns)."""
     rows = [("fact", "statistic", "value", "threshold", "result")]
     for f in facts:
-        st = f["statistics"]
-        if f["name"] == "heavy tails":
-            value = " / ".join(_fmt(st.get(f"kurtosis_h{h}"), ".2f") for h in KURTOSIS_HORIZONS)
-            stat = "excess kurtosis h=" + "/".join(map(str, KURTOSIS_HORIZONS))
-        elif f["name"] == "no autocorrelation":
-            value = f"{_fmt(st.get('acf_1'))} / {_fmt(st.get('mean_abs_acf_2_10'))}"
-            stat = "ACF(1) / mean |ACF(2-10)| of r"
-        elif f["name"] == "mean reversion":
-            value = f"b={_fmt(st.get('b'))} hl={_fmt(st.get('half_life'), '.1f')} t={_fmt(st.get('df_stat'), '.1f')}"
-            stat = "AR(1) of log(p/fair)"
-        else:
-            value, stat = _fmt(f["value"]), f["statistic"]
+        stat, value = fact_value(f)
         result = {True: "PASS", False: "FAIL", None: "n/a"}[f["passed"]]
         rows.append((f["name"], stat, value, f["threshold"], result))
     widths = [max(len(r[i]) for r in rows) for i in range(5)]
     lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
     lines.insert(1, "  ".join("-" * w for w in widths))
     return "\n".join(lines)
+
+
+def failed_facts(facts: list[dict[str, Any]]) -> list[str]:
+    """One line per fact that failed: its name, statistic, value and the threshold it
+    missed, e.g. ``heavy tails: excess kurtosis h=1/5/20 = 0.12 / 0.05 / 0.01 (needs > 1 at h=1)``."""
+    out = []
+    for f in facts:
+        if f["passed"] is False:
+            stat, value = fact_value(f)
+            out.append(f"{f['name']}: {stat} = {value} (needs {f['threshold']})")
+    return out
 
 
 # --------------------------------------------------------------------------- events
@@ -670,7 +687,9 @@ def plot_stylized_facts(facts: list[dict[str, Any]], returns: dict[str, np.ndarr
     hl = mr["statistics"].get("half_life") if mr else None
     ax_m.set_title("log(price / fair)" + ("" if hl is None else f", median half-life {hl:.1f} ticks"), fontsize=10)
     verdict = {True: "PASS", False: "FAIL", None: "n/a"}
-    fig.suptitle("stylized facts: " + ", ".join(f"{f['name']} {verdict[f['passed']]}" for f in facts), fontsize=11)
+    title = "stylized facts: " + ", ".join(f"{f['name']} {verdict[f['passed']]}" for f in facts)
+    failed = failed_facts(facts)
+    fig.suptitle("\n".join([title, *failed]), fontsize=11 if not failed else 9)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
