@@ -149,7 +149,7 @@ def run_world(job: Job, obs: Observers) -> tuple[int, float]:
     remaining = max(0, cfg.run.ticks - sim.tick)
     t0 = time.perf_counter()
     if obs.tui:
-        from qtg.hooks.tui import run_tui
+        from qtg.hooks.tui.app import run_tui
 
         ran = run_tui(sim, obs.hooks, remaining, cfg.ui, snapshot=obs.snapshots.request)
     else:
