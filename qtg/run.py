@@ -235,8 +235,8 @@ def write_config(job: Job) -> list[str]:
 
 def write_charts(job: Job, obs: Observers) -> list[str]:
     """chart.png (prices, indicators, P&L), correlation.png and impact.png."""
+    from qtg.reports.chart import chart
     from qtg.reports.portfolio import plot_correlation
-    from qtg.reports.summary import chart
 
     out, sim = job.out_dir, job.sim
     chart(out / "chart.png", sim, obs.rec)
