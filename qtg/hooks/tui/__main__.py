@@ -5,7 +5,7 @@ import argparse
 from qtg.hooks.tui.screenshot import screenshot
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description="Save an SVG screenshot of the terminal view.")
+    parser = argparse.ArgumentParser(prog="python -m qtg.hooks.tui", description="Save an SVG screenshot of the terminal view.")
     parser.add_argument("path", help="the SVG file to write, e.g. docs/tui.svg")
     parser.add_argument("overrides", nargs="*", help="qtg.run config overrides")
     parser.add_argument("--ticks", type=int, default=1500, help="ticks to run before the shot")
