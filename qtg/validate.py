@@ -72,6 +72,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  {f['name']}: {f['note']}")
     print(f"{out['passed']} passed, {out['failed']} failed, {out['not_applicable']} n/a; "
           f"wrote {run_dir / 'stylized_facts.json'}, {run_dir / 'stylized_facts.png'}")
+    for line in analysis.failed_facts(out["facts"]):
+        print(f"FAILED {line}")
     return 0
 
 

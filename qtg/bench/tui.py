@@ -4,7 +4,7 @@ The same world runs N ticks at a time, alternating between three modes, after a 
 (compilation, and one short run of each mode):
 
 * ``plain``: ``sim.run`` with no hook;
-* ``hook``: with the :class:`qtg.hooks.tui.TuiHook` alone (its per-tick ring and ``ui.fps``
+* ``hook``: with the :class:`qtg.hooks.tui.hook.TuiHook` alone (its per-tick ring and ``ui.fps``
   frames a second, no screen);
 * ``tui``: the whole view, ``run_tui`` headless (Textual's headless driver still lays out
   and renders every frame at ``ui.fps``; only the terminal write is skipped).
@@ -56,7 +56,8 @@ def measure(name: str, overrides: list[str], ticks: int, rounds: int, fps: float
     from qtg.core.compose import load_config
     from qtg.core.sim import Simulation
     from qtg.core.world import build_world, make_engine_for
-    from qtg.hooks.tui import TuiHook, run_tui
+    from qtg.hooks.tui.app import run_tui
+    from qtg.hooks.tui.hook import TuiHook
 
     cfg = load_config([*overrides, "hooks=[]", "ui=tui", f"ui.fps={fps}"])
     world = build_world(cfg)

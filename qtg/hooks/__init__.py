@@ -48,7 +48,7 @@ def _storage(ctx: HookContext) -> SimulationHook:
 
 
 def _tui(ctx: HookContext) -> SimulationHook:
-    from qtg.hooks.tui import TuiHook
+    from qtg.hooks.tui.hook import TuiHook
 
     return TuiHook(ctx.cfg.ui)
 

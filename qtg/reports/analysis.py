@@ -414,29 +414,46 @@ def _fmt(v, spec=".4f") -> str:
     return "-" if v is None else format(v, spec)
 
 
+def fact_value(f: dict[str, Any]) -> tuple[str, str]:
+    """A fact's statistic and its value(s) as text (several where the fact tests several)."""
+    st = f["statistics"]
+    if f["name"] == "heavy tails":
+        value = " / ".join(_fmt(st.get(f"kurtosis_h{h}"), ".2f") for h in KURTOSIS_HORIZONS)
+        stat = "excess kurtosis h=" + "/".join(map(str, KURTOSIS_HORIZONS))
+    elif f["name"] == "no autocorrelation":
+        value = f"{_fmt(st.get('acf_1'))} / {_fmt(st.get('mean_abs_acf_2_10'))}"
+        stat = "ACF(1) / mean |ACF(2-10)| of r"
+    elif f["name"] == "mean reversion":
+        value = f"b={_fmt(st.get('b'))} hl={_fmt(st.get('half_life'), '.1f')} t={_fmt(st.get('df_stat'), '.1f')}"
+        stat = "AR(1) of log(p/fair)"
+    else:
+        value, stat = _fmt(f["value"]), f["statistic"]
+    return stat, value
+
+
 def format_facts_table(facts: list[dict[str, Any]]) -> str:
     """Aligned text table: fact, statistic, value, threshold, PASS/FAIL/n/a (``band`` is
     the 95% band 1.96 / sqrt(T) of an i.i.d. series of T returns)."""
     rows = [("fact", "statistic", "value", "threshold", "result")]
     for f in facts:
-        st = f["statistics"]
-        if f["name"] == "heavy tails":
-            value = " / ".join(_fmt(st.get(f"kurtosis_h{h}"), ".2f") for h in KURTOSIS_HORIZONS)
-            stat = "excess kurtosis h=" + "/".join(map(str, KURTOSIS_HORIZONS))
-        elif f["name"] == "no autocorrelation":
-            value = f"{_fmt(st.get('acf_1'))} / {_fmt(st.get('mean_abs_acf_2_10'))}"
-            stat = "ACF(1) / mean |ACF(2-10)| of r"
-        elif f["name"] == "mean reversion":
-            value = f"b={_fmt(st.get('b'))} hl={_fmt(st.get('half_life'), '.1f')} t={_fmt(st.get('df_stat'), '.1f')}"
-            stat = "AR(1) of log(p/fair)"
-        else:
-            value, stat = _fmt(f["value"]), f["statistic"]
+        stat, value = fact_value(f)
         result = {True: "PASS", False: "FAIL", None: "n/a"}[f["passed"]]
         rows.append((f["name"], stat, value, f["threshold"], result))
     widths = [max(len(r[i]) for r in rows) for i in range(5)]
     lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
     lines.insert(1, "  ".join("-" * w for w in widths))
     return "\n".join(lines)
+
+
+def failed_facts(facts: list[dict[str, Any]]) -> list[str]:
+    """One line per fact that failed: its name, statistic, value and the threshold it
+    missed, e.g. ``heavy tails: excess kurtosis h=1/5/20 = 0.12 / 0.05 / 0.01 (needs > 1 at h=1)``."""
+    out = []
+    for f in facts:
+        if f["passed"] is False:
+            stat, value = fact_value(f)
+            out.append(f"{f['name']}: {stat} = {value} (needs {f['threshold']})")
+    return out
 
 
 # --------------------------------------------------------------------------- events
@@ -562,9 +579,32 @@ def format_event_table(rows: list[dict[str, Any]]) -> str:
 # --------------------------------------------------------------------------- charts
 
 MAX_SYMBOL_LINES = 4
-"""Up to this many symbols the event study draws one line per symbol, else per sector."""
+"""Up to this many symbols the event study draws them in one panel, else one panel per sector."""
+GROUP_MAX_SYMBOLS = 25
+"""A sector of more symbols than this is drawn over several panels (its thin lines stay apart)."""
+DIRECT_LABELS = 6
+"""A sector panel with up to this many symbols names each line at its end; a larger one
+names its best and worst symbol."""
 MAX_EVENT_LABELS = 40
 """Event markers beyond this many are drawn without labels."""
+
+
+def symbol_groups(sectors: list[str], max_size: int = GROUP_MAX_SYMBOLS) -> list[tuple[str, list[int]]]:
+    """The symbols (indices) by sector, sectors in order of first appearance; a sector of
+    more than ``max_size`` symbols is split into near-equal panels titled ``tech 1/3`` ...
+    (``market`` when no sector is given)."""
+    by_sector: dict[str, list[int]] = {}
+    for j, sec in enumerate(sectors):
+        by_sector.setdefault(sec or "market", []).append(j)
+    groups = []
+    for sec, members in by_sector.items():
+        parts = math.ceil(len(members) / max_size)
+        if parts == 1:
+            groups.append((sec, members))
+            continue
+        for i, chunk in enumerate(np.array_split(np.array(members), parts)):
+            groups.append((f"{sec} {i + 1}/{parts}", chunk.tolist()))
+    return groups
 
 
 def _plt():
@@ -578,47 +618,98 @@ def _plt():
 
 def plot_event_study(prices: dict[str, Any], events: list[dict[str, Any]], path: str | Path,
                      title: str | None = None) -> None:
-    """Mean price per sector (per symbol when there are at most MAX_SYMBOL_LINES symbols
-    or no sectors) normalised to 100 at its first price, its fair value dashed in the same
-    colour on the same scale, and a vertical marker labelled ``kind target`` per event."""
+    """Write the event study (:func:`event_study_figure`) as a PNG."""
+    fig = event_study_figure(prices, events, title)
+    fig.savefig(path, dpi=110)
+    _plt().close(fig)
+
+
+def event_study_figure(prices: dict[str, Any], events: list[dict[str, Any]], title: str | None = None):
+    """Every symbol's price, normalised to 100 at its first price, with a vertical marker
+    per event (labelled ``kind target`` where it hits the panel's symbols). Up to
+    MAX_SYMBOL_LINES symbols (or without sectors and few symbols): one panel, a line per
+    symbol and its fair value dashed in the same colour. Beyond: one panel per sector
+    (split past GROUP_MAX_SYMBOLS), every symbol a thin line, the sector's mean price in
+    black and its mean fair value dashed red. Legends sit outside the axes."""
     plt = _plt()
     ticks, names, sectors = prices["ticks"], prices["symbols"], prices["sectors"]
     p = price_series(prices)
     fair = np.where(prices["fair"] > 0, prices["fair"], np.nan)
-    if len(names) <= MAX_SYMBOL_LINES or not any(sectors):
-        groups = [(s, [j]) for j, s in enumerate(names)]
+    first = np.array([col[np.isfinite(col)][0] if np.isfinite(col).any() else np.nan for col in p.T])
+    index, fair_index = 100 * p / first, 100 * fair / first
+    if len(names) <= MAX_SYMBOL_LINES:
+        groups = [("", list(range(len(names))))]
     else:
-        groups = [(sec, [j for j, x in enumerate(sectors) if x == sec]) for sec in dict.fromkeys(sectors)]
-    fig, ax = plt.subplots(figsize=(11, 5.5))
-    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
-    for i, (label, cols) in enumerate(groups):
+        groups = symbol_groups(list(sectors) if any(sectors) else ["market"] * len(names))
+    cols = 1 if len(groups) == 1 else 2 if len(groups) <= 4 else 3
+    rows = math.ceil(len(groups) / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(11 if cols == 1 else 6.2 * cols, 5.5 if rows == 1 else 3.4 * rows),
+                             sharex=True, squeeze=False, layout="constrained")
+    title = title or f"event study: {len(events)} event(s), {len(names)} symbol(s)"
+    for ax, (label, members_) in zip(axes.flat, groups):
+        if label:
+            _sector_lines(ax, ticks, label, members_, names, index, fair_index)
+        else:
+            _symbol_lines(ax, ticks, members_, names, index, fair_index)
+        members = {names[j] for j in members_}
+        labelled = 0
+        for ev in events:
+            size = ev.get("size") or 0.0
+            c = "tab:red" if size < 0 else ("tab:green" if size > 0 else "gray")
+            ax.axvline(ev["tick"], color=c, lw=0.8, ls=":", alpha=0.9)
+            hits = not ev.get("symbols") or members & set(ev["symbols"])
+            if hits and labelled < MAX_EVENT_LABELS:
+                labelled += 1
+                ax.text(ev["tick"], 0.99, f" {ev['kind']} {ev['target']}", transform=ax.get_xaxis_transform(),
+                        rotation=90, va="top", ha="right", fontsize=7, color=c)
+        ax.grid(alpha=0.3)
+    for ax in axes.flat[len(groups):]:
+        ax.set_visible(False)
+    for ax in axes.flat[max(0, len(groups) - cols):len(groups)]:  # the lowest panel of each column
+        ax.tick_params(labelbottom=True)
+        ax.set_xlabel("tick")
+    for ax in axes[:, 0]:
+        ax.set_ylabel("price (first price = 100)")
+    fig.suptitle(title)
+    return fig
+
+
+def _symbol_lines(ax, ticks, cols: list[int], names, index: np.ndarray, fair_index: np.ndarray) -> None:
+    """One line per symbol and its fair value dashed in the same colour; the legend
+    outside the axes, on the right."""
+    colors = _plt().rcParams["axes.prop_cycle"].by_key()["color"]
+    for i, j in enumerate(cols):
         c = colors[i % len(colors)]
-        g = _group_mean(p, cols)
-        finite = np.flatnonzero(np.isfinite(g))
-        if not len(finite):
-            continue
-        base = g[finite[0]] / 100.0
-        ax.plot(ticks, g / base, color=c, lw=1.1, label=f"{label} ({len(cols)})" if len(cols) > 1 else label)
-        fg = _group_mean(fair, cols)
-        if np.isfinite(fg).any():
-            ax.plot(ticks, fg / base, color=c, lw=0.9, ls="--", alpha=0.8)
-    if any(np.isfinite(_group_mean(fair, [j])).any() for j in range(len(names))):
+        ax.plot(ticks, index[:, j], color=c, lw=1.1, label=names[j])
+        if np.isfinite(fair_index[:, j]).any():
+            ax.plot(ticks, fair_index[:, j], color=c, lw=0.9, ls="--", alpha=0.8)
+    if np.isfinite(fair_index[:, cols]).any():
         ax.plot([], [], color="gray", ls="--", label="fair value")
-    for n, ev in enumerate(events):
-        size = ev.get("size") or 0.0
-        c = "tab:red" if size < 0 else ("tab:green" if size > 0 else "gray")
-        ax.axvline(ev["tick"], color=c, lw=0.8, ls=":", alpha=0.9)
-        if n < MAX_EVENT_LABELS:
-            ax.text(ev["tick"], 0.99, f" {ev['kind']} {ev['target']}", transform=ax.get_xaxis_transform(),
-                    rotation=90, va="top", ha="right", fontsize=7, color=c)
-    ax.set_xlabel("tick")
-    ax.set_ylabel("price (first price = 100)")
-    ax.grid(alpha=0.3)
-    ax.legend(loc="lower left", fontsize=8, frameon=False, ncol=min(len(groups) + 1, 6))
-    ax.set_title(title or f"event study: {len(events)} event(s), {len(names)} symbol(s)")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False)
+
+
+def _last_finite(y: np.ndarray) -> float:
+    finite = np.flatnonzero(np.isfinite(y))
+    return float(y[finite[-1]]) if len(finite) else np.nan
+
+
+def _sector_lines(ax, ticks, label: str, cols: list[int], names, index: np.ndarray, fair_index: np.ndarray) -> None:
+    """Every symbol of a sector as a thin line (labelled with its name, no legend), the
+    mean in black, the mean fair value dashed red."""
+    lines = [ax.plot(ticks, index[:, j], lw=0.5, alpha=0.6, label=names[j])[0] for j in cols]
+    ends = np.array([_last_finite(index[:, j]) for j in cols])
+    if np.isfinite(ends).any():  # names at the line ends: all of a few, else the best and the worst
+        shown = range(len(cols)) if len(cols) <= DIRECT_LABELS else {int(np.nanargmax(ends)), int(np.nanargmin(ends))}
+        for i in shown:
+            if np.isfinite(ends[i]):
+                ax.annotate(names[cols[i]], (ticks[-1], ends[i]), xytext=(2, 0), textcoords="offset points",
+                            fontsize=7, va="center", color=lines[i].get_color())
+        ax.margins(x=0.07)
+    ax.plot(ticks, _group_mean(index, cols), color="black", lw=1.4, label="_mean")
+    fair = _group_mean(fair_index, cols)
+    if np.isfinite(fair).any():
+        ax.plot(ticks, fair, color="tab:red", lw=1.0, ls="--", label="_fair")
+    ax.set_title(f"{label}: {len(cols)} symbol(s); black: mean, red dashed: mean fair value", loc="left", fontsize=8)
 
 
 def plot_stylized_facts(facts: list[dict[str, Any]], returns: dict[str, np.ndarray], path: str | Path,
@@ -670,7 +761,9 @@ def plot_stylized_facts(facts: list[dict[str, Any]], returns: dict[str, np.ndarr
     hl = mr["statistics"].get("half_life") if mr else None
     ax_m.set_title("log(price / fair)" + ("" if hl is None else f", median half-life {hl:.1f} ticks"), fontsize=10)
     verdict = {True: "PASS", False: "FAIL", None: "n/a"}
-    fig.suptitle("stylized facts: " + ", ".join(f"{f['name']} {verdict[f['passed']]}" for f in facts), fontsize=11)
+    title = "stylized facts: " + ", ".join(f"{f['name']} {verdict[f['passed']]}" for f in facts)
+    failed = failed_facts(facts)
+    fig.suptitle("\n".join([title, *failed]), fontsize=11 if not failed else 9)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

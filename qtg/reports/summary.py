@@ -1,4 +1,4 @@
-"""Run outputs: ``summary.json``, ``chart.png`` and the terminal table."""
+"""Run outputs: ``summary.json``, the CSV files and the terminal table (``chart.png`` is :mod:`qtg.reports.chart`)."""
 
 from __future__ import annotations
 
@@ -14,8 +14,6 @@ from components.world import WorldState
 from qtg.core.config import Config
 from qtg.core.sim import Simulation
 from qtg.hooks import Recorder
-
-MAX_CHART_SYMBOLS = 4
 
 
 def _cur(units) -> float:
@@ -95,7 +93,8 @@ def summarize(cfg: Config, initial: WorldState, sim: Simulation, rec: Recorder, 
             "engine": cfg.engine.name,
             "stp": cfg.engine.stp,
             "ticks": len(seconds),
-            "agents": static.n_agents,
+            "agents": static.n_agents,  # with rows (tiers 1 and 2)
+            "background_pool": static.background.members if static.background is not None else 0,  # tier 3
             "symbols": list(static.symbols),
             "elapsed_s": round(elapsed, 3),
             "ms_per_tick_median": round(float(np.median(seconds)) * 1e3, 3),
@@ -245,11 +244,20 @@ def write_summary(path: Path, summary: dict) -> None:
     tmp.replace(path)
 
 
+def agents_text(rows: int, pool: int = 0) -> str:
+    """A run's agents in words: ``120 agents``, or with a background pool (tier 3, no rows)
+    ``100,000 agents (12,500 with rows, 87,500 in the background pool)``."""
+    if not pool:
+        return f"{rows:,} agents"
+    return f"{rows + pool:,} agents ({rows:,} with rows, {pool:,} in the background pool)"
+
+
 def table(summary: dict) -> str:
     """The end-of-run table, plain text."""
     r = summary["run"]
     lines = [
-        f"qtg: {r['ticks']} ticks, {r['agents']:,} agents, engine={r['engine']}, seed={r['seed']}, "
+        f"qtg: {r['ticks']} ticks, {agents_text(r['agents'], r.get('background_pool', 0))}, "
+        f"engine={r['engine']}, seed={r['seed']}, "
         f"{r['elapsed_s']:.1f} s ({r['ms_per_tick_median']:.2f} ms/tick median)",
         f"orders {summary['orders']['submitted']:,} sent, {summary['orders']['accepted']:,} "
         f"to the book; {summary['fills']:,} fills, {summary['volume']:,} shares traded",
@@ -304,78 +312,18 @@ CHART_INDICATORS = {"bollinger": (20, 2.0), "rsi": 14, "macd": (12, 26, 9)}
 
 
 def indicator_history(rec: Recorder) -> dict[str, np.ndarray]:
-    """The chart's indicators over the run, from the recorded tick bars
-    (:func:`systems.indicators.replay_indicators`): arrays [T, S] (currency or index points),
+    """The chart's indicators over the run, from the recorded tick bars: see :func:`indicators_of`."""
+    return indicators_of(rec.arrays())
+
+
+def indicators_of(hist: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """The chart's indicators over a recorded history (``Recorder.arrays``), replayed by
+    :func:`systems.indicators.replay_indicators`: arrays [T, S] (currency or index points),
     NaN where not ready."""
     from systems.indicators import replay_indicators
 
-    hist = rec.arrays()
     bars = np.stack([hist["last"], hist["high"], hist["low"]], axis=1)  # [T, 3, S] units
     return replay_indicators(CHART_INDICATORS["bollinger"], CHART_INDICATORS["rsi"], CHART_INDICATORS["macd"], bars)
-
-
-def chart(path: Path, sim: Simulation, rec: Recorder) -> None:
-    """Per symbol: price with the best bid/ask band and Bollinger bands, RSI, MACD, spread
-    and volume; then the P&L of each strategy kind."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    hist = rec.arrays()
-    ind = indicator_history(rec)
-    symbols = sim.static.symbols[:MAX_CHART_SYMBOLS]
-    ticks = np.arange(len(hist["last"]))
-    per_symbol = [3, 1, 1, 1, 1]
-    ratios = per_symbol * len(symbols) + [2]
-    fig, axes = plt.subplots(
-        len(ratios), 1, figsize=(11, 1.2 * sum(ratios)), sharex=True,
-        gridspec_kw={"height_ratios": ratios},
-    )
-    (bp, bk), rp, mp = CHART_INDICATORS["bollinger"], CHART_INDICATORS["rsi"], CHART_INDICATORS["macd"]
-    for s, name in enumerate(symbols):
-        ax_p, ax_r, ax_m, ax_s, ax_v = axes[len(per_symbol) * s : len(per_symbol) * (s + 1)]
-        bid = np.where(hist["bid"][:, s] > 0, hist["bid"][:, s], np.nan) / SCALE
-        ask = np.where(hist["ask"][:, s] > 0, hist["ask"][:, s], np.nan) / SCALE
-        ax_p.fill_between(ticks, bid, ask, color="tab:blue", alpha=0.25, lw=0, label="best bid / ask")
-        ax_p.plot(ticks, hist["last"][:, s] / SCALE, color="black", lw=0.9, label="last trade")
-        ax_p.plot(ticks, hist["fair"][:, s] / SCALE, color="tab:red", lw=0.9, ls="--", label="fair value")
-        ax_p.plot(ticks, ind["bb_middle"][:, s], color="tab:purple", lw=0.7, label=f"SMA({bp})")
-        ax_p.plot(ticks, ind["bb_upper"][:, s], color="tab:purple", lw=0.6, ls="--",
-                  label=f"Bollinger({bp}, {bk:g})")
-        ax_p.plot(ticks, ind["bb_lower"][:, s], color="tab:purple", lw=0.6, ls="--")
-        ax_p.set_ylabel(f"{name} price")
-        ax_p.legend(loc="upper left", fontsize=8, frameon=False, ncol=4)
-        ax_p.grid(alpha=0.3)
-        ax_r.plot(ticks, ind["rsi"][:, s], color="tab:green", lw=0.8)
-        for level in (30, 70):
-            ax_r.axhline(level, color="gray", lw=0.5, ls=":")
-        ax_r.set_ylim(0, 100)
-        ax_r.set_ylabel(f"RSI({rp})")
-        ax_m.plot(ticks, ind["macd"][:, s], color="tab:red", lw=0.8, label="MACD")
-        ax_m.plot(ticks, ind["macd_signal"][:, s], color="tab:gray", lw=0.8, label="signal")
-        ax_m.axhline(0, color="black", lw=0.4)
-        ax_m.set_ylabel("MACD" + "\n" + ",".join(map(str, mp)))
-        ax_m.legend(loc="upper left", fontsize=7, frameon=False, ncol=2)
-        ax_s.plot(ticks, ask - bid, color="tab:orange", lw=0.8)
-        ax_s.set_ylabel("spread")
-        ax_s.grid(alpha=0.3)
-        ax_v.bar(ticks, hist["volume"][:, s], width=1.0, color="tab:gray")
-        ax_v.set_ylabel("volume")
-    ax_e = axes[-1]
-    if len(hist["equity"]):
-        eq = hist["equity"]
-        for j, k in enumerate(sim.static.kinds):
-            ax_e.plot(ticks, (eq[:, j] - eq[0, j]) / SCALE, lw=1.0, label=f"{k.name} ({k.count})")
-    ax_e.axhline(0, color="black", lw=0.5)
-    ax_e.set_ylabel("P&L by kind")
-    ax_e.set_xlabel("tick")
-    ax_e.legend(loc="upper left", fontsize=8, frameon=False)
-    ax_e.grid(alpha=0.3)
-    fig.suptitle(f"qtg run: {len(ticks)} ticks, {sim.static.n_agents:,} agents")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
 
 
 def write_agents_table(path: Path, initial: WorldState, sim: Simulation, rec: Recorder) -> None:

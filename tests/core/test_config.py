@@ -203,11 +203,78 @@ def test_experiments_keep_their_meaning():
     assert seed.population["noise"].activity == DEFAULTS.population["noise"].activity
 
 
-def _cli(*args, cwd):
-    # This checkout's qtg, whichever one the interpreter has installed.
+def _cli(*args, cwd, **kw):
+    # This checkout's qtg, whichever one the interpreter has installed, from any directory.
     path = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
     env = os.environ | {"JAX_PLATFORMS": "cpu", "PYTHONPATH": path}
-    return subprocess.run([sys.executable, "-m", "qtg.run", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
+    return subprocess.run([sys.executable, "-m", "qtg.run", *args], cwd=cwd, env=env, capture_output=True, text=True,
+                          timeout=kw.pop("timeout", 300), **kw)
+
+
+@pytest.mark.parametrize("flag", ["--help", "-h"])
+def test_cli_help_prints_qtg_usage_then_hydras(flag, tmp_path):
+    out = _cli(flag, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    text = out.stdout
+    assert text.startswith("usage: python -m qtg.run ")
+    sections = ["summary.json", "config groups", "config sections", "most used keys", "experiments (+experiment=NAME):",
+                "population presets (population=NAME):", "examples:", "run is powered by Hydra."]
+    at = [text.index(s) for s in sections]
+    assert at == sorted(at), "the sections, in order, qtg's before Hydra's"
+    groups = text[at[1]:at[2]].splitlines()
+    with_options = sorted(p.name for p in (ROOT / "conf").iterdir() if p.is_dir() and any(p.glob("*.yaml")))
+    assert with_options == ["engine", "experiment", "population", "ui"]
+    for group in ("population", "engine", "ui"):
+        options = ", ".join(sorted(p.stem for p in (ROOT / "conf" / group).glob("*.yaml")))
+        assert f"  {group:<14}{options}" in groups
+    assert text[at[2]:at[3]].splitlines()[1] == ("  market, fundamentals, news, engine, risk, run, storage, snapshot, "
+                                                 "metrics, ui")
+    experiments = sorted(p.stem for p in (ROOT / "conf" / "experiment").glob("*.yaml"))
+    assert len(experiments) >= 5 and f"  {'+experiment':<14}{', '.join(experiments)}" in groups
+    listed = text[at[4]:at[5]]
+    for name in experiments:
+        first = next(line for line in (ROOT / "conf" / "experiment" / f"{name}.yaml").read_text().splitlines()
+                     if line.startswith("#") and "@package" not in line)
+        assert f"  {name:<22}{first.lstrip('# ')}\n" in listed
+    presets = text[at[5]:at[6]]
+    assert all(f"  {p.stem} " in presets for p in (ROOT / "conf" / "population").glob("*.yaml"))
+    defaults = Config()
+    keys = text[at[3]:at[4]]
+    assert f"default {defaults.run.ticks}\n" in keys.split("run.ticks", 1)[1].split("\n", 1)[0] + "\n"
+    assert f"default {defaults.population['noise']['count']}\n" in keys.split("population.noise.count", 1)[1]
+    assert len([line for line in keys.splitlines() if "; default " in line]) == 10
+
+
+@pytest.fixture(scope="module")
+def tui_without_terminal(tmp_path_factory):
+    """``python -m qtg.run ui=tui`` with stdin from /dev/null and stdout a pipe: the run."""
+    tmp = tmp_path_factory.mktemp("tui")
+    run = tmp / "run"
+    out = _cli("ui=tui", "run.ticks=20", "population.noise.count=20", "run.chart=false", f"hydra.run.dir={run}",
+               cwd=tmp, stdin=subprocess.DEVNULL, timeout=240)  # a hang fails here (TimeoutExpired)
+    return out, run
+
+
+def test_cli_ui_tui_without_a_terminal_falls_back_to_the_progress_bar(tui_without_terminal):
+    out, run = tui_without_terminal
+    assert out.returncode == 0, out.stderr
+    warnings = [line for line in out.stderr.splitlines() if "WARNING" in line]
+    assert len(warnings) == 1 and warnings[0].endswith(
+        "ui=tui needs a terminal on stdin and stdout; showing the progress bar instead"), out.stderr
+    assert "20/20" in out.stderr  # the progress bar ran to the end
+    assert json.loads((run / "summary.json").read_text())["run"]["ticks"] == 20
+    assert (run / "prices.csv").exists() and (run / "qtg.sqlite").exists()
+    assert "run directory:" in out.stdout and "WARNING" not in out.stdout
+
+
+def test_cli_run_log_holds_the_runs_log_lines(tui_without_terminal):
+    out, run = tui_without_terminal
+    lines = (run / "run.log").read_text().splitlines()
+    assert len(lines) == 4, lines
+    assert lines[0].endswith(f"run in {run}: 40 agents with rows, 10 symbols, 20 ticks, engine=fast, seed=0")
+    assert "[WARNING]" in lines[1] and "ui=tui needs a terminal" in lines[1]
+    assert "ran 20 ticks in " in lines[2]
+    assert lines[3].endswith(f"wrote impact.csv, prices.csv, events.csv, agents.csv, summary.json, config.json in {run}")
 
 
 def test_cli_bad_override_exits_2_with_one_line(tmp_path):

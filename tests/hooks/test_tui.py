@@ -16,29 +16,28 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from textual.widgets import Tab, Tabs
 
 from components.orders import Depth
 from qtg.core.compose import load_config
 from qtg.core.sim import Simulation
 from qtg.core.world import build_world, make_engine_for
-from qtg.hooks.tui import (
-    SPEED_LADDER,
-    QtgApp,
-    RunControl,
-    TuiHook,
+from qtg.hooks.tui.app import QtgApp, run_tui
+from qtg.hooks.tui.control import SPEED_LADDER, RunControl, faster, slower
+from qtg.hooks.tui.hook import TuiHook
+from qtg.hooks.tui.render import (
     book_rows,
     chart_rows,
-    faster,
     news_rows,
     pnl_table,
     row_text,
     rows_text,
-    run_tui,
-    slower,
 )
+from qtg.hooks.tui.widgets import BookView, NewsView, PriceChart, StatusBar, TableView
 
 ROOT = Path(__file__).resolve().parents[2]
 PANELS = ("status", "symbols", "chart", "book", "pnl", "risk", "news")
+PANEL_TYPES = (StatusBar, Tabs, PriceChart, BookView, TableView, TableView, NewsView)
 TITLES = ("Price vs fair value", "Order book", "P&L by strategy", "Risk by strategy", "News")
 
 
@@ -72,8 +71,9 @@ def make_sim(world):
     return Simulation(w.static, w.params, w.state, make_engine_for(cfg, w.static))
 
 
-async def until(pilot, condition, timeout=20.0):
-    """Let the app run until ``condition()`` holds (fails after ``timeout`` seconds)."""
+async def until(pilot, condition, timeout=120.0):
+    """Let the app run until ``condition()`` holds (fails after ``timeout`` seconds: a hang
+    guard, sized for the first tick's compile on a busy machine)."""
     t0 = time.monotonic()
     while not condition():
         assert time.monotonic() - t0 < timeout, "timed out waiting for the app"
@@ -186,9 +186,15 @@ def test_pilot_pause_step_resume_symbols_snapshot_and_quit(world):
     async def drive():
         async with app.run_test(size=(160, 48)) as pilot:
             await until(pilot, lambda: app.hook.latest() is not None)
-            for panel in PANELS:
-                assert app.query_one(f"#{panel}") is not None
             await pilot.pause(0.3)
+            for panel, kind in zip(PANELS, PANEL_TYPES):
+                widget = app.query_one(f"#{panel}")
+                assert type(widget) is kind, panel
+                if kind is Tabs:
+                    assert [t.label.plain for t in widget.query(Tab)][:2] == ["1 ACME", "2 BOLT"]
+                    assert len(widget.query(Tab)) == len(sim.static.symbols)
+                else:
+                    assert rows_text(widget.rows).strip(), f"the {panel} panel has drawn nothing"
             assert rec.starts == 1 and rec.ticks == 0 and app.control.paused  # starts paused
             assert "PAUSED" in rows_text(app.query_one("#status").rows)
 

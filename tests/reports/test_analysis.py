@@ -352,6 +352,34 @@ def test_charts_by_sector_and_on_flat_prices_without_warnings(tmp_path):
     assert (tmp_path / "flat.png").exists() and (tmp_path / "flat_events.png").exists()
 
 
+def test_event_study_draws_every_symbol(tmp_path):
+    rng = np.random.default_rng(14)
+    symbols = [f"S{j:02d}" for j in range(12)]
+    sectors = [s for s in ("tech", "energy", "health") for _ in range(4)]
+    price = 100 * np.exp(np.cumsum(0.001 * rng.standard_normal((200, 12)), axis=0))
+    ev = [{"tick": 100, "kind": "sector", "target": "energy", "size": -0.2, "symbols": symbols[4:8]}]
+    prices = analysis.load_prices(write_run(tmp_path / "twelve", price, symbols=symbols, sectors=sectors, fair=100.0))
+    fig = analysis.event_study_figure(prices, ev)
+    panels = [ax for ax in fig.axes if ax.get_visible()]
+    assert [ax.get_title(loc="left").split(":")[0] for ax in panels] == ["tech", "energy", "health"]
+    drawn = [[ln.get_label() for ln in ax.lines if not ln.get_label().startswith("_")] for ax in panels]
+    assert drawn == [symbols[0:4], symbols[4:8], symbols[8:12]]
+    assert all(ax.get_legend() is None for ax in panels)
+    # each line named at its end (four a panel), the event labelled where it hits
+    assert [[t.get_text() for t in ax.texts] for ax in panels] == [
+        symbols[0:4], [*symbols[4:8], " sector energy"], symbols[8:12]]
+    few = analysis.load_prices(write_run(tmp_path / "three", price[:, :3], fair=100.0))
+    fig = analysis.event_study_figure(few, [])
+    (ax,) = fig.axes
+    legend = ax.get_legend()
+    assert [t.get_text() for t in legend.get_texts()] == ["S0", "S1", "S2", "fair value"]
+    fig.canvas.draw()
+    assert legend.get_window_extent().x0 >= ax.get_window_extent().x1  # outside the data
+    import matplotlib.pyplot as plt
+
+    plt.close("all")
+
+
 def test_event_response_follows_the_fair_value_not_the_size_sign(tmp_path):
     """A rate hike has a positive size and lowers fair values: its move is the drop."""
     price = np.full((300, 2), 100.0)

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from qtg import validate
+from qtg.reports import analysis
 from tests.reports.test_analysis import ar1, garch, write_run
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -61,6 +62,25 @@ def test_cli_failing_facts_still_exit_0(tmp_path, capsys):
     assert result == {"heavy tails": False, "volatility clustering": False, "no autocorrelation": True,
                       "mean reversion": None}
     assert (run / "stylized_facts.json").exists()
+
+
+def test_a_failing_verdict_lists_the_failed_facts_and_their_values(tmp_path, capsys):
+    rng = np.random.default_rng(12)
+    price = 100 * np.exp(np.cumsum(0.001 * rng.standard_normal((1000, 2)), axis=0))
+    run = write_run(tmp_path / "run", price)  # i.i.d. normal: no heavy tails, no clustering
+    assert validate.main([str(run)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    facts = {f["name"]: f for f in json.loads((run / "stylized_facts.json").read_text())["facts"]}
+    k = facts["heavy tails"]["statistics"]
+    v = facts["volatility clustering"]
+    kurtosis = " / ".join(f"{k[f'kurtosis_h{h}']:.2f}" for h in (1, 5, 20))
+    assert [line for line in lines if line.startswith("FAILED")] == [
+        f"FAILED heavy tails: excess kurtosis h=1/5/20 = {kurtosis} (needs > 1 at h=1)",
+        f"FAILED volatility clustering: mean ACF of |r|, lags 1-10 = {v['value']:.4f} "
+        f"(needs {v['threshold']})",
+    ]
+    assert lines[-3].startswith("1 passed, 2 failed, 1 n/a")  # the passing fact is not listed
+    assert analysis.failed_facts([{**facts["heavy tails"], "passed": True}]) == []
 
 
 def test_cli_missing_or_malformed_input_exits_2_with_one_line(tmp_path, capsys):
