@@ -10,10 +10,10 @@ A strategy module defines:
 * ``initial_holdings(cfg, params, n_symbols) -> (cash i64[count], position i64[count, S])``;
 * ``decide(static, kind, world_params, params, state, frame, key) -> OrderBatch``:
   a pure, vectorised system returning exactly ``count * ROWS_PER_AGENT`` rows; ``frame``
-  holds the read phase's observations (``frame["view"]``: MarketView);
+  holds the read phase's observations (``frame.view``: MarketView);
 * optionally ``indicators(cfg) -> IndicatorSpec``: the series its decide reads. The world
   merges every kind's spec, computes each series once per tick, and hands the values to
-  decide as ``frame["indicators"]`` (an ``Indicators``; check ``ready`` before trading);
+  decide as ``frame.indicators`` (an ``Indicators``; check ``ready`` before trading);
 * optionally ``check(cfg, n_symbols) -> None``: raises ``ValueError("population.<KIND>.<key>:
   problem")`` for values no field bound can express (one field against another, a symbol
   row); config validation calls it, so a bad entry stops the run before anything is written;

@@ -149,7 +149,7 @@ def trade_rows(
     rows = kind.start + jnp.arange(n)
     sym = t.symbol
     tick = world.tick_size[sym]
-    ref = frame["view"].ref[sym]
+    ref = frame.view.ref[sym]
     slots = state.slots
 
     buy = want > 0

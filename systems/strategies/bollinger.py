@@ -89,7 +89,7 @@ def decide(
 ) -> OrderBatch:
     """Returns 2 rows per agent (cancel, IOC), ``count * 2`` rows."""
     del key  # deterministic given the market
-    bands = frame["indicators"].bollinger
+    bands = frame.indicators.bollinger
     sym = p.trade.symbol
     col = column(static.indicators.bollinger, jnp.stack([p.period.astype(jnp.float64), p.k], axis=1))
     # %B compares the bar's close with the bands it was computed with; a flat window

@@ -241,7 +241,7 @@ def decide(
     del key  # deterministic given the market
     n, s = kind.count, static.n_symbols
     rows = kind.start + jnp.arange(n)
-    view = frame["view"]
+    view = frame.view
     sc, ready = score(static, p, state, view)
     rank = ranks(sc)
     ref = jnp.where(view.ref > 0, view.ref, 1.0)

@@ -103,7 +103,7 @@ def decide(
 ) -> OrderBatch:
     """Returns 2 rows per agent (cancel, IOC), ``count * 2`` rows."""
     del key  # deterministic given the market
-    macd = frame["indicators"].macd
+    macd = frame.indicators.macd
     sym = p.trade.symbol
     col = column(static.indicators.macd, jnp.stack([p.fast, p.slow, p.signal], axis=1))
     line, signal = at(macd.line, sym, col), at(macd.signal, sym, col)

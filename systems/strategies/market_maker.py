@@ -108,7 +108,7 @@ def decide(
     rows = kind.start + jnp.arange(kind.count)
     sym = p.symbol
     tick = world.tick_size[sym]
-    view = frame["view"]
+    view = frame.view
     ref = p.anchor * view.fair[sym] + (1.0 - p.anchor) * view.ref[sym]
     inventory = state.wallet.position[rows, sym]
     imbalance = (inventory - p.target) / p.max_inventory

@@ -92,7 +92,7 @@ def decide(
 ) -> OrderBatch:
     """Returns 2 rows per agent (cancel, IOC), ``count * 2`` rows."""
     del key  # deterministic given the market
-    rsi = frame["indicators"].rsi
+    rsi = frame.indicators.rsi
     sym = p.trade.symbol
     col = column(static.indicators.rsi, p.period)
     value, ready = at(rsi.value, sym, col), at(rsi.ready, sym, col)

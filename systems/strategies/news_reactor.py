@@ -116,7 +116,7 @@ def decide(
     del key  # deterministic given the market
     w = state.kinds[KIND].wake
     fired, reason, last = evaluate(w, world, state)
-    view, sym = frame["view"], p.trade.symbol
+    view, sym = frame.view, p.trade.symbol
     ref = view.ref[sym]
     gap = view.fair[sym] / jnp.where(ref > 0, ref, 1.0) - 1.0
     side = jnp.where(gap > p.margin, 1, jnp.where(gap < -p.margin, -1, 0))

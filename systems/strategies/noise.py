@@ -136,7 +136,7 @@ def decide(
     rows = kind.start + jnp.arange(n)
     sym = p.symbol
     tick = world.tick_size[sym]
-    ref = frame["view"].ref[sym]
+    ref = frame.view.ref[sym]
 
     # One draw of three 32-bit words per trader (systems.rng), split into fields: far
     # cheaper on a CPU than separate uniform and normal draws.
@@ -152,7 +152,7 @@ def decide(
     quarters = (bits[2][None, :] >> jnp.array([0, 8, 16, 24], jnp.uint32)[:, None]) & 0xFF
     z = ((quarters.sum(axis=0).astype(jnp.float64) + 2.0) / 256.0 - 2.0) * 3.0**0.5
 
-    centre = p.anchor * frame["view"].fair[sym] + (1.0 - p.anchor) * ref
+    centre = p.anchor * frame.view.fair[sym] + (1.0 - p.anchor) * ref
     passive_price = round_tick(centre * (1.0 + p.price_sigma * z), tick)
     price = jnp.where(aggressive, collar_price(buy, ref, p.collar, tick), passive_price)
     qty = jnp.minimum(size, affordable(state, rows, sym, buy, price, world.max_short[rows]))
@@ -181,6 +181,6 @@ def _vol_multiplier(static: WorldStatic, p: Params, frame: dict) -> jax.Array:
     ready, or everywhere when the feedback is off. f64[S]"""
     if not p.vol_periods:
         return jnp.ones(static.n_symbols)
-    ratio = frame["indicators"].atr_ratio(*p.vol_periods)
+    ratio = frame.indicators.atr_ratio(*p.vol_periods)
     # Materialised: gathered by every trader's row, it would be recomputed per row.
     return materialised(jnp.clip(ratio ** p.vol_feedback, *FEEDBACK_CLIP))

@@ -139,7 +139,7 @@ def decide(
     rows = kind.start + jnp.arange(kind.count)
     pos_a = state.wallet.position[rows, a]
     pos_b = state.wallet.position[rows, b]
-    ref = frame["view"].ref
+    ref = frame.view.ref
     side = jnp.where(z > p.entry, -1, jnp.where(z < -p.entry, 1, 0))  # A's direction
     flat = jnp.abs(z) < p.exit
     target_a = jnp.where(flat, 0, jnp.where(side != 0, side * p.a.max_position, pos_a))

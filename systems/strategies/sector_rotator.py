@@ -147,7 +147,7 @@ def decide(
     fired, reason, last = evaluate(w, world, state)
     n = kind.count
     rows = kind.start + jnp.arange(n)
-    ref = frame["view"].ref  # f64[S]
+    ref = frame.view.ref  # f64[S]
     pos = state.wallet.position[rows]  # i64[M, S]
     value = pos * ref[None, :]
     equity = state.wallet.cash[rows] + value.sum(1)

@@ -139,7 +139,7 @@ def decide(
     want = jnp.where(stopped, -held, jnp.where(back, jnp.maximum(p.trade.max_position - held, 0), 0))
     orders = react_rows(static, kind, world, p.trade, state, frame, want)
 
-    ref, tick = frame["view"].ref[sym], world.tick_size[sym]
+    ref, tick = frame.view.ref[sym], world.tick_size[sym]
     # Stopped out: drop the stop, wait for a rebound or the cool-down.
     w = clear_below(w, stopped)
     w = set_above(w, stopped, ceil_tick(ref * (1.0 + p.reentry), tick))

@@ -129,7 +129,7 @@ def decide(
     want = jnp.where(took, -held, jnp.where(back, jnp.maximum(p.trade.max_position - held, 0), 0))
     orders = react_rows(static, kind, world, p.trade, state, frame, want)
 
-    ref, tick = frame["view"].ref[sym], world.tick_size[sym]
+    ref, tick = frame.view.ref[sym], world.tick_size[sym]
     # Profit taken: drop the target, wait for a dip.
     w = clear_above(w, took)
     w = set_below(w, took, floor_tick(ref * (1.0 - p.dip), tick))

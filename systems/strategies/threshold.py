@@ -110,7 +110,7 @@ def decide(
     orders = react_rows(static, kind, world, p.trade, state, frame, want)
 
     sym = p.trade.symbol
-    lo, hi = band(frame["view"].ref[sym], p.band, world.tick_size[sym])
+    lo, hi = band(frame.view.ref[sym], p.band, world.tick_size[sym])
     move = fired | idle(w)
     w = set_below(set_above(w, move, hi), move, lo)
     return orders, State(wake=observe(w, fired, reason, state.tick, last))

@@ -97,7 +97,7 @@ def decide(
 ) -> OrderBatch:
     """Returns 2 rows per agent (cancel, IOC), ``count * 2`` rows."""
     del key  # deterministic given the market
-    sma = frame["indicators"].sma
+    sma = frame.indicators.sma
     sym = p.trade.symbol
     fast_col = column(static.indicators.sma, p.fast)
     slow_col = column(static.indicators.sma, p.slow)

@@ -177,7 +177,7 @@ def decide(
     rows = kind.start + jnp.arange(n)
     sym = p.symbol
     tick = world.tick_size[sym]
-    ref = frame["view"].ref[sym]
+    ref = frame.view.ref[sym]
     now = state.tick
 
     in_horizon = (now >= p.start) & (now < p.start + p.horizon)
