@@ -4,6 +4,7 @@ import dataclasses
 
 import chex
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
@@ -175,6 +176,38 @@ def test_a_custom_stage_plugs_into_the_schedule():
     r = sim.step()
     assert [s.names for s in sim.segments][0] == ("observe", "decide", "admit", "count")
     assert r.accepted == 2 * world.static.kind("market_maker").count
+
+
+def test_segments_return_only_the_frame_fields_they_fill():
+    """An output that is an input would be copied: each jitted segment hands back only
+    what its stages filled, and the write segment gets the read segment's and the
+    engine's fields without the read segment's inputs growing."""
+    cfg = make_config()
+    world = build_world(cfg)
+    sim = Simulation(world.static, world.params, world.state, make_engine_for(cfg, world.static))
+    sim.step()
+    read, match, write = sim.segments
+    filled = lambda f: {n for n in Frame.__dataclass_fields__ if getattr(f, n) is not None}  # noqa: E731
+    out = read.fast(sim.static, sim.params, sim.state, Frame())
+    assert filled(out) == {"view", "indicators", "orders", "kind_state", "delay_push", "reject_reason", "rejects",
+                           "borrow_fits", "seeds"}
+    assert out.seeds.shape == (1,) and match.seed == 0
+    _, frame = read(sim.static, sim.params, sim.state, Frame(), sim.host)
+    _, frame = match(sim.static, sim.params, sim.state, frame, sim.host)
+    state = jax.tree.map(jnp.copy, sim.state)  # the write segment donates its state
+    _, out = write.call(sim.static, sim.params, state, frame)
+    assert filled(out) == {"events", "marks", "equity_by_kind"}
+    assert filled(frame.merge(out)) == filled(frame) | filled(out)
+
+
+def test_a_fast_variant_must_sit_in_a_read_only_segment():
+    from qtg.core.schedule import admit, compile_schedule, compose
+
+    writing = dataclasses.replace(admit, writes=True)
+    with pytest.raises(ValueError, match="read-only segment"):
+        compile_schedule(compose(*DEFAULT_SCHEDULE[:2], writing, *DEFAULT_SCHEDULE[3:]))
+    with pytest.raises(ValueError, match="unique"):
+        compose(*DEFAULT_SCHEDULE, admit)
 
 
 @pytest.mark.parametrize("side", [Side.BUY, Side.SELL])
