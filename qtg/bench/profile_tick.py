@@ -36,7 +36,7 @@ from pathlib import Path
 
 import jax
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 """The project root: only frames in files below it are charged."""
 
 TRACE_OPTION = "xla_cpu_enable_xprof_traceme"

@@ -61,7 +61,7 @@ def tiers_population(agents: int) -> dict:
     from omegaconf import OmegaConf
 
     preset = OmegaConf.to_container(
-        OmegaConf.load(Path(__file__).resolve().parent.parent / "conf" / "population" / "seed_100k.yaml"))
+        OmegaConf.load(Path(__file__).resolve().parents[2] / "conf" / "population" / "seed_100k.yaml"))
     return {k: {**v, "count": max(1, round(v["count"] * agents / 100_000))} for k, v in preset.items()}
 
 
