@@ -12,7 +12,7 @@ from qtg.core.world import build_world, make_engine_for
 HLO = f"""HloModule m
 
 FileNames
-1 "{ROOT}/qtg/schedule.py"
+1 "{ROOT}/qtg/core/schedule.py"
 2 "{ROOT}/systems/settle.py"
 3 "{ROOT}/components/money.py"
 4 "/elsewhere/site-packages/jax/_src/numpy.py"
