@@ -6,7 +6,7 @@
 * ``NewsParams``: numbers a sweep may vmap: per event kind the arrival rate, minimum
   interval, size distribution, sentiment impulse and decay; the scheduled events; the
   fair-value guards (minimum spread, P/E bounds, one-tick floor).
-* The event record: each tick the stage writes ``frame["events"]`` f64[len(EVENT_FIELDS),
+* The event record: each tick the stage writes ``frame.events`` f64[len(EVENT_FIELDS),
   4 + E]: one slot per event kind for a random arrival (``EVENT_KINDS`` order), then one
   slot per scheduled event (config order). ``valid`` is 1.0 where an event happened.
 
@@ -25,7 +25,7 @@ the event record's ``kind`` field."""
 EARNINGS, GUIDANCE, RATE, SECTOR = range(len(EVENT_KINDS))
 
 EVENT_FIELDS: tuple[str, ...] = ("valid", "kind", "target", "size", "fair_before", "fair_after")
-"""Rows of the event record ``frame["events"]`` f64[len(EVENT_FIELDS), 4 + E]:
+"""Rows of the event record ``frame.events`` f64[len(EVENT_FIELDS), 4 + E]:
 
 * ``valid``: 1.0 if the slot holds an event this tick, else 0.0 (the other fields are
   then meaningless);

@@ -30,45 +30,58 @@ import numpy as np
 from flax import struct
 
 from components.agents import NO_ORDER, order_side
+from components.frame import Frame
 from components.orders import OrderType, Reason, Side
 from components.world import WorldParams, WorldState, WorldStatic
 from systems.fusion import materialised
 
 N_REASONS = len(Reason)
 
-BORROW_FITS = "borrow_fits"
-"""Frame entry (bool scalar) added by :func:`admit_orders`: every symbol's borrow
-demand this tick fits in its pool's free capacity, so no NO_BORROW refusal was needed."""
-ASSUME_BORROW_FITS = "admit:assume_borrow_fits"
-"""Frame flag: while it is present (its value is ignored), :func:`admit_orders` skips
-the in-order grant of borrow claims and its ``lax.cond``, which costs about 5 ms of the
-read phase's 27 at a million agents whether or not it is taken (the conditional keeps
-XLA from fusing across it). Only a caller that checks ``frame["borrow_fits"]`` and runs
-the phase again without the flag when it is false may set it: :meth:`qtg.core.sim.Simulation.step`
-does."""
-
-
 def admit_orders(
-    static: WorldStatic, params: WorldParams, state: WorldState, frame: dict, key: jax.Array
-) -> tuple[WorldState, dict]:
-    """Clears ``valid`` of refused rows of ``frame["orders"]``.
+    static: WorldStatic, params: WorldParams, state: WorldState, frame: Frame, key: jax.Array
+) -> tuple[WorldState, Frame]:
+    """Clears ``valid`` of refused rows of ``frame.orders``.
 
-    Adds ``frame["reject_reason"]`` i8[B] (Reason, 0 = passed), ``frame["rejects"]``
-    i64[len(Reason)], the count of refused rows per reason, and ``frame["borrow_fits"]``
-    (see :data:`BORROW_FITS` and :data:`ASSUME_BORROW_FITS`). Reads only.
+    Fills ``frame.reject_reason`` i8[B] (Reason, 0 = passed), ``frame.rejects``
+    i64[len(Reason)], the count of refused rows per reason, and ``frame.borrow_fits``
+    bool[]: every symbol's borrow demand this tick fits in its pool's free capacity, so no
+    NO_BORROW refusal was needed. Reads only.
 
     Batch rows belong to agents by the static layout (each kind's agents write
     ``rows_per_agent`` adjacent rows), so each kind's rows are a block [count, rows]:
     per-agent sums are row sums, and an agent's wallet and slots are slices broadcast
     over its rows. Only the borrow pools couple agents; they are granted in batch order.
     """
-    del key
+    return _admit(static, params, state, frame, assume_fits=False)
+
+
+def admit_orders_assuming_fits(
+    static: WorldStatic, params: WorldParams, state: WorldState, frame: Frame, key: jax.Array
+) -> tuple[WorldState, Frame]:
+    """:func:`admit_orders`'s fast path: the same frame where ``frame.borrow_fits`` comes
+    out true, and a wrong one (no NO_BORROW refusals) where it comes out false.
+
+    It skips the in-order grant of borrow claims and its ``lax.cond``, which costs about
+    5 ms of the read phase's 27 at a million agents whether or not it is taken (the
+    conditional keeps XLA from fusing across it). Only a caller that checks
+    :func:`borrow_fitted` and runs :func:`admit_orders` instead when it is false may use
+    it: the schedule's admission stage names it as its fast variant (``Stage.fast``).
+    """
+    return _admit(static, params, state, frame, assume_fits=True)
+
+
+def borrow_fitted(frame: Frame) -> jax.Array:
+    """Whether :func:`admit_orders_assuming_fits` gave the exact result. bool[]"""
+    return frame.borrow_fits
+
+
+def _admit(static: WorldStatic, params: WorldParams, state: WorldState, frame: Frame, assume_fits: bool):
     # Materialise the batch and the view first. Without the barrier XLA fuses each kind's
     # order arithmetic into the many fusions below that read it and recomputes it at every
     # use: the read phase took 2.95 ms at seed_100k and 21.4 ms at a million agents
     # without it, 2.35 and 15.6 with it.
-    frame["view"], frame["orders"] = jax.lax.optimization_barrier((frame["view"], frame["orders"]))
-    o = frame["orders"]
+    view, o = jax.lax.optimization_barrier((frame.view, frame.orders))
+    frame = frame.replace(view=view, orders=o)
     s = static.n_symbols
     blocks = [_check_block(static, params, state, frame, k) for k in _runs(static)]
     # The background pool's rows (after every kind's) have no wallet to check: the pool
@@ -88,10 +101,9 @@ def admit_orders(
         return (demand > 0) & ~_granted_in_order(demand, symbol, free, s)
 
     fits = (total <= free).all()
-    frame[BORROW_FITS] = fits
     pool_rows = jnp.zeros(n_pool, jnp.int8)  # the pool's rows pass (no wallet to check)
-    if ASSUME_BORROW_FITS in frame:
-        # The caller re-runs the phase without the flag when ``fits`` comes back false.
+    if assume_fits:
+        # The caller runs admit_orders instead when ``fits`` comes back false.
         parts = [b.reason.reshape(-1) for b in blocks]
     else:
         refused = jax.lax.cond(fits, lambda: jnp.zeros(o.valid.shape, bool), in_order)
@@ -102,10 +114,12 @@ def admit_orders(
             hit = b.sell & (b.selling_same & mine[:, None, :]).any(-1)
             parts.append(jnp.where((b.reason == 0) & hit, Reason.NO_BORROW, b.reason).astype(jnp.int8).reshape(-1))
     reason = jnp.concatenate(parts + [pool_rows])
-    frame["orders"] = o.replace(valid=o.valid & (reason == 0))
-    frame["reject_reason"] = reason
-    frame["rejects"] = jnp.bincount(reason, length=N_REASONS).at[0].set(0)
-    return state, frame
+    return state, frame.replace(
+        orders=o.replace(valid=o.valid & (reason == 0)),
+        reject_reason=reason,
+        rejects=jnp.bincount(reason, length=N_REASONS).at[0].set(0),
+        borrow_fits=fits,
+    )
 
 
 def _runs(static: WorldStatic) -> tuple:
@@ -135,17 +149,17 @@ class _Block:
     total: jax.Array  # i64[S] the block's demand per symbol
 
 
-def _check_block(static: WorldStatic, params: WorldParams, state: WorldState, frame: dict, k) -> _Block:
+def _check_block(static: WorldStatic, params: WorldParams, state: WorldState, frame: Frame, k) -> _Block:
     """Every check but the pools' running sum, for kind ``k``'s rows."""
     s = static.n_symbols
-    view = frame["view"]
+    view = frame.view
     # MARKET buys have no price: reserve at the best ask (or the reference).
     market_price = jnp.where(view.ask > 0, view.ask, jnp.ceil(view.ref).astype(jnp.int64))
     slots, wallet = state.slots, state.wallet
     shape = (k.count, k.rows_per_agent)
     rows = slice(k.batch_start, k.batch_start + k.batch_rows)
     a = slice(k.start, k.stop)
-    b = jax.tree.map(lambda x: x[rows].reshape(shape), frame["orders"])
+    b = jax.tree.map(lambda x: x[rows].reshape(shape), frame.orders)
     sym = jnp.clip(b.symbol, 0, s - 1)
     places = b.valid & (b.kind != OrderType.CANCEL)
     side = jnp.where(b.kind == OrderType.MODIFY, order_side(b.id), b.side)  # a modify keeps its side

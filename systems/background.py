@@ -49,6 +49,7 @@ from components.background import (
     BackgroundState,
     BackgroundStatic,
 )
+from components.frame import Frame
 from components.money import to_fixed
 from components.orders import OrderBatch, OrderType, Side
 from systems.fusion import materialised
@@ -133,11 +134,11 @@ def make_background(cfg, n_agents: int, n_symbols: int, batch_start: int):
 # Read phase: the generator
 
 
-def boost(bs: BackgroundStatic, p: BackgroundParams, frame: dict) -> jax.Array:
+def boost(bs: BackgroundStatic, p: BackgroundParams, frame: Frame) -> jax.Array:
     """Activity multiplier per symbol from realised volatility. f64[S]"""
     if not bs.vol_periods:
         return jnp.ones(bs.n_symbols)
-    ratio = frame["indicators"].atr_ratio(*bs.vol_periods)
+    ratio = frame.indicators.atr_ratio(*bs.vol_periods)
     return jnp.clip(ratio**p.vol_feedback, p.boost_lo, p.boost_hi)
 
 
@@ -146,7 +147,7 @@ def buy_probability(p: BackgroundParams, mood: jax.Array) -> jax.Array:
     return 0.5 + 0.5 * p.max_bias * jnp.tanh(p.gain * mood) * (1.0 - 2.0 * p.contrarian)
 
 
-def background_orders(static, params, state, frame: dict, key: jax.Array) -> OrderBatch:
+def background_orders(static, params, state, frame: Frame, key: jax.Array) -> OrderBatch:
     """The pool's rows of the tick: ``R`` new orders, then ``R`` cancels of the orders
     sent ``lifetime`` ticks ago that still rest. OrderBatch [2R]."""
     bs: BackgroundStatic = static.background
@@ -168,7 +169,7 @@ def background_orders(static, params, state, frame: dict, key: jax.Array) -> Ord
     size = jnp.round(jnp.exp(p.size_mu + p.size_sigma * normal))
     qty = jnp.clip(size.astype(jnp.int64), 1, p.size_cap)
     offset = jnp.minimum(p.offset_mean * -jnp.log(u[4]), p.offset_cap)
-    ref = frame["view"].ref[sym]
+    ref = frame.view.ref[sym]
     tick = params.tick_size[sym]
     up = buy == aggressive  # buys through the mid and passive sells sit above it
     raw = ref * jnp.where(up, 1.0 + offset, 1.0 - offset)
@@ -206,7 +207,7 @@ def background_orders(static, params, state, frame: dict, key: jax.Array) -> Ord
 # Write phase: aggregate accounting
 
 
-def settle_background(static, params, state, frame: dict, key: jax.Array):
+def settle_background(static, params, state, frame: Frame, key: jax.Array):
     """Account the pool's fills in aggregate, refresh its ring of resting orders, count
     what it sent, and move its mood with the tick's news. A write-phase stage that runs
     after ``fundamentals`` (so the mood absorbs this tick's news). Writes state."""
@@ -218,7 +219,7 @@ def settle_background(static, params, state, frame: dict, key: jax.Array):
     st: BackgroundState = state.background
     s, base = bs.n_symbols, bs.agent_base
 
-    f = frame["fills"]
+    f = frame.fills
     taker, maker = f[_F["taker_agent"]], f[_F["maker_agent"]]
     taker_buys = f[_F["side"]] == Side.BUY
     buyer = jnp.where(taker_buys, taker, maker)
@@ -241,7 +242,7 @@ def settle_background(static, params, state, frame: dict, key: jax.Array):
     # every update of a pool order sets (rests) or clears its cell.
     R = bs.rows
     resting = st.resting.at[state.tick % bs.lifetime].set(NO_ORDER)
-    u = frame["updates"]
+    u = frame.updates
     uid, rem = u[_U["id"]], u[_U["remaining"]]
     rel = jnp.where(uid >= BACKGROUND_ID, uid - BACKGROUND_ID, 0)
     sent_at, row = rel // R, rel % R
@@ -251,7 +252,7 @@ def settle_background(static, params, state, frame: dict, key: jax.Array):
     cell = jnp.where(mine, (sent_at % bs.lifetime) * R + row, bs.lifetime * R)  # out of range: dropped
     resting = resting.reshape(-1).at[cell].set(jnp.where(rem > 0, uid, NO_ORDER), mode="drop")
 
-    o = frame["orders"]
+    o = frame.orders
     new = slice(bs.batch_start, bs.batch_start + R)
     sent_buys = (o.valid[new] & (o.side[new] == Side.BUY)).sum()
     sent_sells = (o.valid[new] & (o.side[new] == Side.SELL)).sum()

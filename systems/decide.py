@@ -12,14 +12,15 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
+from components.frame import Frame
 from components.world import WorldParams, WorldState, WorldStatic
 from systems.strategies import registry
 
 
 def decide_orders(
-    static: WorldStatic, params: WorldParams, state: WorldState, frame: dict, key: jax.Array
-) -> tuple[WorldState, dict]:
-    """Adds ``frame["orders"]``: OrderBatch [static.batch_rows]. Reads only.
+    static: WorldStatic, params: WorldParams, state: WorldState, frame: Frame, key: jax.Array
+) -> tuple[WorldState, Frame]:
+    """Fills ``frame.orders``: OrderBatch [static.batch_rows]. Reads only.
 
     Kinds are laid out in ``static.kinds`` order, then the background pool's rows. Tick 0
     is the opening: only kinds whose module sets ``OPENS_BOOK = True`` (market makers)
@@ -28,9 +29,9 @@ def decide_orders(
 
     A kind whose module defines ``init_state`` gets its state as ``state.kinds[name]`` and
     its ``decide`` returns ``(orders, new_state)``; the new state goes to
-    ``frame["kind_state"][name]`` for the write phase, with ``None`` for the fields it
+    ``frame.kind_state[name]`` for the write phase, with ``None`` for the fields it
     returned unchanged. A kind with latency k sends the
-    orders it decided k ticks ago; this tick's go to ``frame["delay_push"][name]``.
+    orders it decided k ticks ago; this tick's go to ``frame.delay_push[name]``.
     """
     strategies = registry()
     keys = jax.random.split(key, len(static.kinds) + 1)
@@ -58,23 +59,21 @@ def decide_orders(
 
         block = background_orders(static, params, state, frame, keys[-1])
         blocks.append(block.replace(valid=block.valid & (state.tick > 0)))
-    frame["orders"] = jax.tree.map(lambda *xs: jnp.concatenate(xs), *blocks)
-    frame["kind_state"] = kind_state
-    frame["delay_push"] = push
-    return state, frame
+    orders = jax.tree.map(lambda *xs: jnp.concatenate(xs), *blocks)
+    return state, frame.replace(orders=orders, kind_state=kind_state, delay_push=push)
 
 
 def commit_decisions(
-    static: WorldStatic, params: WorldParams, state: WorldState, frame: dict, key: jax.Array
-) -> tuple[WorldState, dict]:
+    static: WorldStatic, params: WorldParams, state: WorldState, frame: Frame, key: jax.Array
+) -> tuple[WorldState, Frame]:
     """The write half of ``decide``: store each kind's new state and queue the orders of
     kinds with latency. Writes state."""
     del params, key
     kinds = dict(state.kinds)
-    for name, new_state in frame.get("kind_state", {}).items():  # None: the field is unchanged
+    for name, new_state in (frame.kind_state or {}).items():  # None: the field is unchanged
         kinds[name] = jax.tree.map(lambda old, new: old if new is None else new, kinds[name], new_state)
     delayed = dict(state.delayed)
-    for name, block in frame.get("delay_push", {}).items():
+    for name, block in (frame.delay_push or {}).items():
         lat = static.kind(name).latency
         delayed[name] = jax.tree.map(lambda r, b: r.at[state.tick % lat].set(b), delayed[name], block)
     return state.replace(kinds=kinds, delayed=delayed), frame

@@ -27,7 +27,7 @@ The stage ``update_fundamentals`` reads exactly:
   effect is seen by decisions from tick ``T + 1`` on;
 * ``static`` is not read.
 
-It adds ``frame["events"]`` (see ``components.fundamentals.EVENT_FIELDS``).
+It fills ``frame.events`` (see ``components.fundamentals.EVENT_FIELDS``).
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
+from components.frame import Frame
 from components.fundamentals import (
     EARNINGS,
     EVENT_FIELDS,
@@ -95,9 +96,9 @@ def fair_value(f: FundamentalsState, news: NewsParams) -> jax.Array:
 # The stage
 
 
-def update_fundamentals(static, params, state, frame: dict, key: jax.Array):
+def update_fundamentals(static, params, state, frame: Frame, key: jax.Array):
     """update: decay sentiment, draw random news, apply random and scheduled news, and
-    recompute fair value; add ``frame["events"]`` f64[6, 4 + E]. A write-phase stage;
+    recompute fair value; fill ``frame.events`` f64[6, 4 + E]. A write-phase stage;
     see the module docstring for what it reads and where it must run."""
     del static
     news: NewsParams = params.news
@@ -157,8 +158,8 @@ def update_fundamentals(static, params, state, frame: dict, key: jax.Array):
         "fair_before": jnp.where(valid, before, 0.0),
         "fair_after": jnp.where(valid, after, 0.0),
     }
-    frame["events"] = jnp.stack([record[name] for name in EVENT_FIELDS])
-    return state.replace(fundamentals=new), frame
+    events = jnp.stack([record[name] for name in EVENT_FIELDS])
+    return state.replace(fundamentals=new), frame.replace(events=events)
 
 
 def _affected(kind, target, sector_of, s: int) -> jax.Array:

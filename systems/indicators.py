@@ -33,6 +33,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from components.frame import Frame
 from components.indicators import (
     MACD,
     Bollinger,
@@ -222,7 +223,7 @@ def update_and_read(
     return state, read_indicators(spec, state)
 
 
-def update_market_indicators(static, params, state, frame: dict, key: jax.Array):
+def update_market_indicators(static, params, state, frame: Frame, key: jax.Array):
     """update: the tick's bar per symbol (close = last trade, high, low) -> indicators.
 
     A write-phase stage of the tick schedule; ``static.indicators`` is the merged spec of

@@ -5,18 +5,19 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
+from components.frame import Frame
 from components.world import WorldParams, WorldState, WorldStatic
-from systems.risk import update_risk
 from systems.match import BOOK_FIELDS, FILL_FIELDS
+from systems.risk import update_risk
 
 _F = {name: i for i, name in enumerate(FILL_FIELDS)}
 _B = {name: i for i, name in enumerate(BOOK_FIELDS)}
 
 
 def measure_market(
-    static: WorldStatic, params: WorldParams, state: WorldState, frame: dict, key: jax.Array
-) -> tuple[WorldState, dict]:
-    """Update MarketState from ``frame["fills"]`` and ``frame["book"]``; advance the tick.
+    static: WorldStatic, params: WorldParams, state: WorldState, frame: Frame, key: jax.Array
+) -> tuple[WorldState, Frame]:
+    """Update MarketState from ``frame.fills`` and ``frame.book``; advance the tick.
 
     The last price of a symbol is the price of its last fill in the tick (fills are in
     the order they happened), unchanged when it did not trade; with the tick's highest
@@ -25,7 +26,7 @@ def measure_market(
     """
     del params, key
     s = static.n_symbols
-    f, book = frame["fills"], frame["book"]
+    f, book = frame.fills, frame.book
     qty, symbol = f[_F["qty"]], f[_F["symbol"]]
     traded = qty > 0
     volume = jax.ops.segment_sum(qty, symbol, num_segments=s)
@@ -75,13 +76,15 @@ def equity(state: WorldState) -> jax.Array:
 
 
 def measure_equity(
-    static: WorldStatic, params: WorldParams, state: WorldState, frame: dict, key: jax.Array
-) -> tuple[WorldState, dict]:
-    """Mark every agent to market once: feed the risk statistics and add
-    ``frame["marks"]`` f64[S], the marks used, and ``frame["equity_by_kind"]`` f64[K], the
+    static: WorldStatic, params: WorldParams, state: WorldState, frame: Frame, key: jax.Array
+) -> tuple[WorldState, Frame]:
+    """Mark every agent to market once: feed the risk statistics and fill
+    ``frame.marks`` f64[S], the marks used, and ``frame.equity_by_kind`` f64[K], the
     total equity of each kind's agents. Writes."""
     del params, key
-    frame["marks"] = marks(state)  # equity() computes the same marks; XLA keeps one
     eq = equity(state)
-    frame["equity_by_kind"] = jnp.stack([eq[k.start : k.stop].sum() for k in static.kinds])
+    frame = frame.replace(
+        marks=marks(state),  # equity() computes the same marks; XLA keeps one
+        equity_by_kind=jnp.stack([eq[k.start : k.stop].sum() for k in static.kinds]),
+    )
     return state.replace(risk=update_risk(static.risk, state.risk, eq, state.market.last)), frame

@@ -8,6 +8,7 @@ import jax.numpy as jnp
 
 from components.agents import NO_ORDER, SLOTS
 from components.background import BACKGROUND_ID
+from components.frame import Frame
 from components.money import apply_rate
 from components.orders import Side
 from components.world import WorldParams, WorldState, WorldStatic
@@ -18,16 +19,16 @@ _U = {name: i for i, name in enumerate(UPDATE_FIELDS)}
 
 
 def settle_fills(
-    static: WorldStatic, params: WorldParams, state: WorldState, frame: dict, key: jax.Array
-) -> tuple[WorldState, dict]:
+    static: WorldStatic, params: WorldParams, state: WorldState, frame: Frame, key: jax.Array
+) -> tuple[WorldState, Frame]:
     """Move cash and shares for every fill; refresh the order slots. Writes state.
 
-    ``frame["fills"]`` i64[6, F] and ``frame["updates"]`` i64[2, U] come from the match
+    ``frame.fills`` i64[6, F] and ``frame.updates`` i64[4, U] come from the match
     stage; padding fills have qty 0 and padding updates id -1. Cash moves by exactly
     ``price * qty`` from buyer to seller, so totals are conserved.
     """
     del key
-    f = frame["fills"]
+    f = frame.fills
     taker, maker = f[_F["taker_agent"]], f[_F["maker_agent"]]
     symbol, qty = f[_F["symbol"]], f[_F["qty"]]
     taker_buys = f[_F["side"]] == Side.BUY
@@ -83,7 +84,7 @@ def borrow_claims(static: WorldStatic, position: jax.Array, slots) -> tuple[jax.
     return short, claimed
 
 
-def _apply_updates(static: WorldStatic, state: WorldState, frame: dict):
+def _apply_updates(static: WorldStatic, state: WorldState, frame: Frame):
     """Slot table after the engine's per-order updates.
 
     An order's slot is ``id % (N * SLOTS)`` and each slot holds at most one resting
@@ -94,7 +95,7 @@ def _apply_updates(static: WorldStatic, state: WorldState, frame: dict):
     """
     cells = static.n_agents * SLOTS
     sl = state.slots
-    u = frame["updates"]
+    u = frame.updates
     uid, rem = u[_U["id"]], u[_U["remaining"]]
     real = (uid >= 0) & (uid < BACKGROUND_ID)  # padding rows have id -1; the pool has its own
     cell = jnp.where(real, uid % cells, 0)

@@ -23,6 +23,7 @@ import argparse
 import collections
 import contextlib
 import dataclasses
+import functools
 import glob
 import gzip
 import json
@@ -141,18 +142,19 @@ def profile(sim, ticks: int, trace_dir: str | None = None) -> dict:
             segments.append(seg)
             continue
 
-        def record(*args, _seg=seg):
+        def record(*args, _seg=seg, _variant="call"):
             if recording[0]:
                 leaves, tree = jax.tree.flatten(args[1:])
-                sig = (tree, tuple((jax.numpy.shape(x), jax.numpy.result_type(x)) for x in leaves))
+                sig = (_variant, tree, tuple((jax.numpy.shape(x), jax.numpy.result_type(x)) for x in leaves))
                 calls[_seg.names].append(sig)
                 if sig not in specs[_seg.names]:
                     specs[_seg.names][sig] = (args[0],) + jax.tree.map(
                         lambda x: jax.ShapeDtypeStruct(jax.numpy.shape(x), jax.numpy.result_type(x)), args[1:]
                     )
-            return _seg.call(*args)
+            return getattr(_seg, _variant)(*args)
 
-        segments.append(dataclasses.replace(seg, call=record))
+        fast = None if seg.fast is None else functools.partial(record, _variant="fast")
+        segments.append(dataclasses.replace(seg, call=record, fast=fast))
     sim.segments = tuple(segments)
     with contextlib.ExitStack() as stack:
         where = trace_dir or stack.enter_context(tempfile.TemporaryDirectory())
@@ -174,7 +176,10 @@ def profile(sim, ticks: int, trace_dir: str | None = None) -> dict:
     for seg in traced:
         if seg.host or seg.names not in calls:
             continue
-        texts = {sig: hlo_frames(seg.call.lower(*spec).compile().as_text()) for sig, spec in specs[seg.names].items()}
+        texts = {
+            sig: hlo_frames(getattr(seg, sig[0]).lower(*spec).compile().as_text())
+            for sig, spec in specs[seg.names].items()
+        }
         frames["jit_segment_" + "_".join(seg.names)] = [texts[sig] for sig in calls[seg.names]]
     return summarise(events, frames, ticks)
 

@@ -186,7 +186,7 @@ def make_fundamentals(cfg, n_symbols: int, sector_names, sector_of, tick_size_un
 
 
 def event_rows(events, tick: int, symbols, sector_names, sector_of) -> list[tuple]:
-    """The valid events of one tick's record (``frame["events"]``, host numpy) as rows
+    """The valid events of one tick's record (``frame.events``, host numpy) as rows
     ``(tick, kind, target, size, symbols, fair_before, fair_after)`` in the events.csv
     format: target is a symbol name, a sector name or "all"; symbols are the affected
     names joined by ';'; fair values in currency."""

@@ -17,12 +17,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from components.frame import Frame
 from components.orders import FillBatch, OrderBatch, Outcomes
 from components.world import WorldParams, WorldState, WorldStatic
 from qtg.core.schedule import DEFAULT_SCHEDULE, HostResources, Stage, compile_schedule
-from systems.admission import ASSUME_BORROW_FITS, BORROW_FITS
-
-_FLAG = np.zeros((), np.bool_)  # the value of the ASSUME_BORROW_FITS flag (ignored)
 
 
 @dataclasses.dataclass
@@ -97,16 +95,28 @@ class Simulation:
         self.segments = compile_schedule(schedule)
         self.stage_seconds: dict[str, float] = {}
         self.stop_reason: str | None = None  # why the last run() ended before its last tick
-        # Validation's fast path (systems.admission.ASSUME_BORROW_FITS); ``exact_reruns``
-        # counts the ticks whose read phase ran again because a borrow pool overflowed.
-        self.assume_borrow_fits = True
-        self.exact_reruns = 0
         self._max_drift: float | None = None  # params.background.max_drift on the host
         self._stop = threading.Event()
 
     @property
     def engine(self):
         return self.host.engine
+
+    @property
+    def fast_paths(self) -> bool:
+        """Whether segments try their stages' fast variants first (``Stage.fast``, such as
+        admission assuming every borrow pool fits); ``False`` runs the exact ones only."""
+        return self.host.fast_paths
+
+    @fast_paths.setter
+    def fast_paths(self, on: bool) -> None:
+        self.host.fast_paths = on
+
+    @property
+    def exact_reruns(self) -> int:
+        """Segment runs repeated with the exact variants because a fast one was wrong (a
+        borrow pool overflowed)."""
+        return self.host.exact_reruns
 
     @property
     def tick(self) -> int:
@@ -119,48 +129,30 @@ class Simulation:
         self._stop.set()
 
     def step(self, profile: bool = False) -> TickResult:
-        """Run one tick. With ``profile``, block after each segment and add its wall time
-        to ``stage_seconds`` (keyed by the segment's stage names joined by '+')."""
+        """Run one tick: the compiled segments in order. With ``profile``, block after
+        each segment and add its wall time to ``stage_seconds`` (keyed by the segment's
+        stage names joined by '+')."""
         t0 = time.perf_counter()
-        frame: dict = {}
-        tick = None
+        tick = int(self.state.tick)
+        frame = Frame()
         for seg in self.segments:
             ts = time.perf_counter()
-            if seg.host:
-                frame = seg.call(self.host, frame, int(frame[f"seed:{seg.names[0]}"]))
-            else:
-                if tick is None:
-                    tick = int(self.state.tick)
-                if seg.writes:
-                    self.state, out = seg.call(self.static, self.params, self.state, frame)
-                else:
-                    # A read-only segment runs with validation's fast path first, and again
-                    # without it on the rare tick a borrow pool overflows (same result as
-                    # one exact pass; reads only, so running twice changes nothing).
-                    if self.assume_borrow_fits:
-                        out = seg.call(self.static, self.params, self.state, {**frame, ASSUME_BORROW_FITS: _FLAG})
-                        if BORROW_FITS in out and not bool(out[BORROW_FITS]):
-                            self.exact_reruns += 1
-                            out = seg.call(self.static, self.params, self.state, frame)
-                    else:
-                        out = seg.call(self.static, self.params, self.state, frame)
-                frame = {**frame, **out}
-                if profile:
-                    jax.block_until_ready((self.state, out))
+            self.state, frame = seg(self.static, self.params, self.state, frame, self.host)
             if profile:
+                jax.block_until_ready((self.state, frame))
                 label = "+".join(seg.names)
                 self.stage_seconds[label] = self.stage_seconds.get(label, 0.0) + time.perf_counter() - ts
         m = jax.tree.map(np.asarray, self.state.market)
         if self.static.background is not None:
             self._check_background(tick)
-        rejects = np.asarray(frame["rejects"])
+        rejects = np.asarray(frame.rejects)
         result = self.host.last_match
         return TickResult(
             tick=tick,
             submitted=int(len(self.host.last_arrival) + rejects.sum()),
             accepted=int(len(self.host.last_arrival)),
             rejects=rejects,
-            status=np.asarray(frame["status"]),
+            status=np.asarray(frame.status),
             fills=result.fills,
             bid=m.bid,
             ask=m.ask,
@@ -170,10 +162,10 @@ class Simulation:
             high=m.high,
             low=m.low,
             volume=m.volume,
-            marks=np.asarray(frame["marks"]),
-            equity_by_kind=np.asarray(frame["equity_by_kind"]),
+            marks=np.asarray(frame.marks),
+            equity_by_kind=np.asarray(frame.equity_by_kind),
             fair=np.asarray(self.state.fundamentals.fair),
-            events=np.asarray(frame["events"]),
+            events=np.asarray(frame.events),
             orders=self.host.last_orders,
             outcomes=result.outcomes,
             seconds=time.perf_counter() - t0,

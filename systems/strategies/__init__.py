@@ -44,13 +44,13 @@ Decisions (``systems.decide`` calls every kind each tick, in layout order):
   ``kind.count * ROWS_PER_AGENT`` rows, agent i's rows adjacent. ``static``:
   ``WorldStatic``; ``kind``: its ``KindStatic`` (``start``, ``count``); ``world``:
   ``WorldParams``; ``params``: its ``Params``; ``state``: the ``WorldState`` before the
-  tick's writes; ``frame``: the read phase's observations (``frame["view"]``:
-  ``MarketView`` [S]; ``frame["indicators"]``: ``Indicators``); ``key``: its own PRNG key.
+  tick's writes; ``frame``: the read phase's observations (``frame.view``:
+  ``MarketView`` [S]; ``frame.indicators``: ``Indicators``); ``key``: its own PRNG key.
   Agents decide on the state of the previous tick. Rows the kind does not use this tick
   are ``valid == False``; the pre-trade checks (``systems.admission``) still apply;
 * optionally ``indicators(cfg) -> IndicatorSpec``: the series its decide reads. The world
   merges every kind's spec, computes each series once per tick, and hands the values to
-  decide as ``frame["indicators"]`` (check ``ready`` before trading);
+  decide as ``frame.indicators`` (check ``ready`` before trading);
 * optionally ``TIER: int`` (default 1): 1 decides every tick, 2 is reactive (its agents
   act when a wake condition fires; see ``systems.strategies._wake``), 3 is the background
   pool (no rows; see ``systems.background``);

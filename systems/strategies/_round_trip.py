@@ -32,6 +32,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import struct
 
+from components.frame import Frame
 from components.orders import OrderBatch
 from components.wake import ABOVE, BELOW, INTERVAL, Wake
 from components.world import KindStatic, WorldParams, WorldState, WorldStatic
@@ -125,7 +126,7 @@ def decide(
     world: WorldParams,
     p: Params,
     state: WorldState,
-    frame: dict,
+    frame: Frame,
     key: jax.Array,
 ) -> tuple[OrderBatch, State]:
     """Returns 1 row per agent and the agents' new conditions. ``exit_side``: BELOW (a
@@ -143,7 +144,7 @@ def decide(
     want = jnp.where(out, -held, jnp.where(back, jnp.maximum(p.trade.max_position - held, 0), 0))
     orders = react_rows(static, kind, world, p.trade, state, frame, want)
 
-    ref, tick = frame["view"].ref[sym], world.tick_size[sym]
+    ref, tick = frame.view.ref[sym], world.tick_size[sym]
     # Out: drop the exit, wait for the re-entry or the cool-down.
     w = disarm(w, exit_side, out)
     w = arm(w, back_side, out, ref, p.reentry, tick)

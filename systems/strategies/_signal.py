@@ -46,6 +46,7 @@ import numpy as np
 from flax import struct
 
 from components.agents import NO_ORDER
+from components.frame import Frame
 from components.indicators import MACD, Bollinger, Indicators, Series
 from components.orders import OrderBatch, Side
 from components.world import KindStatic, WorldParams, WorldState, WorldStatic
@@ -157,7 +158,7 @@ def toward(target: jax.Array, position: jax.Array) -> jax.Array:
 
 
 def trade_rows(
-    static: WorldStatic, kind: KindStatic, world: WorldParams, t: Trade, state: WorldState, frame: dict, want: jax.Array
+    static: WorldStatic, kind: KindStatic, world: WorldParams, t: Trade, state: WorldState, frame: Frame, want: jax.Array
 ) -> OrderBatch:
     """Each agent's wish ``want`` i64[n] (shares, > 0 buy, < 0 sell) -> 2 rows per agent.
 
@@ -171,7 +172,7 @@ def trade_rows(
     rows = kind.start + jnp.arange(n)
     sym = t.symbol
     tick = world.tick_size[sym]
-    ref = frame["view"].ref[sym]
+    ref = frame.view.ref[sym]
     slots = state.slots
 
     buy = want > 0
@@ -321,13 +322,13 @@ def signal_kind(
         return trade_holdings(cfg, p.trade, n_symbols)
 
     def decide(
-        static: WorldStatic, kind: KindStatic, world: WorldParams, p, state: WorldState, frame: dict, key: jax.Array
+        static: WorldStatic, kind: KindStatic, world: WorldParams, p, state: WorldState, frame: Frame, key: jax.Array
     ) -> OrderBatch:
         """Returns 2 rows per agent (cancel, IOC), ``count * 2`` rows."""
         del key  # deterministic given the market
         rows = kind.start + jnp.arange(kind.count)
         position = state.wallet.position[rows, p.trade.symbol]
-        s = signal(Seen(frame["indicators"], p.trade.symbol), p)
+        s = signal(Seen(frame.indicators, p.trade.symbol), p)
         want = sizing(s, p.trade, position)
         return trade_rows(static, kind, world, p.trade, state, frame, want)
 

@@ -50,6 +50,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.typing import ArrayLike
 
+from components.frame import Frame
 from components.fundamentals import EVENT_KINDS
 from components.orders import OrderBatch
 from components.wake import ABOVE, ANY, BELOW, EVENT, INTERVAL, NEVER_FIRED, OWN, Wake
@@ -239,7 +240,7 @@ def band(price: jax.Array, frac: jax.Array, tick: jax.Array) -> tuple[jax.Array,
 
 
 def react_rows(
-    static: WorldStatic, kind: KindStatic, world: WorldParams, t: Trade, state: WorldState, frame: dict, want: jax.Array
+    static: WorldStatic, kind: KindStatic, world: WorldParams, t: Trade, state: WorldState, frame: Frame, want: jax.Array
 ) -> OrderBatch:
     """Each agent's wish ``want`` i64[n] (shares, > 0 buy, < 0 sell, 0 nothing) -> one
     immediate-or-cancel row per agent on ``t.symbol``, ``collar`` through the reference,

@@ -54,6 +54,7 @@ import numpy as np
 from flax import struct
 
 from components.agents import order_id
+from components.frame import Frame
 from components.indicators import IndicatorSpec
 from components.money import floor_div, to_fixed
 from components.orders import OrderBatch, OrderType, Side
@@ -229,13 +230,13 @@ def score(static: WorldStatic, p: Params, state: WorldState, view) -> tuple[jax.
 
 
 def decide(
-    static: WorldStatic, kind: KindStatic, world: WorldParams, p: Params, state: WorldState, frame: dict, key: jax.Array
+    static: WorldStatic, kind: KindStatic, world: WorldParams, p: Params, state: WorldState, frame: Frame, key: jax.Array
 ) -> OrderBatch:
     """Returns ``count * n_symbols`` rows: per agent, one IOC per symbol (symbol order)."""
     del key  # deterministic given the market
     n, s = kind.count, static.n_symbols
     rows = kind.start + jnp.arange(n)
-    view = frame["view"]
+    view = frame.view
     sc, ready = score(static, p, state, view)
     rank = ranks(sc)
     ref = jnp.where(view.ref > 0, view.ref, 1.0)

@@ -17,6 +17,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import struct
 
+from components.frame import Frame
 from components.money import floor_div
 from components.orders import OrderBatch, Side
 from components.world import KindStatic, WorldParams, WorldState, WorldStatic
@@ -95,14 +96,14 @@ def initial_holdings(cfg: Config, params: Params, n_symbols: int) -> tuple[np.nd
 
 
 def decide(
-    static: WorldStatic, kind: KindStatic, world: WorldParams, p: Params, state: WorldState, frame: dict, key: jax.Array
+    static: WorldStatic, kind: KindStatic, world: WorldParams, p: Params, state: WorldState, frame: Frame, key: jax.Array
 ) -> OrderBatch:
     """Quote both sides. Returns 2 rows per maker (bid, ask), ``count * 2`` rows."""
     del key  # makers are deterministic given the market
     rows = kind.start + jnp.arange(kind.count)
     sym = p.symbol
     tick = world.tick_size[sym]
-    view = frame["view"]
+    view = frame.view
     ref = p.anchor * view.fair[sym] + (1.0 - p.anchor) * view.ref[sym]
     inventory = state.wallet.position[rows, sym]
     imbalance = (inventory - p.target) / p.max_inventory

@@ -21,6 +21,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import struct
 
+from components.frame import Frame
 from components.orders import OrderBatch
 from components.wake import EVENT, OWN, Wake
 from components.world import KindStatic, WorldParams, WorldState, WorldStatic
@@ -104,13 +105,13 @@ def init_state(cfg: Config, params: Params, n_symbols: int) -> State:
 
 
 def decide(
-    static: WorldStatic, kind: KindStatic, world: WorldParams, p: Params, state: WorldState, frame: dict, key: jax.Array
+    static: WorldStatic, kind: KindStatic, world: WorldParams, p: Params, state: WorldState, frame: Frame, key: jax.Array
 ) -> tuple[OrderBatch, State]:
     """Returns 1 row per agent and the agents' (unchanged) subscriptions."""
     del key  # deterministic given the market
     w = state.kinds[KIND].wake
     fired, reason, last = evaluate(w, world, state)
-    view, sym = frame["view"], p.trade.symbol
+    view, sym = frame.view, p.trade.symbol
     ref = view.ref[sym]
     gap = view.fair[sym] / jnp.where(ref > 0, ref, 1.0) - 1.0
     side = jnp.where(gap > p.margin, 1, jnp.where(gap < -p.margin, -1, 0))

@@ -23,6 +23,7 @@ import numpy as np
 from flax import struct
 
 from components.agents import order_id
+from components.frame import Frame
 from components.indicators import IndicatorSpec
 from components.orders import OrderBatch, OrderType, Side
 from components.world import KindStatic, WorldParams, WorldState, WorldStatic
@@ -123,14 +124,14 @@ def initial_holdings(cfg: Config, params: Params, n_symbols: int) -> tuple[np.nd
 
 
 def decide(
-    static: WorldStatic, kind: KindStatic, world: WorldParams, p: Params, state: WorldState, frame: dict, key: jax.Array
+    static: WorldStatic, kind: KindStatic, world: WorldParams, p: Params, state: WorldState, frame: Frame, key: jax.Array
 ) -> OrderBatch:
     """Returns 2 rows per trader (cancel, new order), ``count * 2`` rows."""
     n = kind.count
     rows = kind.start + jnp.arange(n)
     sym = p.symbol
     tick = world.tick_size[sym]
-    ref = frame["view"].ref[sym]
+    ref = frame.view.ref[sym]
 
     # One draw of three 32-bit words per trader (systems.rng), split into fields: far
     # cheaper on a CPU than separate uniform and normal draws.
@@ -146,7 +147,7 @@ def decide(
     quarters = (bits[2][None, :] >> jnp.array([0, 8, 16, 24], jnp.uint32)[:, None]) & 0xFF
     z = ((quarters.sum(axis=0).astype(jnp.float64) + 2.0) / 256.0 - 2.0) * 3.0**0.5
 
-    centre = p.anchor * frame["view"].fair[sym] + (1.0 - p.anchor) * ref
+    centre = p.anchor * frame.view.fair[sym] + (1.0 - p.anchor) * ref
     passive_price = round_tick(centre * (1.0 + p.price_sigma * z), tick)
     price = jnp.where(aggressive, collar_price(buy, ref, p.collar, tick), passive_price)
     qty = jnp.minimum(size, affordable(state, rows, sym, buy, price, world.max_short[rows]))
@@ -170,11 +171,11 @@ def decide(
     return interleave(cancel, new)
 
 
-def _vol_multiplier(static: WorldStatic, p: Params, frame: dict) -> jax.Array:
+def _vol_multiplier(static: WorldStatic, p: Params, frame: Frame) -> jax.Array:
     """Per symbol ``(ATR(short) / ATR(long)) ** vol_feedback``, clipped; 1 until both are
     ready, or everywhere when the feedback is off. f64[S]"""
     if not p.vol_periods:
         return jnp.ones(static.n_symbols)
-    ratio = frame["indicators"].atr_ratio(*p.vol_periods)
+    ratio = frame.indicators.atr_ratio(*p.vol_periods)
     # Materialised: gathered by every trader's row, it would be recomputed per row.
     return materialised(jnp.clip(ratio ** p.vol_feedback, *FEEDBACK_CLIP))

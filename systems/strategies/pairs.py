@@ -20,6 +20,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import struct
 
+from components.frame import Frame
 from components.indicators import IndicatorSpec
 from components.orders import OrderBatch
 from components.world import KindStatic, WorldParams, WorldState, WorldStatic
@@ -123,7 +124,7 @@ def spread_z(static: WorldStatic, state: WorldState, a: int, b: int, hedge, look
 
 
 def decide(
-    static: WorldStatic, kind: KindStatic, world: WorldParams, p: Params, state: WorldState, frame: dict, key: jax.Array
+    static: WorldStatic, kind: KindStatic, world: WorldParams, p: Params, state: WorldState, frame: Frame, key: jax.Array
 ) -> OrderBatch:
     """Returns 4 rows per agent (leg A: cancel, IOC; leg B: cancel, IOC)."""
     del key  # deterministic given the market
@@ -133,7 +134,7 @@ def decide(
     rows = kind.start + jnp.arange(kind.count)
     pos_a = state.wallet.position[rows, a]
     pos_b = state.wallet.position[rows, b]
-    ref = frame["view"].ref
+    ref = frame.view.ref
     side = jnp.where(z > p.entry, -1, jnp.where(z < -p.entry, 1, 0))  # A's direction
     flat = jnp.abs(z) < p.exit
     target_a = jnp.where(flat, 0, jnp.where(side != 0, side * p.a.max_position, pos_a))

@@ -24,6 +24,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import struct
 
+from components.frame import Frame
 from components.fundamentals import EVENT_KINDS
 from components.money import to_fixed
 from components.orders import OrderBatch
@@ -133,7 +134,7 @@ def target_weights(sentiment: jax.Array, sector_of: jax.Array, temperature: jax.
 
 
 def decide(
-    static: WorldStatic, kind: KindStatic, world: WorldParams, p: Params, state: WorldState, frame: dict, key: jax.Array
+    static: WorldStatic, kind: KindStatic, world: WorldParams, p: Params, state: WorldState, frame: Frame, key: jax.Array
 ) -> tuple[OrderBatch, State]:
     """Returns 2 rows per agent (sell, buy) and the agents' re-armed timers."""
     del key  # deterministic given the market
@@ -141,7 +142,7 @@ def decide(
     fired, reason, last = evaluate(w, world, state)
     n = kind.count
     rows = kind.start + jnp.arange(n)
-    ref = frame["view"].ref  # f64[S]
+    ref = frame.view.ref  # f64[S]
     pos = state.wallet.position[rows]  # i64[M, S]
     value = pos * ref[None, :]
     equity = state.wallet.cash[rows] + value.sum(1)

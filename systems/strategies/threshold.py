@@ -22,6 +22,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import struct
 
+from components.frame import Frame
 from components.orders import OrderBatch
 from components.wake import ABOVE, BELOW, Wake
 from components.world import KindStatic, WorldParams, WorldState, WorldStatic
@@ -93,7 +94,7 @@ def init_state(cfg: Config, params: Params, n_symbols: int) -> State:
 
 
 def decide(
-    static: WorldStatic, kind: KindStatic, world: WorldParams, p: Params, state: WorldState, frame: dict, key: jax.Array
+    static: WorldStatic, kind: KindStatic, world: WorldParams, p: Params, state: WorldState, frame: Frame, key: jax.Array
 ) -> tuple[OrderBatch, State]:
     """Returns 1 row per agent and the agents' new thresholds."""
     del key  # deterministic given the market
@@ -104,7 +105,7 @@ def decide(
     orders = react_rows(static, kind, world, p.trade, state, frame, want)
 
     sym = p.trade.symbol
-    lo, hi = band(frame["view"].ref[sym], p.band, world.tick_size[sym])
+    lo, hi = band(frame.view.ref[sym], p.band, world.tick_size[sym])
     move = fired | idle(w)
     w = set_below(set_above(w, move, hi), move, lo)
     return orders, State(wake=observe(w, fired, reason, state.tick, last))

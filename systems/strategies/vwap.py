@@ -37,6 +37,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import struct
 
+from components.frame import Frame
 from components.money import SCALE, to_fixed
 from components.orders import OrderBatch
 from components.world import KindStatic, WorldParams, WorldState, WorldStatic
@@ -168,7 +169,7 @@ def executed(p: Params, position: jax.Array) -> jax.Array:
 
 
 def decide(
-    static: WorldStatic, kind: KindStatic, world: WorldParams, p: Params, state: WorldState, frame: dict, key: jax.Array
+    static: WorldStatic, kind: KindStatic, world: WorldParams, p: Params, state: WorldState, frame: Frame, key: jax.Array
 ) -> OrderBatch:
     """Returns 2 rows per executor (cancel, child IOC order), ``count * 2`` rows."""
     del key  # executors are deterministic given the market
@@ -176,7 +177,7 @@ def decide(
     rows = kind.start + jnp.arange(n)
     sym = p.symbol
     tick = world.tick_size[sym]
-    ref = frame["view"].ref[sym]
+    ref = frame.view.ref[sym]
     now = state.tick
 
     in_horizon = (now >= p.start) & (now < p.start + p.horizon)

@@ -4,10 +4,12 @@ import dataclasses
 
 import chex
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
 from components.agents import NO_ORDER
+from components.frame import Frame
 from components.orders import Side
 from qtg.core.schedule import DEFAULT_SCHEDULE, Stage
 from qtg.core.sim import Simulation
@@ -120,7 +122,8 @@ def test_systems_compile_once_per_shape():
         sim.step()
         buckets.add(sim.host.last_match.fills.qty.shape[0])
     read, _, write = sim.segments
-    assert read.call._cache_size() == 1
+    # One program for the read phase: admission's fast variant (no pool overflowed).
+    assert read.fast._cache_size() + read.call._cache_size() == 1
     # The write phase compiles once per power-of-two padding bucket, not once per tick.
     assert write.call._cache_size() <= 3
     chex.clear_trace_counter()
@@ -133,7 +136,7 @@ def test_segments_compile_with_the_cpu_options():
     world = build_world(cfg)
     sim = Simulation(world.static, world.params, world.state, make_engine_for(cfg, world.static))
     assert compiler_options() == {"xla_cpu_experimental_ynn_fusion_type": ""}
-    text = sim.segments[0].call.lower(sim.static, sim.params, sim.state, {}).compile().as_text()
+    text = sim.segments[0].call.lower(sim.static, sim.params, sim.state, Frame()).compile().as_text()
     # The sector rotator's max over its [500, 10] weights is a reduction XLA would
     # otherwise give to its YNNPACK library.
     assert "fusion" in text and "__ynn_fusion" not in text
@@ -147,8 +150,8 @@ def test_read_phase_writes_no_state():
         sim.step()
     read = sim.segments[0]
     assert not read.writes
-    frame = read.call(sim.static, sim.params, sim.state, {})
-    assert frame["orders"].valid.shape == (sim.static.batch_rows,)
+    frame = read.call(sim.static, sim.params, sim.state, Frame())
+    assert frame.orders.valid.shape == (sim.static.batch_rows,)
 
     def scribble(static, params, state, frame, key):
         return state.replace(tick=state.tick + 100), frame
@@ -164,8 +167,7 @@ def test_a_custom_stage_plugs_into_the_schedule():
     """The schedule is data: an experiment can add a system without editing the loop."""
 
     def count_quotes(static, params, state, frame, key):
-        frame["quotes"] = frame["orders"].valid.sum()
-        return state, frame
+        return state, frame.replace(extra={"quotes": frame.orders.valid.sum()})
 
     schedule = DEFAULT_SCHEDULE[:3] + (Stage("count", count_quotes, writes=False),) + DEFAULT_SCHEDULE[3:]
     cfg = make_config()
@@ -174,6 +176,38 @@ def test_a_custom_stage_plugs_into_the_schedule():
     r = sim.step()
     assert [s.names for s in sim.segments][0] == ("observe", "decide", "admit", "count")
     assert r.accepted == 2 * world.static.kind("market_maker").count
+
+
+def test_segments_return_only_the_frame_fields_they_fill():
+    """An output that is an input would be copied: each jitted segment hands back only
+    what its stages filled, and the write segment gets the read segment's and the
+    engine's fields without the read segment's inputs growing."""
+    cfg = make_config()
+    world = build_world(cfg)
+    sim = Simulation(world.static, world.params, world.state, make_engine_for(cfg, world.static))
+    sim.step()
+    read, match, write = sim.segments
+    filled = lambda f: {n for n in Frame.__dataclass_fields__ if getattr(f, n) is not None}  # noqa: E731
+    out = read.fast(sim.static, sim.params, sim.state, Frame())
+    assert filled(out) == {"view", "indicators", "orders", "kind_state", "delay_push", "reject_reason", "rejects",
+                           "borrow_fits", "seeds"}
+    assert out.seeds.shape == (1,) and match.seed == 0
+    _, frame = read(sim.static, sim.params, sim.state, Frame(), sim.host)
+    _, frame = match(sim.static, sim.params, sim.state, frame, sim.host)
+    state = jax.tree.map(jnp.copy, sim.state)  # the write segment donates its state
+    _, out = write.call(sim.static, sim.params, state, frame)
+    assert filled(out) == {"events", "marks", "equity_by_kind"}
+    assert filled(frame.merge(out)) == filled(frame) | filled(out)
+
+
+def test_a_fast_variant_must_sit_in_a_read_only_segment():
+    from qtg.core.schedule import admit, compile_schedule, compose
+
+    writing = dataclasses.replace(admit, writes=True)
+    with pytest.raises(ValueError, match="read-only segment"):
+        compile_schedule(compose(*DEFAULT_SCHEDULE[:2], writing, *DEFAULT_SCHEDULE[3:]))
+    with pytest.raises(ValueError, match="unique"):
+        compose(*DEFAULT_SCHEDULE, admit)
 
 
 @pytest.mark.parametrize("side", [Side.BUY, Side.SELL])
@@ -211,8 +245,8 @@ def test_the_world_feeds_every_tick_bar_to_the_indicators():
     assert bool(ready[0]) and 0 < float(rsi[0]) < 100
 
     # The read phase hands decide the same values.
-    frame = sim.segments[0].call(sim.static, sim.params, sim.state, {})
-    np.testing.assert_array_equal(np.asarray(frame["indicators"].rsi_at(14)[0]), np.asarray(rsi))
+    frame = sim.segments[0].call(sim.static, sim.params, sim.state, Frame())
+    np.testing.assert_array_equal(np.asarray(frame.indicators.rsi_at(14)[0]), np.asarray(rsi))
 
 
 def test_risk_statistics_follow_each_agents_equity_path():

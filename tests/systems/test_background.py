@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from components.agents import NO_ORDER
+from components.frame import Frame
 from components.orders import OrderType, Side
 from qtg.core.config import ConfigError, ScheduledEvent
 from qtg.core.sim import BackgroundRunaway, Simulation
@@ -43,7 +44,7 @@ def draws():
     cfg = _pool_config()
     w = build_world(cfg)
     state = w.state.replace(tick=jnp.asarray(1, jnp.int64))
-    _, frame = observe_market(w.static, w.params, state, {}, jax.random.key(0))
+    _, frame = observe_market(w.static, w.params, state, Frame(), jax.random.key(0))
 
     @jax.jit
     def gen(key, mood):
@@ -52,7 +53,7 @@ def draws():
 
     keys = jax.random.split(jax.random.key(7), DRAWS)
     out = {m: jax.tree.map(np.asarray, jax.vmap(gen, in_axes=(0, None))(keys, m)) for m in (0.0, 0.1)}
-    return w, np.asarray(frame["view"].ref), out
+    return w, np.asarray(frame.view.ref), out
 
 
 def _new_rows(w, batch):

@@ -15,6 +15,7 @@ import pytest
 from flax import struct
 
 import qtg  # noqa: F401  (x64 on)
+from components.frame import Frame
 from components.fundamentals import (
     EVENT_FIELDS,
     EVENT_KINDS,
@@ -130,8 +131,8 @@ def build(cfg: Config):
 
 @jax.jit
 def step(params, state, key):
-    state, frame = update_fundamentals(None, params, state, {}, key)
-    return state.replace(tick=state.tick + 1), frame["events"]
+    state, frame = update_fundamentals(None, params, state, Frame(), key)
+    return state.replace(tick=state.tick + 1), frame.events
 
 
 def run(params, state, ticks: int, seed: int = 0):

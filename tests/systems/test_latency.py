@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from components.agents import SLOTS
+from components.frame import Frame
 from components.orders import OrderType
 from qtg.core.sim import Simulation
 from qtg.core.world import build_world, make_engine_for
@@ -36,9 +37,9 @@ def delayed_run():
         t = int(sim.state.tick)
         # The read phase is a pure function of the state: replay it to see this tick's
         # decisions (queued) and what leaves for the engine (validated).
-        out = read.call(sim.static, sim.params, sim.state, {})
-        pushed[t] = jax.tree.map(np.asarray, out["delay_push"]["trend_follower"])
-        sent[t] = jax.tree.map(lambda x: np.asarray(x)[rows], out["orders"])
+        out = read.call(sim.static, sim.params, sim.state, Frame())
+        pushed[t] = jax.tree.map(np.asarray, out.delay_push["trend_follower"])
+        sent[t] = jax.tree.map(lambda x: np.asarray(x)[rows], out.orders)
         r = sim.step()
         check.on_tick(sim, r)
         o = sim.host.last_orders

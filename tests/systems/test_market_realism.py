@@ -4,6 +4,7 @@ short selling; the sector-shock and rate-hike experiments as statistical tests."
 import numpy as np
 import pytest
 
+from components.frame import Frame
 from components.orders import Reason
 from qtg.core.compose import load_config
 from tests.support import run_sim
@@ -142,7 +143,7 @@ def test_an_agent_trades_two_symbols_in_one_tick():
     fills = np.zeros((6, 64), np.int64)
     fills[:, 0] = [1, 2, 0, int(Side.BUY), 1_000_000, 10]
     fills[:, 1] = [1, 2, 1, int(Side.SELL), 1_000_000, 10]
-    frame = {"fills": jnp.asarray(fills), "updates": jnp.full((4, 64), -1, jnp.int64)}
+    frame = Frame(fills=jnp.asarray(fills), updates=jnp.full((4, 64), -1, jnp.int64))
     state = state.replace(wallet=state.wallet.replace(position=position.at[2, 0].set(10)))
     new, _ = settle_fills(w.static, w.params, state, frame, KEY)
     assert np.asarray(new.wallet.position)[1].tolist() == [10, 0]
@@ -165,7 +166,7 @@ def test_validation_fast_path_with_reruns_equals_the_exact_read_phase():
     for assume in (True, False):
         world = build_world(cfg)
         sim = Simulation(world.static, world.params, world.state, make_engine_for(cfg, world.static))
-        sim.assume_borrow_fits = assume
+        sim.fast_paths = assume
         sims.append(sim)
     fast, exact = sims
     no_borrow = 0

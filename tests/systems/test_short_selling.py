@@ -4,6 +4,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from components.frame import Frame
 from components.money import RATE_SCALE, apply_rate
 from components.orders import OrderType, Reason, Side
 from qtg.core.config import ConfigError
@@ -147,7 +148,7 @@ def test_settle_lends_and_charges_exact_fees(world):
     fills = np.zeros((6, 64), np.int64)
     fills[:, 0] = [1, 0, 0, int(Side.SELL), 1_000_000, 40]  # taker 1 sells, maker 0 buys
     updates = np.full((4, 64), -1, np.int64)
-    frame = {"fills": jnp.asarray(fills), "updates": jnp.asarray(updates)}
+    frame = Frame(fills=jnp.asarray(fills), updates=jnp.asarray(updates))
     new, _ = settle_fills(world.static, params, state, frame, KEY)
     assert np.asarray(new.wallet.position)[:, 0].tolist() == [40, -40, 0, 0]
     assert np.asarray(new.wallet.borrowed)[:, 0].tolist() == [0, 40, 0, 0]
@@ -160,7 +161,7 @@ def test_settle_lends_and_charges_exact_fees(world):
     total = int(np.asarray(state.wallet.cash).sum())
     assert int(np.asarray(new.wallet.cash).sum()) + int(new.lender.cash) == total
     # A second tick charges again on the same borrow.
-    frame2 = {"fills": jnp.zeros((6, 64), jnp.int64), "updates": jnp.asarray(updates)}
+    frame2 = Frame(fills=jnp.zeros((6, 64), jnp.int64), updates=jnp.asarray(updates))
     newer, _ = settle_fills(world.static, params, new, frame2, KEY)
     assert int(newer.wallet.fees[1]) == 2 * fee and int(newer.lender.cash) == 2 * fee
 
@@ -169,7 +170,7 @@ def test_fees_beyond_cash_are_recorded_unpaid(world):
     params = world.params.replace(borrow_rate=jnp.asarray(4_000_000, jnp.int64))
     state = holding(world.state, [0, 0, 0, 0], [0, -10, 0, 10])
     state = state.replace(wallet=state.wallet.replace(cash=jnp.array([0, 100, 0, 0], jnp.int64)))
-    frame = {"fills": jnp.zeros((6, 64), jnp.int64), "updates": jnp.full((4, 64), -1, jnp.int64)}
+    frame = Frame(fills=jnp.zeros((6, 64), jnp.int64), updates=jnp.full((4, 64), -1, jnp.int64))
     new, _ = settle_fills(world.static, params, state, frame, KEY)
     due = 10 * int(state.market.last[0]) * 4_000_000 // RATE_SCALE
     assert int(new.wallet.cash[1]) == 0 and int(new.lender.cash) == 100

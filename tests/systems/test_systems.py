@@ -6,10 +6,18 @@ import numpy as np
 import pytest
 
 from components.agents import NO_ORDER, SLOTS, order_id
+from components.frame import Frame
 from components.orders import OrderBatch, OrderType, Reason, Side
 from qtg.core.world import build_world
 from systems.admission import admit_orders
-from systems.match import FILL_FIELDS, MIN_BUCKET, UPDATE_FIELDS, arrival_order, arrive, bucket
+from systems.match import (
+    FILL_FIELDS,
+    MIN_BUCKET,
+    UPDATE_FIELDS,
+    arrival_order,
+    arrive,
+    bucket,
+)
 from systems.measure import equity, measure_market
 from systems.observe import observe_market
 from systems.settle import settle_fills
@@ -88,11 +96,11 @@ def run_validate(world, state, orders, impostor=None):
     if impostor is not None:
         i, agent = impostor
         b = b.replace(agent=b.agent.at[rows[i]].set(agent))
-    _, frame = observe_market(world.static, world.params, state, {}, KEY)
-    frame["orders"] = b
+    _, frame = observe_market(world.static, world.params, state, Frame(), KEY)
+    frame = frame.replace(orders=b)
     _, frame = admit_orders(world.static, world.params, state, frame, KEY)
-    valid, reason = np.asarray(frame["orders"].valid), np.asarray(frame["reject_reason"])
-    return valid[rows], reason[rows], np.asarray(frame["rejects"])
+    valid, reason = np.asarray(frame.orders.valid), np.asarray(frame.reject_reason)
+    return valid[rows], reason[rows], np.asarray(frame.rejects)
 
 
 class TestValidate:
@@ -166,15 +174,15 @@ def packed_updates(rows):
 class TestSettle:
     def test_fills_move_exact_cash_and_shares(self, world):
         state = with_holdings(world.state, [1_000_000] * 4, [100] * 4)
-        frame = {
-            "fills": packed_fills([
+        frame = Frame(
+            fills=packed_fills([
                 # agent 1 buys 10 @ 100.01 from resting agent 2
                 dict(taker_agent=1, maker_agent=2, symbol=0, side=Side.BUY, price=1_000_100, qty=10),
                 # agent 3 sells 5 @ 99.99 into resting agent 0
                 dict(taker_agent=3, maker_agent=0, symbol=0, side=Side.SELL, price=999_900, qty=5),
             ]),
-            "updates": packed_updates([]),
-        }
+            updates=packed_updates([]),
+        )
         out, _ = settle_fills(world.static, world.params, state, frame, KEY)
         cash = np.asarray(out.wallet.cash) - 1_000_000
         pos = np.asarray(out.wallet.position)[:, 0] - 100
@@ -193,16 +201,16 @@ class TestSettle:
         state = with_slot(state, 3, Side.BUY, gone, 980_000, 10)
         stale = int(order_id(jnp.asarray(4), jnp.asarray(0), Side.SELL, n))  # not agent 0's current
         state = with_slot(state, 0, Side.SELL, int(order_id(jnp.asarray(1), jnp.asarray(0), Side.SELL, n)), 1_005_000, 7)
-        frame = {
-            "fills": packed_fills([]),
+        frame = Frame(
+            fills=packed_fills([]),
             # In the tick: old cancelled and a new buy of agent 1 came to rest (18 left);
             # keep modified to 1,020,000 and partly filled (15 left); gone filled out; a
             # stale id of agent 0's sell slot reported gone leaves its current order alone.
-            "updates": packed_updates([
+            updates=packed_updates([
                 (old, 0, 0, 0), (new, 18, 995_000, 0), (keep, 15, 1_020_000, 0), (gone, 0, 0, 0),
                 (stale, 0, 0, 0),
             ]),
-        }
+        )
         out, _ = settle_fills(world.static, world.params, state, frame, KEY)
         s = jax.tree.map(np.asarray, out.slots)
         assert (s.id[1, Side.BUY], s.price[1, Side.BUY], s.remaining[1, Side.BUY]) == (new, 995_000, 18)
@@ -214,14 +222,14 @@ class TestSettle:
 def test_measure_takes_last_fill_per_symbol():
     cfg = make_config(**{"market.symbols": ["A", "B", "C"]})
     w = build_world(cfg)
-    frame = {
-        "fills": packed_fills([
+    frame = Frame(
+        fills=packed_fills([
             dict(taker_agent=0, maker_agent=1, symbol=0, side=0, price=1_000_100, qty=3),
             dict(taker_agent=0, maker_agent=1, symbol=1, side=0, price=2_000_000, qty=4),
             dict(taker_agent=0, maker_agent=1, symbol=0, side=1, price=999_900, qty=5),
         ]),
-        "book": jnp.array([[990_000] * 3, [10] * 3, [1_010_000] * 3, [20] * 3], jnp.int64),
-    }
+        book=jnp.array([[990_000] * 3, [10] * 3, [1_010_000] * 3, [20] * 3], jnp.int64),
+    )
     out, _ = measure_market(w.static, w.params, w.state, frame, KEY)
     m = jax.tree.map(np.asarray, out.market)
     assert m.last.tolist() == [999_900, 2_000_000, 1_000_000]  # C did not trade: unchanged
@@ -261,7 +269,7 @@ def test_equity_is_the_exact_mark_to_market_value_rounded_once():
 class TestStrategies:
     def view(self, world, state):
         """The read phase's frame (view and indicators) as decide receives it."""
-        return observe_market(world.static, world.params, state, {}, KEY)[1]
+        return observe_market(world.static, world.params, state, Frame(), KEY)[1]
 
     def test_market_maker_quotes_and_skew(self, world):
         kind = world.static.kind("market_maker")

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from components.agents import SLOTS
+from components.frame import Frame
 from components.indicators import IndicatorSpec
 from components.money import SCALE
 from components.orders import OrderType, Reason, Side
@@ -116,7 +117,7 @@ def with_resting_buy(state, agent, price, remaining):
 
 def decide(mod, world, state, name, jit=False):
     """(orders as NumPy, frame) of the kind's decide on ``state``."""
-    frame = observe_market(world.static, world.params, state, {}, KEY)[1]
+    frame = observe_market(world.static, world.params, state, Frame(), KEY)[1]
     kind = world.static.kind(name)
     fn = jax.jit(mod.decide, static_argnums=(0, 1)) if jit else mod.decide
     o = fn(world.static, kind, world.params, world.params.kinds[name], state, frame, KEY)
@@ -135,11 +136,11 @@ def limits(world, name):
 
 def assert_affordable(world, state, o, frame):
     """The pre-trade checks accept every row; prices are on the tick grid."""
-    f = {"view": frame["view"], "orders": jax.tree.map(jnp.asarray, o)}
+    f = Frame(view=frame.view, orders=jax.tree.map(jnp.asarray, o))
     _, f = admit_orders(world.static, world.params, state, f, KEY)
-    reasons = np.asarray(f["reject_reason"])
+    reasons = np.asarray(f.reject_reason)
     assert not np.isin(reasons, [Reason.INSUFFICIENT_CASH, Reason.INSUFFICIENT_SHARES]).any()
-    assert (np.asarray(f["orders"].valid) == o.valid).all()
+    assert (np.asarray(f.orders.valid) == o.valid).all()
     new = iocs(o)
     assert (new.price[new.valid] % TICK == 0).all() and (new.price[new.valid] > 0).all()
 

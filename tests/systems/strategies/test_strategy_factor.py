@@ -7,6 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from components.frame import Frame
 from components.orders import OrderType, Reason, Side, Status
 from qtg.core.sim import Simulation
 from qtg.core.world import build_world, make_engine_for
@@ -50,7 +51,7 @@ def fed(world, closes, fair, tick=None):
 
 
 def decide(world, state):
-    frame = observe_market(world.static, world.params, state, {}, KEY)[1]
+    frame = observe_market(world.static, world.params, state, Frame(), KEY)[1]
     kind = world.static.kind(KIND)
     o = factor.decide(world.static, kind, world.params, world.params.kinds[KIND], state, frame, KEY)
     return jax.tree.map(np.asarray, o), frame
@@ -71,7 +72,7 @@ def test_score_matches_numpy():
     closes = 100 * np.exp(np.cumsum(0.01 * rng.standard_normal((5, 25)), axis=1))
     fair = 100 * (1 + 0.2 * rng.standard_normal(5))
     state = fed(w, closes, fair)
-    frame = observe_market(w.static, w.params, state, {}, KEY)[1]
+    frame = observe_market(w.static, w.params, state, Frame(), KEY)[1]
     p = w.params.kinds[KIND]
 
     # NumPy reference on the last LOOKBACK closes.
@@ -83,11 +84,11 @@ def test_score_matches_numpy():
 
     close, full = factor.closes(w.static, state, LOOKBACK)
     np.testing.assert_allclose(np.asarray(close), c, rtol=1e-15)
-    got_raw, ok = factor.factors(close, frame["view"].fair, frame["view"].ref)
+    got_raw, ok = factor.factors(close, frame.view.fair, frame.view.ref)
     assert bool(full) and bool(ok)
     np.testing.assert_allclose(np.asarray(got_raw), raw, rtol=1e-12)
     np.testing.assert_allclose(np.asarray(factor.zscore(got_raw)), z, rtol=1e-9, atol=1e-12)
-    score, ready = factor.score(w.static, p, state, frame["view"])
+    score, ready = factor.score(w.static, p, state, frame.view)
     assert bool(ready)
     np.testing.assert_allclose(np.asarray(score), want, rtol=1e-9, atol=1e-12)
     order = np.argsort(-want, kind="stable")
@@ -121,9 +122,9 @@ def test_longs_the_top_and_shorts_the_bottom():
     # Prices collar (2%) through the reference, on the tick grid.
     assert (a.price[:, 0] == 1_020_000).all() and (a.price[:, 1] == 980_000).all()
     # Every row passes the pre-trade checks (the shorts are borrowed).
-    f = {"view": frame["view"], "orders": jax.tree.map(jnp.asarray, o)}
+    f = Frame(view=frame.view, orders=jax.tree.map(jnp.asarray, o))
     _, f = admit_orders(w.static, w.params, state, f, KEY)
-    assert (np.asarray(f["reject_reason"]) == 0).all()
+    assert (np.asarray(f.reject_reason) == 0).all()
 
     # Momentum only, low volatility first: the steadiest risers long, the fallers short.
     w = world_of(value_weight=0.0, momentum_weight=1.0, volatility_weight=0.0)
@@ -165,9 +166,9 @@ def test_cash_goes_to_the_best_ranked_buys_first():
     a = per_agent(o)
     # D ranks first: 10 at 102.00 (1,020); A gets what is left: 480 // 102 = 4 shares.
     assert (a.qty[:, 3] == 10).all() and (a.qty[:, 0] == 4).all()
-    f = {"view": frame["view"], "orders": jax.tree.map(jnp.asarray, o)}
+    f = Frame(view=frame.view, orders=jax.tree.map(jnp.asarray, o))
     _, f = admit_orders(w.static, w.params, state, f, KEY)
-    assert (np.asarray(f["reject_reason"]) == 0).all()
+    assert (np.asarray(f.reject_reason) == 0).all()
 
 
 def test_rebalances_are_staggered():

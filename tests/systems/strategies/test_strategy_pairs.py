@@ -6,6 +6,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from components.frame import Frame
 from components.orders import OrderType, Reason, Side
 from qtg.core.sim import Simulation
 from qtg.core.world import build_world, make_engine_for
@@ -42,7 +43,7 @@ def fed(world, a, b):
 
 
 def decide(world, state):
-    frame = observe_market(world.static, world.params, state, {}, KEY)[1]
+    frame = observe_market(world.static, world.params, state, Frame(), KEY)[1]
     kind = world.static.kind("pairs")
     o = pairs.decide(world.static, kind, world.params, world.params.kinds["pairs"], state, frame, KEY)
     return jax.tree.map(np.asarray, o), frame
@@ -82,9 +83,9 @@ def test_a_rich_spread_shorts_a_and_buys_b_in_one_tick():
     assert (a.kind == OrderType.IOC).all() and (a.symbol == 0).all() and (b.symbol == 1).all()
     assert (a.qty == 10).all() and (b.qty == 10).all()  # slices of `size`
     # Both legs pass the pre-trade checks (A is a short sale, borrowed).
-    f = {"view": frame["view"], "orders": jax.tree.map(jnp.asarray, o)}
+    f = Frame(view=frame.view, orders=jax.tree.map(jnp.asarray, o))
     _, f = admit_orders(w.static, w.params, state, f, KEY)
-    assert (np.asarray(f["reject_reason"]) == 0).all()
+    assert (np.asarray(f.reject_reason) == 0).all()
 
 
 def test_a_cheap_spread_buys_a_and_shorts_b():

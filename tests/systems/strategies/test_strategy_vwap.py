@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from components.agents import NO_ORDER
+from components.frame import Frame
 from components.orders import OrderType, Reason, Side
 from qtg.core.config import ConfigError
 from qtg.core.sim import Simulation
@@ -73,7 +74,7 @@ def at(state, tick, executed=(0, 0, 0), cash=None):
 def decide(world, state):
     """(cancel rows, child rows) of the executors as NumPy OrderBatches."""
     static, params, _ = world
-    frame = observe_market(static, params, state, {}, KEY)[1]
+    frame = observe_market(static, params, state, Frame(), KEY)[1]
     o = vwap.decide(static, static.kind("vwap_executor"), params, params.kinds["vwap_executor"],
                     state, frame, KEY)
     o = jax.tree.map(np.asarray, o)
@@ -174,12 +175,12 @@ class TestDecide:
         assert cancel.valid.tolist() == [False, True, True]
         assert cancel.id[1:].tolist() == [77, 78] and cancel.side[1:].tolist() == [Side.SELL, Side.BUY]
         assert (cancel.kind == OrderType.CANCEL).all()
-        frame = observe_market(static, params, state, {}, KEY)[1]
+        frame = observe_market(static, params, state, Frame(), KEY)[1]
         frame = decide_orders(static, params, state, frame, KEY)[1]
         frame = admit_orders(static, params, state, frame, KEY)[1]
-        rejects = np.asarray(frame["rejects"])
+        rejects = np.asarray(frame.rejects)
         assert rejects[Reason.INSUFFICIENT_CASH] == 0 and rejects[Reason.INSUFFICIENT_SHARES] == 0
-        assert np.asarray(frame["orders"].valid)[2:].sum() == 5  # 3 children + 2 cancels pass
+        assert np.asarray(frame.orders.valid)[2:].sum() == 5  # 3 children + 2 cancels pass
 
     def test_never_overspends_on_random_states(self, world):
         static, params, base = world
@@ -187,9 +188,9 @@ class TestDecide:
 
         @jax.jit
         def rejects(state):
-            frame = observe_market(static, params, state, {}, KEY)[1]
+            frame = observe_market(static, params, state, Frame(), KEY)[1]
             frame = decide_orders(static, params, state, frame, KEY)[1]
-            return admit_orders(static, params, state, frame, KEY)[1]["rejects"]
+            return admit_orders(static, params, state, frame, KEY)[1].rejects
 
         for _ in range(30):
             tick = int(rng.integers(10, 18))
@@ -212,7 +213,7 @@ class TestDecide:
         static, params, base = world
         kind = static.kind("vwap_executor")
         fn = jax.jit(chex.assert_max_traces(vwap.decide, n=1), static_argnums=(0, 1))
-        frame = observe_market(static, params, base, {}, KEY)[1]
+        frame = observe_market(static, params, base, Frame(), KEY)[1]
         for tick in (9, 10, 17, 30):
             fn(static, kind, params, params.kinds["vwap_executor"], at(base, tick, (5, 5, 5)), frame, KEY)
         chex.clear_trace_counter()

@@ -11,6 +11,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from components.frame import Frame
 from components.fundamentals import (
     EARNINGS,
     EVENT_FIELDS,
@@ -152,7 +153,7 @@ def test_new_threshold_crossed_in_the_same_tick_is_not_acted_on():
         return w.state.replace(market=m, tick=jnp.asarray(tick, jnp.int64), kinds=kinds)
 
     def decide(state):
-        frame = observe_market(w.static, w.params, state, {}, KEY)[1]
+        frame = observe_market(w.static, w.params, state, Frame(), KEY)[1]
         orders, new = threshold.decide(w.static, kind, w.params, p, state, frame, KEY)
         return jax.tree.map(np.asarray, orders), new.wake
 
@@ -384,8 +385,6 @@ def test_each_kind_trades_within_limits_and_on_the_grid(reactive_run):
 
 def test_kind_state_fields_returned_unchanged_are_not_copied_through_the_frame():
     from qtg.bench.world import world_config
-    from qtg.core.sim import _FLAG
-    from systems.admission import ASSUME_BORROW_FITS
     from systems.decide import commit_decisions, decide_orders
     from systems.observe import observe_market
 
@@ -395,12 +394,12 @@ def test_kind_state_fields_returned_unchanged_are_not_copied_through_the_frame()
 
     @functools.partial(jax.jit, static_argnums=0)
     def decided(static, params, state):
-        _, frame = observe_market(static, params, state, {}, key)
-        return decide_orders(static, params, state, frame, key)[1]["kind_state"]
+        _, frame = observe_market(static, params, state, Frame(), key)
+        return decide_orders(static, params, state, frame, key)[1].kind_state
 
     @functools.partial(jax.jit, static_argnums=0)
     def committed(static, params, state, kind_state):
-        return commit_decisions(static, params, state, {"kind_state": kind_state}, key)[0].kinds
+        return commit_decisions(static, params, state, Frame(kind_state=kind_state), key)[0].kinds
 
     kind_state = decided(w.static, w.params, w.state)
     kinds = committed(w.static, w.params, w.state, kind_state)
@@ -416,5 +415,5 @@ def test_kind_state_fields_returned_unchanged_are_not_copied_through_the_frame()
     assert kept > 0 and changed > 0
     # And the compiled read phase copies no kind state field into its outputs.
     sim = Simulation(w.static, w.params, w.state, make_engine_for(cfg, w.static))
-    text = sim.segments[0].call.lower(sim.static, sim.params, sim.state, {ASSUME_BORROW_FITS: _FLAG}).compile().as_text()
+    text = sim.segments[0].fast.lower(sim.static, sim.params, sim.state, Frame()).compile().as_text()
     assert "state_kinds" in text and "copy(%state_kinds" not in text
