@@ -71,6 +71,7 @@ def profiled():
     return sim, reference, report
 
 
+@pytest.mark.slow
 def test_profiling_does_not_change_the_run(profiled):
     sim, reference, _ = profiled
     assert int(sim.state.tick) == int(reference.state.tick) == 7
@@ -84,6 +85,7 @@ def test_profiling_does_not_change_the_run(profiled):
     assert sim.step().tick == reference.step().tick
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(jax.default_backend() != "cpu", reason="per-op events are the CPU backend's")
 def test_the_report_charges_every_op_to_a_phase_and_to_real_project_lines(profiled):
     _, _, report = profiled

@@ -344,6 +344,7 @@ def test_cli_late_event_exits_2_before_anything_is_written(tmp_path):
     assert not (tmp_path / "outputs").exists(), "nothing is written for a bad config"
 
 
+@pytest.mark.slow
 def test_cli_run_writes_summary_and_chart(tmp_path):
     out = _cli("run.ticks=120", "population.noise.count=20", "seed=3", f"hydra.run.dir={tmp_path}/run",
                "hooks=[metrics,storage]", cwd=tmp_path)
@@ -377,6 +378,7 @@ def test_cli_run_writes_summary_and_chart(tmp_path):
     assert pnl == pytest.approx(sum(k["pnl_total"] for k in summary["pnl_by_kind"].values()), abs=0.02)
 
 
+@pytest.mark.slow
 def test_cli_run_reports_vwap_execution(tmp_path):
     out = _cli("run.ticks=200", "population.vwap_executor.count=4", "population.vwap_executor.start=[5,10]",
                "population.vwap_executor.horizon=[50,80]", f"hydra.run.dir={tmp_path}/run",

@@ -50,6 +50,7 @@ def seed_100k():
     return cfg, world, sim, rec, check
 
 
+@pytest.mark.slow
 def test_seed_100k_conserves_cash_and_shares_every_tick(seed_100k):
     cfg, world, sim, rec, check = seed_100k
     assert check.ticks == TICKS  # InvariantCheck asserted conservation (the pool included) each tick
@@ -60,6 +61,7 @@ def test_seed_100k_conserves_cash_and_shares_every_tick(seed_100k):
     assert tiers["tier_3"]["orders_sent"] > 0
 
 
+@pytest.mark.slow
 def test_seed_100k_is_deterministic(seed_100k):
     cfg, world, sim, rec, _ = seed_100k
     # The same compiled tick on a fresh copy of the opening world and a fresh engine.

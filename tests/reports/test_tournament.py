@@ -42,6 +42,7 @@ def test_a_kind_without_any_sharpe_ranks_last():
     assert [r["kind"] for r in rows] == ["b", "a"] and rows[1]["sharpe"] is None
 
 
+@pytest.mark.slow
 def test_tournament_experiment_end_to_end(tmp_path):
     out = subprocess.run(
         [sys.executable, "-m", "qtg.run", "+experiment=strategy_tournament", "run.ticks=40",

@@ -17,6 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -351,6 +352,7 @@ def run_differential(ticks: list[int], stp: int, batches: list[OrderBatch]) -> N
 
 
 # ---------------------------------------------------------------------- tests
+@pytest.mark.slow
 @PROFILE
 @given(streams())
 def test_engines_match_reference_on_random_streams(stream):
