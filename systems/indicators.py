@@ -29,6 +29,8 @@ Where not ready, every value reads as 0.0 (finite, never NaN).
 
 from __future__ import annotations
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -238,7 +240,8 @@ def update_market_indicators(static, params, state, frame: Frame, key: jax.Array
 
 def replay_indicators(bollinger: tuple[int, float], rsi: int, macd: tuple[int, int, int],
                       bars: np.ndarray) -> dict[str, np.ndarray]:
-    """One Bollinger band, RSI and MACD over recorded tick bars, in one scan.
+    """One Bollinger band, RSI and MACD over recorded tick bars, in one jitted scan
+    (compiled once per spec and shape).
 
     ``bars`` i64[T, 3, S]: last, high and low of each tick in units. Returns host arrays
     f64[T, S] in currency (RSI in index points), NaN where an indicator is not ready:
@@ -246,6 +249,15 @@ def replay_indicators(bollinger: tuple[int, float], rsi: int, macd: tuple[int, i
     """
     (bp, bk), rp, mp = bollinger, rsi, macd
     spec = IndicatorSpec(rsi=(rp,), macd=(mp,), bollinger=((bp, bk),))
+    out = _replay(spec, jnp.asarray(np.asarray(bars) / SCALE))
+    return {k: np.asarray(v) for k, v in out.items()}
+
+
+@functools.partial(jax.jit, static_argnums=0)
+def _replay(spec: IndicatorSpec, bars: jax.Array) -> dict[str, jax.Array]:
+    (bp, bk), = spec.bollinger
+    rp, = spec.rsi
+    mp, = spec.macd
 
     def step(state, bar):
         state, ind = update_and_read(spec, state, bar[0], bar[1], bar[2])
@@ -260,6 +272,5 @@ def replay_indicators(bollinger: tuple[int, float], rsi: int, macd: tuple[int, i
             "macd_signal": jnp.where(m.ready, m.signal, nan),
         }
 
-    x = jnp.asarray(np.asarray(bars) / SCALE)
-    _, out = jax.lax.scan(step, init_indicators(spec, x.shape[2]), x)
-    return {k: np.asarray(v) for k, v in out.items()}
+    _, out = jax.lax.scan(step, init_indicators(spec, bars.shape[2]), bars)
+    return out

@@ -63,8 +63,9 @@ def chart_figure(static, hist: dict[str, np.ndarray]):
     fig = plt.figure(figsize=(cell_w * cols + 2.2, cell_h * rows + 3.4), layout="constrained")
     outer = fig.add_gridspec(rows + 1, cols, height_ratios=[cell_h] * rows + [2.6])
     if n <= GRID_MAX_SYMBOLS:
-        handles = [_symbol_cell(fig, outer[s // cols, s % cols], s, static.symbols[s], hist, ticks,
-                                indicators_of(hist)) for s in range(n)][0]
+        ind = indicators_of(hist)  # every symbol's, in one replay
+        handles = [_symbol_cell(fig, outer[s // cols, s % cols], s, static.symbols[s], hist, ticks, ind)
+                   for s in range(n)][0]
         fig.legend(*handles, loc="outside lower center", ncol=len(handles[0]), fontsize=8, frameon=False)
     else:
         for g, (title, members) in enumerate(groups):
