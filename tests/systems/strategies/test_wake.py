@@ -383,6 +383,7 @@ def test_each_kind_trades_within_limits_and_on_the_grid(reactive_run):
         assert pos[:, k.start:k.stop].min() >= 0, kind
 
 
+@pytest.mark.slow
 def test_kind_state_fields_returned_unchanged_are_not_copied_through_the_frame():
     from qtg.bench.world import world_config
     from systems.decide import commit_decisions, decide_orders
