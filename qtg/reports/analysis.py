@@ -174,6 +174,13 @@ def _ffill(a: np.ndarray) -> np.ndarray:
     return np.take_along_axis(a, idx, axis=0)
 
 
+def indexed(price: np.ndarray, fair: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``price`` and ``fair`` f64[T, S] as indices, 100 at each column's first finite price
+    (NaN for a column that never has one)."""
+    first = np.array([col[np.isfinite(col)][0] if np.isfinite(col).any() else np.nan for col in price.T])
+    return 100 * price / first, 100 * fair / first
+
+
 def price_series(prices: dict[str, Any]) -> np.ndarray:
     """f64[T, S]: mid where both sides exist, else last, carried forward; NaN before the
     first price of a symbol."""
@@ -635,8 +642,7 @@ def event_study_figure(prices: dict[str, Any], events: list[dict[str, Any]], tit
     ticks, names, sectors = prices["ticks"], prices["symbols"], prices["sectors"]
     p = price_series(prices)
     fair = np.where(prices["fair"] > 0, prices["fair"], np.nan)
-    first = np.array([col[np.isfinite(col)][0] if np.isfinite(col).any() else np.nan for col in p.T])
-    index, fair_index = 100 * p / first, 100 * fair / first
+    index, fair_index = indexed(p, fair)
     if len(names) <= MAX_SYMBOL_LINES:
         groups = [("", list(range(len(names))))]
     else:

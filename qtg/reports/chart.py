@@ -20,7 +20,7 @@ import numpy as np
 
 from components.money import SCALE
 from qtg.hooks import Recorder
-from qtg.reports.analysis import symbol_groups
+from qtg.reports.analysis import indexed, symbol_groups
 from qtg.reports.summary import CHART_INDICATORS, agents_text, indicators_of
 
 GRID_MAX_SYMBOLS = 16
@@ -131,8 +131,7 @@ def _sector_panel(fig, spec, title: str, members: list[int], symbols, hist, tick
     # The mid where both sides quote (the last trade bounces between them), else the last trade.
     last = np.where((bid > 0) & (ask > 0), (bid + ask) / 2, np.where(last > 0, last, np.nan))
     fair = np.where(hist["fair"][:, members] > 0, hist["fair"][:, members], np.nan).astype(np.float64)
-    base = np.array([col[np.isfinite(col)][0] if np.isfinite(col).any() else np.nan for col in last.T])
-    index, fair_index = 100 * last / base, 100 * fair / base
+    index, fair_index = indexed(last, fair)
     colors = _plt_colors(len(members))
     for j, s in enumerate(members):
         ax.plot(ticks, index[:, j], lw=0.5, alpha=0.7, color=colors[j], label=symbols[s])

@@ -311,11 +311,6 @@ CHART_INDICATORS = {"bollinger": (20, 2.0), "rsi": 14, "macd": (12, 26, 9)}
 """The indicators drawn in chart.png (textbook defaults)."""
 
 
-def indicator_history(rec: Recorder) -> dict[str, np.ndarray]:
-    """The chart's indicators over the run, from the recorded tick bars: see :func:`indicators_of`."""
-    return indicators_of(rec.arrays())
-
-
 def indicators_of(hist: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     """The chart's indicators over a recorded history (``Recorder.arrays``), replayed by
     :func:`systems.indicators.replay_indicators`: arrays [T, S] (currency or index points),

@@ -282,10 +282,10 @@ def test_risk_statistics_follow_each_agents_equity_path():
 
 def test_chart_indicators_replay_the_recorded_bars(default_run):
     from components.indicators import IndicatorSpec
-    from qtg.reports.summary import CHART_INDICATORS, indicator_history
+    from qtg.reports.summary import CHART_INDICATORS, indicators_of
     from systems.indicators import init_indicators, read_indicators, update_indicators
 
-    ind = indicator_history(default_run.rec)
+    ind = indicators_of(default_run.rec.arrays())
     (bp, bk), rp, mp = CHART_INDICATORS["bollinger"], CHART_INDICATORS["rsi"], CHART_INDICATORS["macd"]
     spec = IndicatorSpec(rsi=(rp,), macd=(mp,), bollinger=((bp, bk),))
     h = default_run.rec.arrays()
