@@ -24,6 +24,7 @@ from omegaconf.errors import (
 
 from components.money import SCALE, to_fixed
 from components.orders import STP
+from components.schema import allowed, bounds_of
 
 
 class ConfigError(ValueError):
@@ -493,16 +494,12 @@ def _check_hooks(cfg: Config) -> None:
 
 def _check_kind(name: str, kcfg: Any) -> None:
     """Counts >= 0; every [lo, hi] range has two numbers, lo <= hi, within the field's
-    bounds declared in the strategy module's ``BOUNDS``."""
-    from systems.strategies import registry
-
-    bounds: dict[str, tuple[float | None, float | None]] = getattr(
-        registry()[name], "BOUNDS", {}
-    )
+    bounds (its ``setting``)."""
+    bounds, hints = bounds_of(type(kcfg)), typing.get_type_hints(type(kcfg))
     for f in dataclasses.fields(kcfg):
         value = getattr(kcfg, f.name)
         key = f"population.{name}.{f.name}"
-        lo, hi = bounds.get(f.name, (0, None))
+        lo, hi = bounds[f.name]
         if value is None or isinstance(value, str):  # choices and "unset": the module's check()
             continue
         values = value if isinstance(value, list) else [value]
@@ -513,8 +510,8 @@ def _check_kind(name: str, kcfg: Any) -> None:
                 raise ConfigError(f"{key}: range [lo, hi] needs lo <= hi, got {value}")
         for v in values:
             if (lo is not None and v < lo) or (hi is not None and v > hi):
-                allowed = f">= {lo}" if hi is None else f"in [{lo}, {hi}]"
-                raise ConfigError(f"{key}: must be {allowed}, got {value}")
+                real = hints[f.name] in (float, list[float])
+                raise ConfigError(f"{key}: must be {allowed(lo, hi, real)}, got {value}")
 
 
 def config_dict(cfg: Config) -> dict:

@@ -11,9 +11,10 @@ Config entry (read when the config is converted, ``qtg.core.config``):
 
 * ``KIND: str``: the name used under ``population.<KIND>``;
 * ``Config``: a dataclass of the entry, ``count`` (agents; 0 = off) plus the kind's fields,
-  each with its default. A ``[lo, hi]`` list is a range each agent draws from;
-* ``BOUNDS: dict[str, (lo, hi)]``: allowed values per field (default: >= 0; ``None``: no
-  bound); a range's both ends must lie within, and lo <= hi;
+  each declared with ``components.schema.setting(default, lo=, hi=, doc=)``: its default,
+  the values it allows (inclusive; default >= 0; ``None``: no bound) and one line of
+  description. A ``[lo, hi]`` list is a range each agent draws from; both its ends must
+  lie within the bounds, and lo <= hi;
 * optionally ``check(cfg, n_symbols) -> None``: raises ``ValueError("population.<KIND>.<key>:
   problem")`` for values no field bound can express (one field against another, a symbol
   row); config validation calls it, so a bad entry stops the run before anything is written;
@@ -70,9 +71,8 @@ A new signal kind is one short module (``_signal.signal_kind`` builds ``Params``
     import dataclasses
 
     from components.indicators import IndicatorSpec
-    from systems.strategies._signal import (
-        TRADE_BOUNDS, TradeConfig, by_size, period_range, signal_kind, vote,
-    )
+    from components.schema import setting
+    from systems.strategies._signal import TradeConfig, by_size, period_range, signal_kind, vote
 
     KIND = "ema_cross"
     ROWS_PER_AGENT = 2  # cancel of the resting order, immediate-or-cancel order
@@ -80,11 +80,8 @@ A new signal kind is one short module (``_signal.signal_kind`` builds ``Params``
 
     @dataclasses.dataclass
     class Config(TradeConfig):  # count, size, max_position, collar, cash, shares, latency
-        fast: list[int] = dataclasses.field(default_factory=lambda: [3, 5])
-        slow: list[int] = dataclasses.field(default_factory=lambda: [10, 20])
-
-
-    BOUNDS = {**TRADE_BOUNDS, "fast": (1, None), "slow": (2, None)}
+        fast: list[int] = setting([3, 5], lo=1, doc="Range of fast EMA periods in bars.")
+        slow: list[int] = setting([10, 20], lo=2, doc="Range of slow EMA periods in bars.")
 
 
     def indicators(cfg):

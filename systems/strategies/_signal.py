@@ -14,7 +14,7 @@ parameter: each agent draws one period uniformly, and the kind's ``IndicatorSpec
 for every period in the range, so any draw has its column.
 
 Declaring a signal kind (``signal_kind``). A module gives its ``KIND``, a ``Config``
-extending ``TradeConfig``, its ``BOUNDS``, ``indicators(cfg)`` and a pure function
+extending ``TradeConfig`` (its fields declared with ``setting``), ``indicators(cfg)`` and a pure function
 ``signal(seen, p) -> i32[M]`` (+1 buy, -1 sell, 0 hold; ``vote`` builds it from
 conditions), and binds what ``signal_kind(Config, signal, sizing)`` returns::
 
@@ -38,7 +38,7 @@ from __future__ import annotations
 
 import dataclasses
 import typing
-from typing import Callable
+from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
@@ -49,6 +49,7 @@ from components.agents import NO_ORDER
 from components.frame import Frame
 from components.indicators import MACD, Bollinger, Indicators, Series
 from components.orders import OrderBatch, Side
+from components.schema import setting
 from components.world import KindStatic, WorldParams, WorldState, WorldStatic
 from systems.fusion import materialised
 from systems.strategies._rows import (
@@ -65,30 +66,21 @@ from systems.strategies._rows import (
 class TradeConfig:
     """Config fields every signal strategy has; each kind's ``Config`` extends it."""
 
-    count: int = 0
-    size: list[int] = dataclasses.field(default_factory=lambda: [10, 50])
-    """Range of per-order sizes in shares (each agent draws one)."""
-    max_position: list[int] = dataclasses.field(default_factory=lambda: [200, 500])
-    """Range of the largest position an agent may hold, in shares (each agent draws one)."""
-    collar: float = 0.02
-    """How far through the reference an order may reach (fraction)."""
-    cash: float = 100_000.0
-    """Starting cash per agent, in currency."""
-    shares: int = 0
-    """Starting shares per agent in its symbol."""
-    latency: int = 0
-    """Ticks between a decision and its arrival at the engine: an order decided at tick t
-    is validated and matched at t + latency (0: the same tick)."""
+    count: int = setting(0)
+    size: list[int] = setting([10, 50], lo=1, doc=(
+        "Range of per-order sizes in shares (each agent draws one)."))
+    max_position: list[int] = setting([200, 500], doc=(
+        "Range of the largest position an agent may hold, in shares (each agent draws one)."))
+    collar: float = setting(0.02, hi=0.5, doc="How far through the reference an order may reach (fraction).")
+    cash: float = setting(100_000.0, doc="Starting cash per agent, in currency.")
+    shares: int = setting(0, doc="Starting shares per agent in its symbol.")
+    latency: int = setting(0, hi=1000, doc=(
+        "Ticks between a decision and its arrival at the engine: an order decided at tick t is "
+        "validated and matched at t + latency (0: the same tick)."))
 
 
 TRADE_FIELDS = frozenset(f.name for f in dataclasses.fields(TradeConfig))
 """Fields every signal kind's Config has; the fields a kind adds are its own parameters."""
-
-TRADE_BOUNDS = {  # allowed values of the TradeConfig fields (default: >= 0)
-    "size": (1, None),
-    "latency": (0, 1000),
-    "collar": (0.0, 0.5),
-}
 
 
 @struct.dataclass

@@ -15,8 +15,8 @@ import dataclasses
 import jax
 
 from components.indicators import IndicatorSpec
+from components.schema import setting
 from systems.strategies._signal import (
-    TRADE_BOUNDS,
     Seen,
     TradeConfig,
     by_size,
@@ -31,17 +31,10 @@ ROWS_PER_AGENT = 2  # cancel of the resting order, immediate-or-cancel order
 
 @dataclasses.dataclass
 class Config(TradeConfig):
-    period: list[int] = dataclasses.field(default_factory=lambda: [20, 20])
-    """Range of band periods in bars (each agent draws one; every one is computed)."""
-    k: float = 2.0
-    """Band half-width in population standard deviations (one value: bands are per k)."""
-
-
-BOUNDS = {  # allowed values of each Config field (default: >= 0)
-    **TRADE_BOUNDS,
-    "period": (2, None),
-    "k": (0.0, 10.0),
-}
+    period: list[int] = setting([20, 20], lo=2, doc=(
+        "Range of band periods in bars (each agent draws one; every one is computed)."))
+    k: float = setting(2.0, hi=10.0, doc=(
+        "Band half-width in population standard deviations (one value: bands are per k)."))
 
 
 def indicators(cfg: Config) -> IndicatorSpec:

@@ -58,6 +58,7 @@ from components.frame import Frame
 from components.indicators import IndicatorSpec
 from components.money import floor_div, to_fixed
 from components.orders import OrderBatch, OrderType, Side
+from components.schema import setting
 from components.world import KindStatic, WorldParams, WorldState, WorldStatic
 from systems.strategies._rows import available_cash, collar_price
 from systems.strategies._signal import draw_int
@@ -69,47 +70,29 @@ ROWS_PER_AGENT = 1  # per symbol; the world builder uses rows_per_agent
 
 @dataclasses.dataclass
 class Config:
-    count: int = 0
-    size: list[int] = dataclasses.field(default_factory=lambda: [10, 50])
-    """Range of per-order sizes in shares (each agent draws one): the most it trades per
-    symbol and rebalance."""
-    max_position: list[float] = dataclasses.field(default_factory=lambda: [10_000.0, 30_000.0])
-    """Range of the target value per symbol, long or short, in currency (each agent
-    draws one); converted to shares at the reference price on each rebalance."""
-    collar: float = 0.02
-    """How far through the reference an order may reach (fraction)."""
-    cash: float = 100_000.0
-    """Starting cash per agent, in currency."""
-    shares: int = 0
-    """Starting shares per agent in every symbol."""
-    max_short: int = 500
-    """Largest short per symbol, in shares."""
-    lookback: int = 50
-    """Closes in the momentum and volatility window (bars)."""
-    value_weight: float = 1.0
-    """Weight of the value z-score (fair value / price; cheap ranks high)."""
-    momentum_weight: float = 1.0
-    """Weight of the momentum z-score (log return over the lookback; rising ranks high)."""
-    volatility_weight: float = 1.0
-    """Weight of the volatility z-score, subtracted: a positive weight ranks calm symbols high."""
-    top: int = 3
-    """Symbols held long (the best-ranked)."""
-    bottom: int = 3
-    """Symbols held short (the worst-ranked)."""
-    rebalance: int = 10
-    """Ticks between an agent's rebalances; agents are staggered over the interval."""
+    count: int = setting(0)
+    size: list[int] = setting([10, 50], lo=1, doc=(
+        "Range of per-order sizes in shares (each agent draws one): the most it trades per symbol and"
+        " rebalance."))
+    max_position: list[float] = setting([10_000.0, 30_000.0], doc=(
+        "Range of the target value per symbol, long or short, in currency (each agent draws one); "
+        "converted to shares at the reference price on each rebalance."))
+    collar: float = setting(0.02, hi=0.5, doc="How far through the reference an order may reach (fraction).")
+    cash: float = setting(100_000.0, doc="Starting cash per agent, in currency.")
+    shares: int = setting(0, doc="Starting shares per agent in every symbol.")
+    max_short: int = setting(500, doc="Largest short per symbol, in shares.")
+    lookback: int = setting(50, lo=3, doc="Closes in the momentum and volatility window (bars).")
+    value_weight: float = setting(1.0, lo=None, doc=(
+        "Weight of the value z-score (fair value / price; cheap ranks high)."))
+    momentum_weight: float = setting(1.0, lo=None, doc=(
+        "Weight of the momentum z-score (log return over the lookback; rising ranks high)."))
+    volatility_weight: float = setting(1.0, lo=None, doc=(
+        "Weight of the volatility z-score, subtracted: a positive weight ranks calm symbols high."))
+    top: int = setting(3, doc="Symbols held long (the best-ranked).")
+    bottom: int = setting(3, doc="Symbols held short (the worst-ranked).")
+    rebalance: int = setting(10, lo=1, doc=(
+        "Ticks between an agent's rebalances; agents are staggered over the interval."))
 
-
-BOUNDS = {  # allowed values of each Config field (default: >= 0)
-    "size": (1, None),
-    "max_position": (0.0, None),
-    "collar": (0.0, 0.5),
-    "lookback": (3, None),
-    "value_weight": (None, None),
-    "momentum_weight": (None, None),
-    "volatility_weight": (None, None),
-    "rebalance": (1, None),
-}
 
 WEIGHTS = ("value_weight", "momentum_weight", "volatility_weight")
 

@@ -15,8 +15,8 @@ import itertools
 import jax
 
 from components.indicators import IndicatorSpec
+from components.schema import setting
 from systems.strategies._signal import (
-    TRADE_BOUNDS,
     Seen,
     TradeConfig,
     check_fast_slow,
@@ -32,20 +32,11 @@ ROWS_PER_AGENT = 2  # cancel of the resting order, immediate-or-cancel order
 
 @dataclasses.dataclass
 class Config(TradeConfig):
-    fast: list[int] = dataclasses.field(default_factory=lambda: [12, 12])
-    """Range of fast EMA periods in bars (each agent draws one)."""
-    slow: list[int] = dataclasses.field(default_factory=lambda: [26, 26])
-    """Range of slow EMA periods in bars; every one above every fast period."""
-    signal: list[int] = dataclasses.field(default_factory=lambda: [9, 9])
-    """Range of signal EMA periods in bars. Every (fast, slow, signal) is computed."""
-
-
-BOUNDS = {  # allowed values of each Config field (default: >= 0)
-    **TRADE_BOUNDS,
-    "fast": (1, None),
-    "slow": (2, None),
-    "signal": (1, None),
-}
+    fast: list[int] = setting([12, 12], lo=1, doc="Range of fast EMA periods in bars (each agent draws one).")
+    slow: list[int] = setting([26, 26], lo=2, doc=(
+        "Range of slow EMA periods in bars; every one above every fast period."))
+    signal: list[int] = setting([9, 9], lo=1, doc=(
+        "Range of signal EMA periods in bars. Every (fast, slow, signal) is computed."))
 
 
 def check(cfg: Config, n_symbols: int) -> None:

@@ -20,6 +20,7 @@ from flax import struct
 from components.frame import Frame
 from components.money import floor_div
 from components.orders import OrderBatch, Side
+from components.schema import setting
 from components.world import KindStatic, WorldParams, WorldState, WorldStatic
 from systems.strategies._rows import (
     available_cash,
@@ -37,31 +38,20 @@ OPENS_BOOK = True  # quotes in the opening tick
 
 @dataclasses.dataclass
 class Config:
-    count: int = 2
-    half_spread: list[float] = dataclasses.field(default_factory=lambda: [0.0005, 0.0015])
-    """Range of half-spreads, as a fraction of the reference price."""
-    quote_size: list[int] = dataclasses.field(default_factory=lambda: [50, 150])
-    """Range of quote sizes in shares."""
-    max_inventory: list[int] = dataclasses.field(default_factory=lambda: [2_000, 4_000])
-    """Range of the largest distance from target inventory, in shares."""
-    skew: list[float] = dataclasses.field(default_factory=lambda: [0.5, 1.0])
-    """Range of inventory skew: 1 shifts quotes by a full half-spread at max inventory."""
-    cash: float = 1_000_000.0
-    """Starting cash per maker, in currency."""
-    shares: int = 2_000
-    """Starting (and target) inventory per maker in its symbol, in shares (taken from the
-    symbol's shares outstanding)."""
-    anchor: list[float] = dataclasses.field(default_factory=lambda: [0.8, 1.0])
-    """Range of the fair value's weight in the quote centre (0: the reference price only)."""
-
-
-BOUNDS = {  # allowed values of each Config field (default: >= 0)
-    "half_spread": (1e-5, 0.5),
-    "quote_size": (1, None),
-    "max_inventory": (1, None),
-    "skew": (0.0, 10.0),
-    "anchor": (0.0, 1.0),
-}
+    count: int = setting(2)
+    half_spread: list[float] = setting([0.0005, 0.0015], lo=1e-05, hi=0.5, doc=(
+        "Range of half-spreads, as a fraction of the reference price."))
+    quote_size: list[int] = setting([50, 150], lo=1, doc="Range of quote sizes in shares.")
+    max_inventory: list[int] = setting([2_000, 4_000], lo=1, doc=(
+        "Range of the largest distance from target inventory, in shares."))
+    skew: list[float] = setting([0.5, 1.0], hi=10.0, doc=(
+        "Range of inventory skew: 1 shifts quotes by a full half-spread at max inventory."))
+    cash: float = setting(1_000_000.0, doc="Starting cash per maker, in currency.")
+    shares: int = setting(2_000, doc=(
+        "Starting (and target) inventory per maker in its symbol, in shares (taken from the symbol's "
+        'shares outstanding).'))
+    anchor: list[float] = setting([0.8, 1.0], hi=1.0, doc=(
+        "Range of the fair value's weight in the quote centre (0: the reference price only)."))
 
 
 @struct.dataclass

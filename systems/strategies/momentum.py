@@ -13,8 +13,8 @@ import dataclasses
 import jax
 
 from components.indicators import IndicatorSpec
+from components.schema import setting
 from systems.strategies._signal import (
-    TRADE_BOUNDS,
     Seen,
     TradeConfig,
     by_size,
@@ -29,20 +29,12 @@ ROWS_PER_AGENT = 2  # cancel of the resting order, immediate-or-cancel order
 
 @dataclasses.dataclass
 class Config(TradeConfig):
-    period: list[int] = dataclasses.field(default_factory=lambda: [14, 14])
-    """Range of RSI periods in bars (each agent draws one; every one is computed)."""
-    oversold: list[float] = dataclasses.field(default_factory=lambda: [25.0, 35.0])
-    """Range of the RSI level below which an agent buys."""
-    overbought: list[float] = dataclasses.field(default_factory=lambda: [65.0, 75.0])
-    """Range of the RSI level above which an agent sells."""
-
-
-BOUNDS = {  # allowed values of each Config field (default: >= 0)
-    **TRADE_BOUNDS,
-    "period": (1, None),
-    "oversold": (0.0, 50.0),
-    "overbought": (50.0, 100.0),
-}
+    period: list[int] = setting([14, 14], lo=1, doc=(
+        "Range of RSI periods in bars (each agent draws one; every one is computed)."))
+    oversold: list[float] = setting([25.0, 35.0], hi=50.0, doc=(
+        "Range of the RSI level below which an agent buys."))
+    overbought: list[float] = setting([65.0, 75.0], lo=50.0, hi=100.0, doc=(
+        "Range of the RSI level above which an agent sells."))
 
 
 def indicators(cfg: Config) -> IndicatorSpec:

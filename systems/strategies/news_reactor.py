@@ -23,15 +23,10 @@ from flax import struct
 
 from components.frame import Frame
 from components.orders import OrderBatch
+from components.schema import setting
 from components.wake import EVENT, OWN, Wake
 from components.world import KindStatic, WorldParams, WorldState, WorldStatic
-from systems.strategies._signal import (
-    TRADE_BOUNDS,
-    Trade,
-    TradeConfig,
-    make_trade,
-    trade_holdings,
-)
+from systems.strategies._signal import Trade, TradeConfig, make_trade, trade_holdings
 from systems.strategies._wake import (
     evaluate,
     has,
@@ -48,18 +43,11 @@ ROWS_PER_AGENT = 1  # an immediate-or-cancel order when subscribed news arrives
 
 @dataclasses.dataclass
 class Config(TradeConfig):
-    shares: int = 100
-    """Starting shares per agent in its symbol (what it sells on bad news)."""
-    subscribe: str = "earnings,guidance,sector"
-    """Event kinds that wake an agent, comma-separated: earnings, guidance, rate, sector."""
-    margin: list[float] = dataclasses.field(default_factory=lambda: [0.002, 0.01])
-    """Range of the smallest |fair / price - 1| an agent trades on (fraction)."""
-
-
-BOUNDS = {  # allowed values of each Config field (default: >= 0)
-    **TRADE_BOUNDS,
-    "margin": (0.0, 1.0),
-}
+    shares: int = setting(100, doc="Starting shares per agent in its symbol (what it sells on bad news).")
+    subscribe: str = setting("earnings,guidance,sector", doc=(
+        "Event kinds that wake an agent, comma-separated: earnings, guidance, rate, sector."))
+    margin: list[float] = setting([0.002, 0.01], hi=1.0, doc=(
+        "Range of the smallest |fair / price - 1| an agent trades on (fraction)."))
 
 
 @struct.dataclass

@@ -26,6 +26,7 @@ from components.agents import order_id
 from components.frame import Frame
 from components.indicators import IndicatorSpec
 from components.orders import OrderBatch, OrderType, Side
+from components.schema import setting
 from components.world import KindStatic, WorldParams, WorldState, WorldStatic
 from systems.fusion import materialised
 from systems.rng import hashed_bits
@@ -44,41 +45,26 @@ ROWS_PER_AGENT = 2  # cancel of the resting order, new order
 
 @dataclasses.dataclass
 class Config:
-    count: int = 10
-    activity: list[float] = dataclasses.field(default_factory=lambda: [0.2, 0.5])
-    """Range of the probability of acting in a tick."""
-    size: list[int] = dataclasses.field(default_factory=lambda: [1, 100])
-    """Order size range in shares (each order draws uniformly from it)."""
-    aggressive: list[float] = dataclasses.field(default_factory=lambda: [0.2, 0.4])
-    """Range of the probability that an action is an immediate-or-cancel order."""
-    price_sigma: list[float] = dataclasses.field(default_factory=lambda: [0.001, 0.003])
-    """Range of the relative spread of limit prices around the reference."""
-    collar: float = 0.02
-    """How far through the reference an aggressive order may reach (fraction)."""
-    cash: float = 100_000.0
-    """Starting cash per trader, in currency."""
-    shares: int = 500
-    """Starting shares per trader in its symbol."""
-    max_short: int = 100
-    """Largest short a trader may hold, in shares (0: long only)."""
-    anchor: list[float] = dataclasses.field(default_factory=lambda: [0.3, 0.7])
-    """Range of the fair value's weight in a trader's limit prices (0: the reference only)."""
-    vol_feedback: float = 2.0
-    """Exponent of the short/long ATR ratio that scales activity (0: constant activity)."""
-    vol_periods: list[int] = dataclasses.field(default_factory=lambda: [5, 100])
-    """Short and long ATR periods of the volatility feedback, in ticks."""
+    count: int = setting(10)
+    activity: list[float] = setting([0.2, 0.5], hi=1.0, doc="Range of the probability of acting in a tick.")
+    size: list[int] = setting([1, 100], lo=1, doc=(
+        "Order size range in shares (each order draws uniformly from it)."))
+    aggressive: list[float] = setting([0.2, 0.4], hi=1.0, doc=(
+        "Range of the probability that an action is an immediate-or-cancel order."))
+    price_sigma: list[float] = setting([0.001, 0.003], hi=0.5, doc=(
+        "Range of the relative spread of limit prices around the reference."))
+    collar: float = setting(0.02, hi=0.5, doc=(
+        "How far through the reference an aggressive order may reach (fraction)."))
+    cash: float = setting(100_000.0, doc="Starting cash per trader, in currency.")
+    shares: int = setting(500, doc="Starting shares per trader in its symbol.")
+    max_short: int = setting(100, doc="Largest short a trader may hold, in shares (0: long only).")
+    anchor: list[float] = setting([0.3, 0.7], hi=1.0, doc=(
+        "Range of the fair value's weight in a trader's limit prices (0: the reference only)."))
+    vol_feedback: float = setting(2.0, hi=4.0, doc=(
+        "Exponent of the short/long ATR ratio that scales activity (0: constant activity)."))
+    vol_periods: list[int] = setting([5, 100], lo=1, doc=(
+        "Short and long ATR periods of the volatility feedback, in ticks."))
 
-
-BOUNDS = {  # allowed values of each Config field (default: >= 0)
-    "activity": (0.0, 1.0),
-    "size": (1, None),
-    "aggressive": (0.0, 1.0),
-    "price_sigma": (0.0, 0.5),
-    "collar": (0.0, 0.5),
-    "anchor": (0.0, 1.0),
-    "vol_feedback": (0.0, 4.0),
-    "vol_periods": (1, None),
-}
 
 FEEDBACK_CLIP = (0.25, 4.0)  # bounds of the volatility multiplier of activity
 

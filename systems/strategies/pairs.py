@@ -23,9 +23,9 @@ from flax import struct
 from components.frame import Frame
 from components.indicators import IndicatorSpec
 from components.orders import OrderBatch
+from components.schema import setting
 from components.world import KindStatic, WorldParams, WorldState, WorldStatic
 from systems.strategies._signal import (
-    TRADE_BOUNDS,
     Trade,
     TradeConfig,
     make_trade,
@@ -40,27 +40,14 @@ ROWS_PER_AGENT = 4  # per leg: cancel of a resting order, immediate-or-cancel or
 
 @dataclasses.dataclass
 class Config(TradeConfig):
-    leg_a: int = 0
-    """Symbol A of the pair, as a row of ``market.symbols``."""
-    leg_b: int = 1
-    """Symbol B of the pair."""
-    hedge: float = 1.0
-    """Hedge ratio: the spread is log(A) - hedge * log(B); leg B's value is hedge times A's."""
-    lookback: int = 50
-    """Bars in the spread's mean and standard deviation."""
-    entry: float = 2.0
-    """|z| above which an agent opens the spread trade."""
-    exit: float = 0.5
-    """|z| below which it closes it."""
-    max_short: int = 500
-    """Largest short per symbol, in shares (the short leg)."""
-
-
-BOUNDS = {  # allowed values of each Config field (default: >= 0)
-    **TRADE_BOUNDS,
-    "hedge": (1e-6, 100.0),
-    "lookback": (3, None),
-}
+    leg_a: int = setting(0, doc="Symbol A of the pair, as a row of ``market.symbols``.")
+    leg_b: int = setting(1, doc="Symbol B of the pair.")
+    hedge: float = setting(1.0, lo=1e-06, hi=100.0, doc=(
+        "Hedge ratio: the spread is log(A) - hedge * log(B); leg B's value is hedge times A's."))
+    lookback: int = setting(50, lo=3, doc="Bars in the spread's mean and standard deviation.")
+    entry: float = setting(2.0, doc="|z| above which an agent opens the spread trade.")
+    exit: float = setting(0.5, doc="|z| below which it closes it.")
+    max_short: int = setting(500, doc="Largest short per symbol, in shares (the short leg).")
 
 
 @struct.dataclass

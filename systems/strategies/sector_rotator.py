@@ -28,6 +28,7 @@ from components.frame import Frame
 from components.fundamentals import EVENT_KINDS
 from components.money import to_fixed
 from components.orders import OrderBatch
+from components.schema import setting
 from components.wake import ANY, Wake
 from components.world import KindStatic, WorldParams, WorldState, WorldStatic
 from systems.strategies._signal import Trade, draw_int
@@ -49,30 +50,17 @@ SECTOR_NEWS = 1 << EVENT_KINDS.index("sector")
 
 @dataclasses.dataclass
 class Config:
-    count: int = 0
-    size: list[int] = dataclasses.field(default_factory=lambda: [10, 50])
-    """Range of per-order sizes in shares (each agent draws one)."""
-    collar: float = 0.02
-    """How far through the reference an order may reach (fraction)."""
-    cash: float = 100_000.0
-    """Starting cash per agent, in currency."""
-    shares: int = 50
-    """Starting shares per agent in every symbol."""
-    every: list[int] = dataclasses.field(default_factory=lambda: [20, 50])
-    """Range of the ticks between an agent's rebalances (its timer)."""
-    temperature: list[float] = dataclasses.field(default_factory=lambda: [0.02, 0.05])
-    """Range of the softmax temperature over sector sentiment (lower: more concentrated)."""
-    invest: float = 0.8
-    """Fraction of equity an agent keeps in shares."""
-
-
-BOUNDS = {  # allowed values of each Config field (default: >= 0)
-    "size": (1, None),
-    "collar": (0.0, 0.5),
-    "every": (1, None),
-    "temperature": (1e-6, None),
-    "invest": (0.0, 1.0),
-}
+    count: int = setting(0)
+    size: list[int] = setting([10, 50], lo=1, doc=(
+        "Range of per-order sizes in shares (each agent draws one)."))
+    collar: float = setting(0.02, hi=0.5, doc="How far through the reference an order may reach (fraction).")
+    cash: float = setting(100_000.0, doc="Starting cash per agent, in currency.")
+    shares: int = setting(50, doc="Starting shares per agent in every symbol.")
+    every: list[int] = setting([20, 50], lo=1, doc=(
+        "Range of the ticks between an agent's rebalances (its timer)."))
+    temperature: list[float] = setting([0.02, 0.05], lo=1e-06, doc=(
+        "Range of the softmax temperature over sector sentiment (lower: more concentrated)."))
+    invest: float = setting(0.8, hi=1.0, doc="Fraction of equity an agent keeps in shares.")
 
 
 @struct.dataclass

@@ -17,6 +17,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 
+from components.schema import setting
 from components.wake import BELOW
 from systems.strategies import _round_trip
 from systems.strategies._round_trip import (  # noqa: F401
@@ -26,7 +27,7 @@ from systems.strategies._round_trip import (  # noqa: F401
     init_state,
     initial_holdings,
 )
-from systems.strategies._signal import TRADE_BOUNDS, TradeConfig
+from systems.strategies._signal import TradeConfig
 
 KIND = "stop_loss"
 TIER = 2
@@ -34,24 +35,16 @@ TIER = 2
 
 @dataclasses.dataclass
 class Config(TradeConfig):
-    size: list[int] = dataclasses.field(default_factory=lambda: [200, 500])
-    """Range of per-order sizes in shares: the most sold at the stop or bought back at once."""
-    shares: int = 200
-    """Starting shares per agent in its symbol (the position the stop protects)."""
-    stop: list[float] = dataclasses.field(default_factory=lambda: [0.01, 0.03])
-    """Range of the stop's distance below the entry price (fraction)."""
-    reentry: list[float] = dataclasses.field(default_factory=lambda: [0.005, 0.02])
-    """Range of the re-entry threshold's distance above the exit price (fraction)."""
-    cooldown: list[int] = dataclasses.field(default_factory=lambda: [20, 50])
-    """Range of the ticks after a stop at which an agent buys back anyway."""
-
-
-BOUNDS = {  # allowed values of each Config field (default: >= 0)
-    **TRADE_BOUNDS,
-    "stop": (0.0001, 0.9),
-    "reentry": (0.0, 1.0),
-    "cooldown": (1, None),
-}
+    size: list[int] = setting([200, 500], lo=1, doc=(
+        "Range of per-order sizes in shares: the most sold at the stop or bought back at once."))
+    shares: int = setting(200, doc=(
+        "Starting shares per agent in its symbol (the position the stop protects)."))
+    stop: list[float] = setting([0.01, 0.03], lo=0.0001, hi=0.9, doc=(
+        "Range of the stop's distance below the entry price (fraction)."))
+    reentry: list[float] = setting([0.005, 0.02], hi=1.0, doc=(
+        "Range of the re-entry threshold's distance above the exit price (fraction)."))
+    cooldown: list[int] = setting([20, 50], lo=1, doc=(
+        "Range of the ticks after a stop at which an agent buys back anyway."))
 
 
 def make_params(cfg: Config, count: int, rng, n_symbols: int) -> Params:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 
+from components.schema import setting
 from components.wake import ABOVE
 from systems.strategies import _round_trip
 from systems.strategies._round_trip import (  # noqa: F401
@@ -25,7 +26,7 @@ from systems.strategies._round_trip import (  # noqa: F401
     init_state,
     initial_holdings,
 )
-from systems.strategies._signal import TRADE_BOUNDS, TradeConfig
+from systems.strategies._signal import TradeConfig
 
 KIND = "take_profit"
 TIER = 2
@@ -33,21 +34,13 @@ TIER = 2
 
 @dataclasses.dataclass
 class Config(TradeConfig):
-    size: list[int] = dataclasses.field(default_factory=lambda: [200, 500])
-    """Range of per-order sizes in shares: the most sold at the target or bought back at once."""
-    shares: int = 200
-    """Starting shares per agent in its symbol."""
-    target: list[float] = dataclasses.field(default_factory=lambda: [0.01, 0.03])
-    """Range of the profit target's distance above the entry price (fraction)."""
-    dip: list[float] = dataclasses.field(default_factory=lambda: [0.005, 0.02])
-    """Range of the buy-back threshold's distance below the exit price (fraction)."""
-
-
-BOUNDS = {  # allowed values of each Config field (default: >= 0)
-    **TRADE_BOUNDS,
-    "target": (0.0001, 10.0),
-    "dip": (0.0, 0.9),
-}
+    size: list[int] = setting([200, 500], lo=1, doc=(
+        "Range of per-order sizes in shares: the most sold at the target or bought back at once."))
+    shares: int = setting(200, doc="Starting shares per agent in its symbol.")
+    target: list[float] = setting([0.01, 0.03], lo=0.0001, hi=10.0, doc=(
+        "Range of the profit target's distance above the entry price (fraction)."))
+    dip: list[float] = setting([0.005, 0.02], hi=0.9, doc=(
+        "Range of the buy-back threshold's distance below the exit price (fraction)."))
 
 
 def make_params(cfg: Config, count: int, rng, n_symbols: int) -> Params:

@@ -24,15 +24,10 @@ from flax import struct
 
 from components.frame import Frame
 from components.orders import OrderBatch
+from components.schema import setting
 from components.wake import ABOVE, BELOW, Wake
 from components.world import KindStatic, WorldParams, WorldState, WorldStatic
-from systems.strategies._signal import (
-    TRADE_BOUNDS,
-    Trade,
-    TradeConfig,
-    make_trade,
-    trade_holdings,
-)
+from systems.strategies._signal import Trade, TradeConfig, make_trade, trade_holdings
 from systems.strategies._wake import (
     band,
     evaluate,
@@ -52,16 +47,9 @@ ROWS_PER_AGENT = 1  # an immediate-or-cancel order when a threshold is crossed
 
 @dataclasses.dataclass
 class Config(TradeConfig):
-    shares: int = 100
-    """Starting shares per agent in its symbol (what its first sales sell)."""
-    band: list[float] = dataclasses.field(default_factory=lambda: [0.005, 0.02])
-    """Range of the distance of each threshold from the price it is set around (fraction)."""
-
-
-BOUNDS = {  # allowed values of each Config field (default: >= 0)
-    **TRADE_BOUNDS,
-    "band": (0.0001, 0.5),
-}
+    shares: int = setting(100, doc="Starting shares per agent in its symbol (what its first sales sell).")
+    band: list[float] = setting([0.005, 0.02], lo=0.0001, hi=0.5, doc=(
+        "Range of the distance of each threshold from the price it is set around (fraction)."))
 
 
 @struct.dataclass

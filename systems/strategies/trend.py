@@ -15,8 +15,8 @@ import dataclasses
 import jax
 
 from components.indicators import IndicatorSpec
+from components.schema import setting
 from systems.strategies._signal import (
-    TRADE_BOUNDS,
     Seen,
     TradeConfig,
     check_fast_slow,
@@ -32,17 +32,9 @@ ROWS_PER_AGENT = 2  # cancel of the resting order, immediate-or-cancel order
 
 @dataclasses.dataclass
 class Config(TradeConfig):
-    fast: list[int] = dataclasses.field(default_factory=lambda: [5, 10])
-    """Range of fast SMA periods in bars (each agent draws one)."""
-    slow: list[int] = dataclasses.field(default_factory=lambda: [20, 30])
-    """Range of slow SMA periods in bars; every one above every fast period."""
-
-
-BOUNDS = {  # allowed values of each Config field (default: >= 0)
-    **TRADE_BOUNDS,
-    "fast": (1, None),
-    "slow": (2, None),
-}
+    fast: list[int] = setting([5, 10], lo=1, doc="Range of fast SMA periods in bars (each agent draws one).")
+    slow: list[int] = setting([20, 30], lo=2, doc=(
+        "Range of slow SMA periods in bars; every one above every fast period."))
 
 
 def check(cfg: Config, n_symbols: int) -> None:

@@ -40,6 +40,7 @@ from flax import struct
 from components.frame import Frame
 from components.money import SCALE, to_fixed
 from components.orders import OrderBatch
+from components.schema import setting
 from components.world import KindStatic, WorldParams, WorldState, WorldStatic
 from systems.strategies._rows import (
     affordable,
@@ -58,37 +59,23 @@ PROFILES = {"flat": 0, "u_shape": 1}
 
 @dataclasses.dataclass
 class Config:
-    count: int = 0
-    buy_fraction: float = 0.5
-    """Probability that an executor's parent order is a buy (else a sell)."""
-    total: list[int] = dataclasses.field(default_factory=lambda: [500, 2_000])
-    """Range of the parent order size, in shares."""
-    start: list[int] = dataclasses.field(default_factory=lambda: [1, 50])
-    """Range of the first tick of execution (tick 0 is the opening: no trading)."""
-    horizon: list[int] = dataclasses.field(default_factory=lambda: [100, 300])
-    """Range of the execution horizon, in ticks."""
-    max_child: list[int] = dataclasses.field(default_factory=lambda: [50, 200])
-    """Range of the largest child order, in shares."""
-    collar: float = 0.02
-    """How far through the reference a child order may reach (fraction)."""
-    profile: str = "flat"
-    """Cumulative volume profile: flat or u_shape (see the module docstring)."""
-    cash: float = 500_000.0
-    """Starting cash per executor, in currency; a buyer's must cover its parent order
-    at up to ``(1 + collar)`` times the price, or it completes only what it can pay for."""
-    shares: int = 0
-    """Starting shares per executor in its symbol; a seller also holds its ``total``."""
-
-
-BOUNDS = {  # allowed values of each Config field (default: >= 0)
-    "buy_fraction": (0.0, 1.0),
-    "total": (1, None),
-    "start": (1, None),
-    "horizon": (1, None),
-    "max_child": (1, None),
-    "collar": (0.0, 0.5),
-    "profile": (None, None),  # a name, checked against PROFILES by make_params
-}
+    count: int = setting(0)
+    buy_fraction: float = setting(0.5, hi=1.0, doc=(
+        "Probability that an executor's parent order is a buy (else a sell)."))
+    total: list[int] = setting([500, 2_000], lo=1, doc="Range of the parent order size, in shares.")
+    start: list[int] = setting([1, 50], lo=1, doc=(
+        "Range of the first tick of execution (tick 0 is the opening: no trading)."))
+    horizon: list[int] = setting([100, 300], lo=1, doc="Range of the execution horizon, in ticks.")
+    max_child: list[int] = setting([50, 200], lo=1, doc="Range of the largest child order, in shares.")
+    collar: float = setting(0.02, hi=0.5, doc=(
+        "How far through the reference a child order may reach (fraction)."))
+    profile: str = setting("flat", lo=None, doc=(
+        "Cumulative volume profile: flat or u_shape (see the module docstring)."))
+    cash: float = setting(500_000.0, doc=(
+        "Starting cash per executor, in currency; a buyer's must cover its parent order at up to ``(1"
+        ' + collar)`` times the price, or it completes only what it can pay for.'))
+    shares: int = setting(0, doc=(
+        "Starting shares per executor in its symbol; a seller also holds its ``total``."))
 
 
 @struct.dataclass

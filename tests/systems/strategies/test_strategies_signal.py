@@ -18,6 +18,7 @@ from components.frame import Frame
 from components.indicators import IndicatorSpec
 from components.money import SCALE
 from components.orders import OrderType, Reason, Side
+from components.schema import setting
 from qtg.core.config import ConfigError
 from qtg.core.sim import Simulation
 from qtg.core.world import build_world, make_engine_for
@@ -28,7 +29,6 @@ from systems.indicators import read_indicators, update_indicators
 from systems.observe import observe_market
 from systems.strategies import bollinger, macd, momentum, trend
 from systems.strategies._signal import (
-    TRADE_BOUNDS,
     TradeConfig,
     by_size,
     column,
@@ -306,8 +306,8 @@ def ema_cross_kind():
 
     @dataclasses.dataclass
     class Config(TradeConfig):
-        fast: list[int] = dataclasses.field(default_factory=lambda: [3, 5])
-        slow: list[int] = dataclasses.field(default_factory=lambda: [10, 20])
+        fast: list[int] = setting([3, 5], lo=1, doc="Range of fast EMA periods in bars.")
+        slow: list[int] = setting([10, 20], lo=2, doc="Range of slow EMA periods in bars.")
 
     def indicators(cfg):
         return IndicatorSpec(ema=period_range(cfg.fast) + period_range(cfg.slow))
@@ -317,7 +317,6 @@ def ema_cross_kind():
         return vote(fast.value > slow.value, fast.value < slow.value, fast.ready & slow.ready)
 
     kind.KIND, kind.ROWS_PER_AGENT, kind.Config, kind.indicators = "ema_cross", 2, Config, indicators
-    kind.BOUNDS = {**TRADE_BOUNDS, "fast": (1, None), "slow": (2, None)}
     kind.Params, kind.make_params, kind.initial_holdings, kind.decide = signal_kind(Config, signal, by_size)
     return kind
 
