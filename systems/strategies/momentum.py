@@ -14,14 +14,7 @@ import jax
 
 from components.indicators import IndicatorSpec
 from components.schema import setting
-from systems.strategies._signal import (
-    Seen,
-    TradeConfig,
-    by_size,
-    period_range,
-    signal_kind,
-    vote,
-)
+from systems.strategies._signal import Seen, TradeConfig, by_size, period_range, signal_kind, vote
 
 KIND = "momentum"
 ROWS_PER_AGENT = 2  # cancel of the resting order, immediate-or-cancel order

@@ -25,14 +25,7 @@ from components.indicators import IndicatorSpec
 from components.orders import OrderBatch
 from components.schema import setting
 from components.world import KindStatic, WorldParams, WorldState, WorldStatic
-from systems.strategies._signal import (
-    Trade,
-    TradeConfig,
-    make_trade,
-    toward,
-    trade_holdings,
-    trade_rows,
-)
+from systems.strategies._signal import Trade, TradeConfig, make_trade, toward, trade_holdings, trade_rows
 
 KIND = "pairs"
 ROWS_PER_AGENT = 4  # per leg: cancel of a resting order, immediate-or-cancel order

@@ -16,15 +16,7 @@ import jax
 
 from components.indicators import IndicatorSpec
 from components.schema import setting
-from systems.strategies._signal import (
-    Seen,
-    TradeConfig,
-    check_fast_slow,
-    full_or_flat,
-    period_range,
-    signal_kind,
-    vote,
-)
+from systems.strategies._signal import Seen, TradeConfig, check_fast_slow, full_or_flat, period_range, signal_kind, vote
 
 KIND = "trend_follower"
 ROWS_PER_AGENT = 2  # cancel of the resting order, immediate-or-cancel order
