@@ -32,6 +32,18 @@ def to_float(x: int | np.ndarray) -> float | np.ndarray:
 
 
 
+INT64_MAX: int = 2**63 - 1
+
+PRICE_HEADROOM: int = 100
+"""How many times its opening price a symbol may reach before the economy's totals (every
+agent's cash plus the market value of every share and borrow) could near int64: config
+validation refuses a market whose totals at these prices exceed ``ECONOMY_MAX``."""
+
+ECONOMY_MAX: int = INT64_MAX // 8
+"""The most the economy's totals may be, in units, at ``PRICE_HEADROOM`` times the opening
+prices: an eighth of int64, so sums of a few such totals still fit."""
+
+
 RATE_SCALE: int = 1_000_000_000
 """Rates (fractions) as integers: parts per 1e9."""
 

@@ -22,6 +22,11 @@ DOC = "qtg_doc"
 DEFAULT_BOUNDS: tuple[Bound, Bound] = (0, None)
 """What a number allows when its field says nothing: >= 0."""
 
+MAX_INT: int = 10**15
+"""The largest integer a field without an upper bound allows (a count, a period, an
+interval): far beyond any real use, and small enough that the sums and products the
+engines compute with it stay in int64."""
+
 
 def setting(default: Any, *, lo: Bound = 0, hi: Bound = None, doc: str = "") -> Any:
     """A dataclass field with ``default`` (a list is copied for every instance), the

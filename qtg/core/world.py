@@ -20,7 +20,7 @@ from qtg.core.news import make_fundamentals
 from systems.indicators import init_indicators
 from systems.measure import equity
 from systems.risk import init_risk
-from systems.strategies import registry
+from systems.strategies import registry, rows_per_agent
 
 
 @dataclasses.dataclass
@@ -47,8 +47,7 @@ def build_world(cfg: Config) -> World:
     # depend on the order in which a config happens to list its kinds, and kinds with the
     # same rows per agent sit side by side (validation checks each such run as one block).
     def rows_of(name, kcfg):
-        mod = strategies[name]
-        return mod.rows_per_agent(kcfg, n_sym) if hasattr(mod, "rows_per_agent") else getattr(mod, "ROWS_PER_AGENT", 0)
+        return rows_per_agent(strategies[name], kcfg, n_sym)
 
     for name, kcfg in sorted(cfg.population.items(), key=lambda item: (rows_of(*item), item[0])):
         if kcfg.count == 0:

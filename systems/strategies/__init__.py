@@ -108,6 +108,13 @@ PLUGINS: dict[str, ModuleType] = {}
 """Kinds defined outside this package, by ``KIND``; ``register`` adds one."""
 
 
+def rows_per_agent(module, cfg, n_symbols: int) -> int:
+    """Order rows each agent of kind ``module`` writes per tick (0 for the background pool)."""
+    if hasattr(module, "rows_per_agent"):
+        return module.rows_per_agent(cfg, n_symbols)
+    return getattr(module, "ROWS_PER_AGENT", 0)
+
+
 def register(module: ModuleType) -> None:
     """Add the kind ``module`` (a module, or any object with the contract's attributes)
     defined outside this package. ValueError if another kind has its name."""
