@@ -45,9 +45,13 @@ def settle_fills(
     slots = _apply_updates(static, state, frame)
     borrowed, claimed = borrow_claims(static, position, slots)
     # Borrow fees for the coming tick, on the borrowed shares at the last close; an agent
-    # pays what its cash allows and the lender records the rest as unpaid.
+    # pays what its free cash allows (cash beyond what its resting buy reserves, so that
+    # the buy can still fill without taking cash below zero) and the lender records the
+    # rest as unpaid.
     due = apply_rate(borrowed * state.market.last[None, :], params.borrow_rate).sum(axis=1)
-    paid = jnp.minimum(due, jnp.maximum(cash, 0))
+    live_buy = slots.id[:, Side.BUY] != NO_ORDER
+    reserved = jnp.where(live_buy, slots.price[:, Side.BUY] * slots.remaining[:, Side.BUY], 0)
+    paid = jnp.minimum(due, jnp.maximum(cash - reserved, 0))
     lender = state.lender.replace(
         lent=borrowed.sum(axis=0),
         claimed=claimed,
