@@ -13,18 +13,22 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import qtg  # noqa: F401  (x64 on)
-from components.agents import order_id
+from components.agents import NO_ORDER, order_id
 from components.frame import Frame
+from components.money import MAX_NOTIONAL, MAX_PRICE, MAX_QTY
 from components.orders import OrderBatch, OrderType, Reason, Side, Status
 from qtg.core.world import build_world
-from systems.admission import admit_orders
+from systems.admission import admit_orders, admit_orders_assuming_fits
 from systems.match import match_orders
 from systems.matching import ExactEngine, FastEngine
 from systems.observe import observe_market
 from systems.settle import settle_fills
 from tests.support import make_config
+from tests.systems.matching.test_engine_properties import run_differential, streams
 
 KEY = jax.random.key(0)
 I64 = 2**63 - 1
@@ -59,11 +63,15 @@ def laid_out(world, orders: list[dict]) -> tuple[OrderBatch, list[int]]:
     return jax.tree.map(jnp.asarray, batch), rows
 
 
+@jax.jit(static_argnums=0)
+def _read_phase(static, params, state, batch: OrderBatch) -> Frame:
+    _, frame = observe_market(static, params, state, Frame(), KEY)
+    return admit_orders(static, params, state, frame.replace(orders=batch), KEY)[1]
+
+
 def admitted(world, state, batch: OrderBatch) -> Frame:
     """The read phase with ``batch`` as the tick's orders: observe, then admit."""
-    _, frame = observe_market(world.static, world.params, state, Frame(), KEY)
-    _, frame = admit_orders(world.static, world.params, state, frame.replace(orders=batch), KEY)
-    return frame
+    return _read_phase(world.static, world.params, state, batch)
 
 
 def holding(state, agent: int, cash: int, position=None):
@@ -168,9 +176,10 @@ def test_a_wrapped_share_count_cannot_pass_the_long_limit(small_world):
 
 @pytest.fixture(scope="module")
 def factor_world():
-    """The default market (10 symbols) with one factor long-short trader: one row per
-    symbol, ten rows for one agent; shares outstanding far above any order."""
-    cfg = make_config(**{"population.factor_long_short.count": 1, "market.shares_outstanding": 10**15})
+    """The default market (10 symbols) with one factor long-short trader alone: one row
+    per symbol, ten rows for one agent; shares outstanding far above any order."""
+    cfg = make_config(**{"population.factor_long_short.count": 1, "population.market_maker.count": 0,
+                         "population.noise.count": 0, "market.shares_outstanding": 10**15})
     return build_world(cfg)
 
 
@@ -243,3 +252,153 @@ def test_a_refused_batch_leaves_the_book_as_it_was(engine_cls):
     assert resting(touched) == before
     same_result(touched.process(follow), clean.process(follow))
     assert resting(touched) == resting(clean)
+
+
+# ---------------------------------------------------------------------- properties
+def test_the_bounds_keep_every_product_and_the_reference_in_step():
+    """price x qty within the bounds fits int64 nine times over; the test reference
+    engine uses the same bounds as the engines."""
+    from tests.systems.matching import engine_reference as ref
+
+    assert MAX_NOTIONAL == MAX_PRICE * MAX_QTY and 9 * MAX_NOTIONAL < 2**63
+    assert (ref.MAX_PRICE, ref.MAX_QTY) == (MAX_PRICE, MAX_QTY)
+
+
+@settings(max_examples=300, deadline=None, derandomize=True, database=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(streams(extreme=True))
+def test_engines_match_the_reference_near_the_int64_limits(stream):
+    """The engines' differential test (tests/systems/matching/test_engine_properties.py:
+    the naive reference, the exact and the fast engine, and a ledger of every order's
+    shares) on streams whose prices and quantities are often at or beyond the bounds and
+    the int64 limits."""
+    ticks, stp, batches = stream
+    run_differential(ticks, stp, batches)
+
+
+# Admission, both engines and settlement, tick after tick, on adversarial orders.
+N_TICKS = 3
+NORMAL_PRICES = [P100 + 100 * k for k in range(-3, 4)]
+ODD_PRICES = [MAX_PRICE, MAX_PRICE + 100, 2**62, (I64 // 100) * 100, 0, -100]
+NORMAL_QTYS = [1, 2, 5, 10, 50, 100]
+BIG_QTYS = [10**6, MAX_QTY // 2, MAX_QTY, MAX_QTY + 1, 2**62, I64, 0, -1]
+NEW, CANCEL_SLOT, MODIFY_SLOT = 0, 1, 2
+
+
+def _order_rows():
+    """One row of an agent: (valid, action, kind, side, symbol, price, qty, impostor)."""
+    return st.tuples(
+        st.sampled_from([True] * 9 + [False]),
+        st.sampled_from([NEW] * 6 + [CANCEL_SLOT] * 2 + [MODIFY_SLOT] * 2),
+        st.sampled_from([OrderType.LIMIT] * 4 + [OrderType.IOC] * 2 + [OrderType.MARKET, OrderType.POST_ONLY]),
+        st.sampled_from([Side.BUY, Side.SELL]),
+        st.integers(0, 1),
+        st.sampled_from(NORMAL_PRICES * 3 + ODD_PRICES),
+        st.sampled_from(NORMAL_QTYS + BIG_QTYS + [I64] * 3),
+        st.sampled_from([False] * 19 + [True]),
+    )
+
+
+@st.composite
+def markets(draw):
+    """A 4-agent, 2-symbol market: holdings, limits and N_TICKS ticks of orders."""
+    outstanding = draw(st.sampled_from([10**7, 10**12, 2**61]))
+    return {
+        "outstanding": outstanding,
+        "max_short": draw(st.lists(st.sampled_from([0, 100, MAX_QTY, 2**62]), min_size=4, max_size=4)),
+        "cash": draw(st.lists(st.sampled_from([0, P100, P100, 10**8, 10**12, 10**18, 2**60]), min_size=4, max_size=4)),
+        "position": draw(st.lists(st.sampled_from([0, 5, 100, outstanding // 8]), min_size=8, max_size=8)),
+        "ticks": draw(st.lists(st.lists(_order_rows(), min_size=8, max_size=8), min_size=N_TICKS, max_size=N_TICKS)),
+        "seeds": draw(st.lists(st.integers(0, 2**32 - 1), min_size=N_TICKS, max_size=N_TICKS)),
+    }
+
+
+@pytest.fixture(scope="module")
+def pipeline():
+    """A 4-agent, 2-symbol world with short selling (two rows per agent) and its stages,
+    jitted once: observe, both admission variants, settle."""
+    cfg = make_config(**{"population.market_maker.count": 1, "population.noise.count": 3,
+                         "market.symbols": ["ACME", "BOLT"], "market.sectors": []})
+    w = build_world(cfg)
+    jit = lambda f: jax.jit(f, static_argnums=0)  # noqa: E731
+    return w, jit(observe_market), jit(admit_orders), jit(admit_orders_assuming_fits), jit(settle_fills)
+
+
+def _batch(w, state, rows, tick: int) -> OrderBatch:
+    """The tick's batch from drawn rows (agent i's rows are 2i and 2i + 1). New orders get
+    the agent's id for the tick and side; CANCEL and MODIFY name the agent's resting order
+    on the side (NO_ORDER if none). As strategies do, an agent never leaves two orders
+    resting on one side: a new order on a side whose order still rests, with no CANCEL of
+    it among the agent's rows, modifies that order instead."""
+    n = w.static.n_agents
+    slot_id = np.asarray(state.slots.id)
+    cols = {k: [] for k in ("valid", "id", "agent", "symbol", "side", "kind", "price", "qty")}
+    for agent in range(n):
+        mine = rows[2 * agent: 2 * agent + 2]
+        cancels = {side for _, action, _, side, *_ in mine if action == CANCEL_SLOT}
+        for valid, action, kind, side, sym, price, qty, impostor in mine:
+            live = slot_id[agent, side]
+            if action == NEW and live != NO_ORDER and side not in cancels:
+                action = MODIFY_SLOT
+            if action == NEW:
+                oid = int(order_id(jnp.asarray(tick), jnp.asarray(agent), side, n))
+            else:
+                oid = int(live)
+                kind = OrderType.CANCEL if action == CANCEL_SLOT else OrderType.MODIFY
+            for k, v in zip(cols, (valid, oid, (agent + 1) % n if impostor else agent, sym, side, kind, price, qty)):
+                cols[k].append(v)
+    return OrderBatch.from_numpy(**cols)
+
+
+def _totals(state) -> tuple[int, list[int]]:
+    """Cash of the agents and the lender, and shares held per symbol, as Python ints."""
+    cash = sum(int(c) for c in np.asarray(state.wallet.cash)) + int(state.lender.cash)
+    return cash, [int(x) for x in np.asarray(state.wallet.position).sum(axis=0)]
+
+
+@settings(max_examples=120, deadline=None, derandomize=True, database=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(markets())
+def test_admission_engines_and_settlement_on_adversarial_orders(pipeline, market):
+    """Each tick: observe, admit (the fast variant agrees with the exact one whenever it
+    says it may), both engines on the admitted orders (identical results and books), settle.
+    After every tick cash and shares are conserved exactly, no agent has negative cash, a
+    position beyond the shares outstanding, a short beyond its limit or without its
+    borrow, and every fill is within the bounds."""
+    w, observe, admit, admit_fast, settle = pipeline
+    outstanding = jnp.full(2, market["outstanding"], jnp.int64)
+    params = w.params.replace(outstanding=outstanding, pool=outstanding // 2,
+                              max_short=jnp.asarray(market["max_short"], jnp.int64))
+    state = w.state.replace(wallet=w.state.wallet.replace(
+        cash=jnp.asarray(market["cash"], jnp.int64),
+        position=jnp.asarray(market["position"], jnp.int64).reshape(4, 2)))
+    engines = [cls(np.asarray(params.tick_size)) for cls in ENGINES]
+    start = _totals(state)
+    for t, (rows, seed) in enumerate(zip(market["ticks"], market["seeds"]), start=1):
+        batch = _batch(w, state, rows, t)
+        _, frame = observe(w.static, params, state, Frame(), KEY)
+        frame = frame.replace(orders=jax.tree.map(jnp.asarray, batch))
+        _, checked = admit(w.static, params, state, frame, KEY)
+        _, quick = admit_fast(w.static, params, state, frame, KEY)
+        if bool(quick.borrow_fits):
+            for a, b in zip(jax.tree.leaves((checked.orders, checked.reject_reason, checked.rejects)),
+                            jax.tree.leaves((quick.orders, quick.reject_reason, quick.rejects))):
+                assert np.array_equal(a, b)
+        orders = jax.tree.map(np.asarray, checked.orders)
+        (exact, _, _, packed), (fast, _, _, packed_fast) = (match_orders(e, orders, seed) for e in engines)
+        same_result(exact, fast)
+        assert all(np.array_equal(packed[k], packed_fast[k]) for k in packed)
+        assert resting(engines[0]) == resting(engines[1])
+        f = exact.fills
+        assert ((f.qty > 0) & (f.qty <= MAX_QTY) & (f.price > 0) & (f.price <= MAX_PRICE)).all()
+        assert (exact.outcomes.filled_value >= 0).all() and (exact.outcomes.filled_value <= MAX_NOTIONAL).all()
+        state, _ = settle(w.static, params, state, checked.replace(**{k: jnp.asarray(v) for k, v in packed.items()}), KEY)
+
+        assert _totals(state) == start, f"cash or shares not conserved at tick {t}"
+        wallet = jax.tree.map(np.asarray, state.wallet)
+        assert (wallet.cash >= 0).all(), f"negative cash at tick {t}"
+        assert (wallet.position <= np.asarray(outstanding)).all(), f"position beyond the shares outstanding at tick {t}"
+        assert (-wallet.position <= np.asarray(params.max_short)[:, None]).all(), f"short beyond its limit at tick {t}"
+        assert (wallet.borrowed >= np.maximum(-wallet.position, 0)).all(), f"short without borrow at tick {t}"
+        lender = jax.tree.map(np.asarray, state.lender)
+        assert (lender.lent == wallet.borrowed.sum(axis=0)).all() and (lender.claimed <= np.asarray(params.pool)).all()
