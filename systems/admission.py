@@ -24,8 +24,9 @@ No sum can wrap. A row beyond the order bounds of :mod:`components.money` (quant
 ``MAX_QTY``, or a limit price above ``MAX_PRICE``) counts for nothing here, since the
 engine refuses it (``BAD_QTY``, ``BAD_PRICE``); so every row's price x qty is at most
 ``MAX_NOTIONAL`` (10**18), an agent's cash sum saturates at the int64 maximum (an agent
-may have a row per symbol), share sums are at most (rows + 1) x ``MAX_QTY``, and a
-position is only ever compared with them, never added to them.
+may have a row per symbol) and a saturated sum fits no cash, share sums are at most
+(rows + 1) x ``MAX_QTY``, and a position is only ever compared with them, never added to
+them.
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ from flax import struct
 
 from components.agents import NO_ORDER, order_side
 from components.frame import Frame
-from components.money import MAX_PRICE, MAX_QTY, saturating_add, saturating_sum
+from components.money import INT64_MAX, MAX_PRICE, MAX_QTY, saturating_add, saturating_sum
 from components.orders import OrderType, Reason, Side
 from components.world import WorldParams, WorldState, WorldStatic
 from systems.fusion import materialised
@@ -195,7 +196,8 @@ def _check_block(static: WorldStatic, params: WorldParams, state: WorldState, fr
     buy_live = slots.id[a, Side.BUY] != NO_ORDER
     # A resting order is within the bounds (the engine refused any other): <= MAX_NOTIONAL.
     reserved = jnp.where(buy_live, slots.price[a, Side.BUY] * slots.remaining[a, Side.BUY], 0)
-    cash_ok = saturating_add(notional, reserved[:, None]) <= wallet.cash[a, None]
+    spend = saturating_add(notional, reserved[:, None])
+    cash_ok = (spend <= wallet.cash[a, None]) & (spend < INT64_MAX)  # a saturated sum never fits
 
     # Long limit: the position if every buy filled, within the shares outstanding. The
     # shares asked for are at most (rows + 1) * MAX_QTY; held (any int64) is compared,

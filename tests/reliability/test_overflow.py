@@ -183,13 +183,15 @@ def factor_world():
     return build_world(cfg)
 
 
-def test_the_sum_of_many_rows_within_the_bounds_saturates(factor_world):
+@pytest.mark.parametrize("cash", [P100, I64], ids=["100.00", "int64 max"])
+def test_the_sum_of_many_rows_within_the_bounds_saturates(factor_world, cash):
     """Ten buys of 10**9 shares at 100,000.00 (each 10**18 units, within the bounds) sum
     to 10**19, which wraps to a negative number: an agent with 100.00 passed. The sum
-    now saturates at the int64 maximum and every row is refused."""
+    now saturates at the int64 maximum, which no cash covers (not even the int64 maximum
+    itself), and every row is refused."""
     w = factor_world
     agent = w.static.kind("factor_long_short").start
-    state = holding(w.state, agent, P100)
+    state = holding(w.state, agent, cash)
     orders = [dict(agent=agent, id=s + 1, symbol=s, side=Side.BUY, kind=OrderType.IOC,
                    price=10**9, qty=10**9) for s in range(10)]
     batch, rows = laid_out(w, orders)
