@@ -22,7 +22,7 @@ from omegaconf.errors import (
     OmegaConfBaseException,
 )
 
-from components.money import SCALE, to_fixed
+from components.money import MAX_PRICE, SCALE, to_fixed
 from components.orders import STP
 
 
@@ -44,7 +44,8 @@ class MarketConfig:
     The default list belongs to the default symbols: with another number of symbols and
     the default sectors left in place, every symbol goes in sector ``market``."""
     initial_price: float = 100.0
-    """Opening reference price of every symbol, in currency; must be on the tick grid."""
+    """Opening reference price of every symbol, in currency; must be on the tick grid and at
+    most 100,000.00 (``components.money.MAX_PRICE``, the largest order price)."""
     tick_size: float = 0.01
     """Price increment of every symbol, in currency (at least 0.0001)."""
     initial_prices: list[float] = dataclasses.field(default_factory=list)
@@ -376,6 +377,9 @@ def validate(cfg: Config) -> None:
         if not t > 0 or to_fixed(t) < 1 or abs(to_fixed(t) - t * SCALE) > 1e-6:
             raise ConfigError(f"{tick_key}: must be a positive multiple of {1 / SCALE}, got {t}")
     price_key = "market.initial_prices" if m.initial_prices else "market.initial_price"
+    for p in m.initial_prices or [m.initial_price]:  # above it every order would be refused
+        if p > MAX_PRICE / SCALE:
+            raise ConfigError(f"{price_key}: must be at most {MAX_PRICE / SCALE:.2f} (the largest order price), got {p}")
     for p, units, tick in zip(m.initial_prices or [m.initial_price] * n, m.opening_prices(), m.ticks()):
         if not p > 0 or units % tick != 0:
             raise ConfigError(

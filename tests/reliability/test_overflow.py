@@ -256,6 +256,26 @@ def test_a_refused_batch_leaves_the_book_as_it_was(engine_cls):
     assert resting(touched) == resting(clean)
 
 
+@pytest.mark.parametrize("override, message", [
+    ("market.initial_price=200000",
+     "market.initial_price: must be at most 100000.00 (the largest order price), got 200000.0"),
+    ("market.initial_price=1e20",
+     "market.initial_price: must be at most 100000.00 (the largest order price), got 1e+20"),
+    ("market.initial_prices=[100.0,100000.01,100.0,100.0,100.0,100.0,100.0,100.0,100.0,100.0]",
+     "market.initial_prices: must be at most 100000.00 (the largest order price), got 100000.01"),
+])
+def test_an_opening_price_beyond_the_largest_order_price_is_a_config_error(override, message):
+    """A market opening above MAX_PRICE would have every order refused (BAD_PRICE): it
+    stops at the start with one line naming the key."""
+    from qtg.core.compose import load_config
+    from qtg.core.config import ConfigError
+
+    with pytest.raises(ConfigError) as e:
+        load_config([override])
+    assert str(e.value) == message
+    assert load_config(["market.initial_price=100000"]).market.opening_prices()[0] == MAX_PRICE
+
+
 # ---------------------------------------------------------------------- properties
 def test_the_bounds_keep_every_product_and_the_reference_in_step():
     """price x qty within the bounds fits int64 nine times over; the test reference
