@@ -424,3 +424,23 @@ def test_admission_engines_and_settlement_on_adversarial_orders(pipeline, market
         assert (wallet.borrowed >= np.maximum(-wallet.position, 0)).all(), f"short without borrow at tick {t}"
         lender = jax.tree.map(np.asarray, state.lender)
         assert (lender.lent == wallet.borrowed.sum(axis=0)).all() and (lender.claimed <= np.asarray(params.pool)).all()
+
+
+@pytest.mark.parametrize("engine_cls", ENGINES, ids=lambda c: c.name)
+@pytest.mark.parametrize("field, value", [("qty", MAX_QTY + 1), ("price", MAX_PRICE + 100)])
+def test_engine_state_with_an_order_beyond_the_bounds_is_refused(engine_cls, field, value):
+    """A saved book holding an order the checks would have refused does not load: the
+    engine says which order and stays as it was."""
+    engine = engine_cls([100])
+    engine.process(host_batch([dict(id=1, agent=0, symbol=0, side=Side.SELL, kind=OrderType.LIMIT, price=P100, qty=7),
+                               dict(id=2, agent=1, symbol=0, side=Side.BUY, kind=OrderType.LIMIT, price=P100 - 100, qty=3)]))
+    saved = engine.state_dict()
+    orders = saved["orders"]
+    live = orders["id"] == 1  # the fast engine's pool holds free slots too
+    orders[field] = np.where(live, value, orders[field])
+    if engine_cls is FastEngine and field == "qty":  # its levels and sides keep totals
+        saved["levels"]["qty"] = np.where(saved["levels"]["price"] == P100, value, saved["levels"]["qty"])
+    before = resting(engine)
+    with pytest.raises(ValueError, match="order 1"):
+        engine.load_state_dict(saved)
+    assert resting(engine) == before
