@@ -214,7 +214,7 @@ def _check_block(static: WorldStatic, params: WorldParams, state: WorldState, fr
     resting = jnp.where(sell_live & on(Side.SELL), slots.remaining[a, Side.SELL, None], 0)
     selling = shared((same * jnp.where(sell, qty, 0)[:, None, :]).sum(-1))
     offered = selling + resting
-    short_after = offered - held  # read only where going short (held < offered): no wrap
+    short_after = offered - held  # read only within the limit (offered - max_short <= held): no wrap
     going_short = sell & (offered > held)
     within = offered - params.max_short[a, None] <= held
     # The extra borrow, counted once per agent and symbol: on its first selling row.
