@@ -379,7 +379,9 @@ def validate(cfg: Config) -> None:
     price_key = "market.initial_prices" if m.initial_prices else "market.initial_price"
     for p in m.initial_prices or [m.initial_price]:  # above it every order would be refused
         if p > MAX_PRICE / SCALE:
-            raise ConfigError(f"{price_key}: must be at most {MAX_PRICE / SCALE:.2f} (the largest order price), got {p}")
+            raise ConfigError(
+                f"{price_key}: must be at most {MAX_PRICE / SCALE:.2f} (the largest order price), got {p}"
+            )
     for p, units, tick in zip(m.initial_prices or [m.initial_price] * n, m.opening_prices(), m.ticks()):
         if not p > 0 or units % tick != 0:
             raise ConfigError(

@@ -133,7 +133,8 @@ def test_two_rows_buying_int64_max_shares_cannot_spend_beyond_cash(small_world, 
     frame = admitted(w, state, batch)
     orders = jax.tree.map(np.asarray, frame.orders)
     result, arrival, _, packed = match_orders(engine, orders, seed=0)
-    out, _ = settle_fills(w.static, w.params, state, frame.replace(**{k: jnp.asarray(v) for k, v in packed.items()}), KEY)
+    matched = frame.replace(**{k: jnp.asarray(v) for k, v in packed.items()})
+    out, _ = settle_fills(w.static, w.params, state, matched, KEY)
 
     got = {int(r): (int(st), int(rs)) for r, st, rs in zip(arrival, result.outcomes.status, result.outcomes.reason)}
     assert [got[r] for r in rows] == [(Status.REJECTED, Reason.BAD_QTY)] * 2
@@ -414,7 +415,8 @@ def test_admission_engines_and_settlement_on_adversarial_orders(pipeline, market
         f = exact.fills
         assert ((f.qty > 0) & (f.qty <= MAX_QTY) & (f.price > 0) & (f.price <= MAX_PRICE)).all()
         assert (exact.outcomes.filled_value >= 0).all() and (exact.outcomes.filled_value <= MAX_NOTIONAL).all()
-        state, _ = settle(w.static, params, state, checked.replace(**{k: jnp.asarray(v) for k, v in packed.items()}), KEY)
+        matched = checked.replace(**{k: jnp.asarray(v) for k, v in packed.items()})
+        state, _ = settle(w.static, params, state, matched, KEY)
 
         assert _totals(state) == start, f"cash or shares not conserved at tick {t}"
         wallet = jax.tree.map(np.asarray, state.wallet)
@@ -432,8 +434,10 @@ def test_engine_state_with_an_order_beyond_the_bounds_is_refused(engine_cls, fie
     """A saved book holding an order the checks would have refused does not load: the
     engine says which order and stays as it was."""
     engine = engine_cls([100])
-    engine.process(host_batch([dict(id=1, agent=0, symbol=0, side=Side.SELL, kind=OrderType.LIMIT, price=P100, qty=7),
-                               dict(id=2, agent=1, symbol=0, side=Side.BUY, kind=OrderType.LIMIT, price=P100 - 100, qty=3)]))
+    engine.process(host_batch([
+        dict(id=1, agent=0, symbol=0, side=Side.SELL, kind=OrderType.LIMIT, price=P100, qty=7),
+        dict(id=2, agent=1, symbol=0, side=Side.BUY, kind=OrderType.LIMIT, price=P100 - 100, qty=3),
+    ]))
     saved = engine.state_dict()
     orders = saved["orders"]
     live = orders["id"] == 1  # the fast engine's pool holds free slots too
