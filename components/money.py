@@ -9,6 +9,7 @@ Quantities are whole shares (int64).
 
 from __future__ import annotations
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 
@@ -17,6 +18,23 @@ SCALE: int = 10_000
 
 DEFAULT_TICK: int = 100
 """Default tick size in units (0.01 of the currency)."""
+
+INT64_MAX: int = 2**63 - 1
+"""Largest int64: the ceiling of every saturating sum."""
+
+MAX_PRICE: int = 10**9
+"""Largest order price in units (100,000.00 of the currency). Both engines refuse a priced
+order above it (``Reason.BAD_PRICE``), so no order rests above it and no fill happens above
+it."""
+
+MAX_QTY: int = 10**9
+"""Largest order quantity in shares (one billion). Both engines refuse an order above it
+(``Reason.BAD_QTY``), MODIFY's new quantity included."""
+
+MAX_NOTIONAL: int = MAX_PRICE * MAX_QTY
+"""Largest value of one order or fill, ``price * qty`` in units: 10**18, below 2**63 / 9,
+so a product of a price and a quantity within the bounds always fits in int64 (with
+room for the sum of several of them and a cash balance)."""
 
 
 def to_fixed(x: float | np.ndarray) -> np.ndarray | int:
@@ -34,14 +52,12 @@ def to_float(x: int | np.ndarray) -> float | np.ndarray:
 
 INT64_MAX: int = 2**63 - 1
 
-PRICE_HEADROOM: int = 100
-"""How many times its opening price a symbol may reach before the economy's totals (every
-agent's cash plus the market value of every share and borrow) could near int64: config
-validation refuses a market whose totals at these prices exceed ``ECONOMY_MAX``."""
-
-ECONOMY_MAX: int = INT64_MAX // 8
-"""The most the economy's totals may be, in units, at ``PRICE_HEADROOM`` times the opening
-prices: an eighth of int64, so sums of a few such totals still fit."""
+ECONOMY_MAX: int = INT64_MAX // 4
+"""The most the economy's totals may be, in units: every agent's cash plus every share
+outstanding and every share of the borrow pools valued at ``MAX_PRICE`` (no order, so no
+trade, can be priced above it). A quarter of int64: equity sums an agent's positions at
+twice their marks (``systems.measure.equity``), and twice this total still leaves half of
+int64 free."""
 
 
 RATE_SCALE: int = 1_000_000_000
@@ -69,3 +85,16 @@ def apply_rate(value, rate):
     whole = floor_div(value, jnp.asarray(RATE_SCALE, jnp.int64))
     part = value - whole * RATE_SCALE
     return whole * rate + floor_div(part * rate, jnp.asarray(RATE_SCALE, jnp.int64))
+
+
+def saturating_add(a, b):
+    """``min(a + b, INT64_MAX)`` for int64 ``a, b >= 0``, without ever wrapping."""
+    return a + jnp.minimum(b, INT64_MAX - a)
+
+
+def saturating_sum(x, axis: int):
+    """Sum of int64 ``x >= 0`` over ``axis``, capped at ``INT64_MAX``: exact wherever the
+    true sum fits, ``INT64_MAX`` wherever it would not (a plain sum would wrap to a small
+    or negative number). Saturating addition of non-negative numbers is associative, so
+    the order XLA reduces in does not matter."""
+    return jax.lax.reduce(x, jnp.zeros((), x.dtype), saturating_add, (axis % x.ndim,))

@@ -32,9 +32,11 @@ for fill):
 * Self-trade prevention (``STP``) is an engine setting: NONE lets an agent trade with
   itself, CANCEL_TAKER drops the incoming order's remainder (``Reason.SELF_TRADE``),
   CANCEL_MAKER removes the agent's own resting order and goes on matching.
-* Checks, in this order: kind, symbol, side (new orders), quantity > 0 (not CANCEL),
-  price > 0 and on the symbol's tick grid (LIMIT, IOC, POST_ONLY, MODIFY), then the id.
-  A rejected order leaves the book untouched.
+* Checks, in this order: kind, symbol, side (new orders), ``0 < qty <= MAX_QTY`` (not
+  CANCEL), ``0 < price <= MAX_PRICE`` and on the symbol's tick grid (LIMIT, IOC,
+  POST_ONLY, MODIFY), then the id. The bounds (:mod:`components.money`) keep every
+  ``price * qty`` within 10**18, so no engine's arithmetic can overflow int64. A rejected
+  order leaves the book untouched.
 """
 
 from __future__ import annotations

@@ -4,9 +4,10 @@ Per agent and symbol, counting the tick's orders as if all of them filled, on to
 agent's resting orders (a MODIFY counts in full on top of the order it replaces), so no
 interleaving of the tick's orders with fills can break a limit:
 
-* buys: their price x qty plus what the resting buy reserves must fit in the agent's cash
-  (``INSUFFICIENT_CASH``), and the position they would make must not exceed the symbol's
-  shares outstanding (``POSITION_LIMIT``);
+* buys: their price x qty (a MARKET buy, which has no limit, at ``MAX_PRICE``) plus what
+  the resting buy reserves must fit in the agent's cash (``INSUFFICIENT_CASH``), and the
+  position they would make must not exceed the symbol's shares outstanding
+  (``POSITION_LIMIT``);
 * sells beyond the position are short sales: refused when short selling is off
   (``INSUFFICIENT_SHARES``), when the short would exceed the agent's ``max_short``
   (``SHORT_LIMIT``), or when the symbol's borrow pool cannot cover the extra borrow
@@ -18,6 +19,14 @@ interleaving of the tick's orders with fills can break a limit:
 A failing agent's orders on that side and symbol are all refused. A row may only trade
 for the agent that owns it (``NOT_OWNER``). Format checks (size, price, tick grid, symbol,
 order ownership) are the engine's.
+
+No sum can wrap. A row beyond the order bounds of :mod:`components.money` (quantity above
+``MAX_QTY``, or a limit price above ``MAX_PRICE``) counts for nothing here, since the
+engine refuses it (``BAD_QTY``, ``BAD_PRICE``); so every row's price x qty is at most
+``MAX_NOTIONAL`` (10**18), an agent's cash sum saturates at the int64 maximum (an agent
+may have a row per symbol) and a saturated sum fits no cash, share sums are at most
+(rows + 1) x ``MAX_QTY``, and a position is only ever compared with them, never added to
+them.
 """
 
 from __future__ import annotations
@@ -31,6 +40,7 @@ from flax import struct
 
 from components.agents import NO_ORDER, order_side
 from components.frame import Frame
+from components.money import INT64_MAX, MAX_PRICE, MAX_QTY, saturating_add, saturating_sum
 from components.orders import OrderType, Reason, Side
 from components.world import WorldParams, WorldState, WorldStatic
 from systems.fusion import materialised
@@ -76,12 +86,12 @@ def borrow_fitted(frame: Frame) -> jax.Array:
 
 
 def _admit(static: WorldStatic, params: WorldParams, state: WorldState, frame: Frame, assume_fits: bool):
-    # Materialise the batch and the view first. Without the barrier XLA fuses each kind's
-    # order arithmetic into the many fusions below that read it and recomputes it at every
-    # use: the read phase took 2.95 ms at seed_100k and 21.4 ms at a million agents
-    # without it, 2.35 and 15.6 with it.
-    view, o = jax.lax.optimization_barrier((frame.view, frame.orders))
-    frame = frame.replace(view=view, orders=o)
+    # Materialise the batch first. Without the barrier XLA fuses each kind's order
+    # arithmetic into the many fusions below that read it and recomputes it at every use:
+    # the read phase took 2.95 ms at seed_100k and 21.4 ms at a million agents without
+    # it, 2.35 and 15.6 with it.
+    o = jax.lax.optimization_barrier(frame.orders)
+    frame = frame.replace(orders=o)
     s = static.n_symbols
     blocks = [_check_block(static, params, state, frame, k) for k in _runs(static)]
     # The background pool's rows (after every kind's) have no wallet to check: the pool
@@ -152,25 +162,31 @@ class _Block:
 def _check_block(static: WorldStatic, params: WorldParams, state: WorldState, frame: Frame, k) -> _Block:
     """Every check but the pools' running sum, for kind ``k``'s rows."""
     s = static.n_symbols
-    view = frame.view
-    # MARKET buys have no price: reserve at the best ask (or the reference).
-    market_price = jnp.where(view.ask > 0, view.ask, jnp.ceil(view.ref).astype(jnp.int64))
     slots, wallet = state.slots, state.wallet
     shape = (k.count, k.rows_per_agent)
     rows = slice(k.batch_start, k.batch_start + k.batch_rows)
     a = slice(k.start, k.stop)
     b = jax.tree.map(lambda x: x[rows].reshape(shape), frame.orders)
     sym = jnp.clip(b.symbol, 0, s - 1)
-    places = b.valid & (b.kind != OrderType.CANCEL)
+    market = b.kind == OrderType.MARKET
+    # A row beyond the order bounds counts for nothing here: the engine refuses it
+    # (BAD_QTY, BAD_PRICE) whatever else it is. So every quantity below is at most
+    # MAX_QTY and every price at most MAX_PRICE, and their products at most MAX_NOTIONAL.
+    priced = (b.kind != OrderType.CANCEL) & ~market
+    bounded = (b.qty <= MAX_QTY) & (~priced | (b.price <= MAX_PRICE))
+    places = b.valid & (b.kind != OrderType.CANCEL) & bounded
     side = jnp.where(b.kind == OrderType.MODIFY, order_side(b.id), b.side)  # a modify keeps its side
     buy = places & (side == Side.BUY)
     sell = places & (side == Side.SELL)
     qty = jnp.maximum(b.qty, 0)
     same = sym[:, :, None] == sym[:, None, :]  # [c, r, r] rows of one agent on one symbol
 
-    # Cash: every buy of the agent plus its resting buy.
-    price = jnp.where(b.kind == OrderType.MARKET, market_price[sym], b.price)
-    notional = jnp.where(buy, jnp.maximum(price, 0) * qty, 0).sum(axis=1, keepdims=True)
+    # Cash: every buy of the agent plus its resting buy. A MARKET buy has no limit: it may
+    # walk the book up to the highest price there can be, so it reserves at MAX_PRICE.
+    price = jnp.where(market, MAX_PRICE, jnp.maximum(b.price, 0))
+    # An agent's rows may be many (one per symbol), each up to MAX_NOTIONAL: the sum
+    # saturates at the int64 maximum instead of wrapping.
+    notional = saturating_sum(jnp.where(buy, price * qty, 0), axis=1)[:, None]
     # The sums over an agent's rows are materialised once per block: fused into their
     # readers (the reason of every row, the borrow demand), each row recomputed its agent's
     # whole sum, r times the work for r rows an agent (tick at seed_100k 0.28 ms less, at
@@ -178,23 +194,29 @@ def _check_block(static: WorldStatic, params: WorldParams, state: WorldState, fr
     shared = materialised if k.rows_per_agent >= 2 else (lambda x: x)
     notional = shared(notional)
     buy_live = slots.id[a, Side.BUY] != NO_ORDER
+    # A resting order is within the bounds (the engine refused any other): <= MAX_NOTIONAL.
     reserved = jnp.where(buy_live, slots.price[a, Side.BUY] * slots.remaining[a, Side.BUY], 0)
-    cash_ok = notional + reserved[:, None] <= wallet.cash[a, None]
+    spend = saturating_add(notional, reserved[:, None])
+    cash_ok = (spend <= wallet.cash[a, None]) & (spend < INT64_MAX)  # a saturated sum never fits
 
-    # Long limit: the position if every buy filled, within the shares outstanding.
+    # Long limit: the position if every buy filled, within the shares outstanding. The
+    # shares asked for are at most (rows + 1) * MAX_QTY; held (any int64) is compared,
+    # never added, and outstanding >= 1, so nothing here can wrap.
     held = jnp.take_along_axis(wallet.position[a], sym, axis=1)
     on = lambda side: slots.symbol[a, side, None] == sym  # noqa: E731  resting order on this symbol
     resting_buy = jnp.where(buy_live[:, None] & on(Side.BUY), slots.remaining[a, Side.BUY, None], 0)
     buying = shared((same * jnp.where(buy, qty, 0)[:, None, :]).sum(-1))
-    long_ok = held + resting_buy + buying <= params.outstanding[sym]
+    long_ok = held <= params.outstanding[sym] - (resting_buy + buying)
 
-    # Short sales: the short if every sale filled, its limit, and the extra borrow.
+    # Short sales: the short if every sale filled, its limit, and the extra borrow. As
+    # above, the shares offered are small and held is only compared with them.
     sell_live = slots.id[a, Side.SELL, None] != NO_ORDER
     resting = jnp.where(sell_live & on(Side.SELL), slots.remaining[a, Side.SELL, None], 0)
     selling = shared((same * jnp.where(sell, qty, 0)[:, None, :]).sum(-1))
-    short_after = selling + resting - held
-    going_short = sell & (short_after > 0)
-    within = short_after <= params.max_short[a, None]
+    offered = selling + resting
+    short_after = offered - held  # read only within the limit (offered - max_short <= held): no wrap
+    going_short = sell & (offered > held)
+    within = offered - params.max_short[a, None] <= held
     # The extra borrow, counted once per agent and symbol: on its first selling row.
     earlier = np.tril(np.ones(shape[1:] * 2, bool), -1)  # [r, r]: row j before row i
     selling_same = same & sell[:, None, :]

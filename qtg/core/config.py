@@ -24,7 +24,7 @@ from omegaconf.errors import (
     OmegaConfBaseException,
 )
 
-from components.money import MAX_RATE, RATE_SCALE, SCALE, to_fixed
+from components.money import MAX_PRICE, MAX_RATE, RATE_SCALE, SCALE, to_fixed
 from components.orders import STP
 from components.schema import MAX_INT, allowed, bounds_of, setting
 
@@ -45,11 +45,12 @@ class MarketConfig:
         "Sector of each symbol (one per symbol); empty: every symbol in sector ``market``. The "
         "default list belongs to the default symbols: with another number of symbols and the default "
         "sectors left in place, every symbol goes in sector ``market``."))
-    initial_price: float = setting(100.0, lo=0.0001, hi=1_000_000.0, doc=(
-        "Opening reference price of every symbol, in currency; must be on the tick grid."))
+    initial_price: float = setting(100.0, lo=0.0001, hi=MAX_PRICE / SCALE, doc=(
+        "Opening reference price of every symbol, in currency; must be on the tick grid and at most "
+        "100,000.00 (``components.money.MAX_PRICE``, the largest order price)."))
     tick_size: float = setting(0.01, lo=0.0001, hi=10_000.0, doc=(
         "Price increment of every symbol, in currency (at least 0.0001)."))
-    initial_prices: list[float] = setting([], lo=0.0001, hi=1_000_000.0, doc=(
+    initial_prices: list[float] = setting([], lo=0.0001, hi=MAX_PRICE / SCALE, doc=(
         "Per-symbol opening prices (one per symbol); empty: ``initial_price`` for all."))
     tick_sizes: list[float] = setting([], lo=0.0001, hi=10_000.0, doc=(
         "Per-symbol tick sizes (one per symbol); empty: ``tick_size`` for all."))
@@ -539,25 +540,25 @@ def validate(cfg: Config) -> None:
 def check_economy(cfg: Config) -> None:
     """The fixed-point totals fit int64 with headroom, from the config alone: every agent's
     opening cash plus the value of every share outstanding and every share of the borrow
-    pools, at ``PRICE_HEADROOM`` times the opening prices, is at most ``ECONOMY_MAX`` units.
-    Cash and shares are conserved, so no sum of cash, of positions, or of a position's value
-    at such prices can overflow later. The message blames the larger of the two parts."""
-    from components.money import ECONOMY_MAX, PRICE_HEADROOM
+    pools at ``MAX_PRICE`` (no order, so no trade, is priced above it) is at most
+    ``ECONOMY_MAX`` units. Cash and shares are conserved, so no later sum of cash, of
+    positions, or of a position's value at any price can overflow. Computed with Python
+    integers. The message blames the larger of the two parts."""
+    from components.money import ECONOMY_MAX
 
     m = cfg.market
-    shares = m.outstanding().astype(object) * (1 + m.borrow_fraction)
-    market = sum(int(q * int(p)) for q, p in zip(shares, m.opening_prices())) * PRICE_HEADROOM
+    shares = sum(int(q) + int(np.floor(q * m.borrow_fraction)) for q in m.outstanding())
+    market = shares * MAX_PRICE
     cash = {name: k.count * round(k.cash * SCALE) for name, k in cfg.population.items() if hasattr(k, "cash")}
     if market + sum(cash.values()) <= ECONOMY_MAX:
         return
     limit = f"{ECONOMY_MAX / SCALE:.3g} in currency"
     if market >= sum(cash.values()):
-        price = "market.initial_prices" if m.initial_prices else "market.initial_price"
         out = "market.shares_outstanding_each" if m.shares_outstanding_each else "market.shares_outstanding"
         raise ConfigError(
-            f"{price}: the market's value at {PRICE_HEADROOM}x the opening prices "
-            f"({market / SCALE:.3g}) must be at most {limit} to keep money in int64; "
-            f"lower {price} or {out}, got {m.initial_prices or m.initial_price}")
+            f"{out}: the market's {shares:,} shares (the borrow pools included) at the largest order price "
+            f"({MAX_PRICE / SCALE:,.2f}) are worth {market / SCALE:.3g}, more than {limit} that keeps money "
+            f"in int64; lower it, got {m.shares_outstanding_each or m.shares_outstanding}")
     name = max(cash, key=cash.get)
     raise ConfigError(
         f"population.{name}.cash: the agents' opening cash ({sum(cash.values()) / SCALE:.3g} in all) "

@@ -105,7 +105,7 @@ stage          reads                                            writes
 =============  ===============================================  ================================
 observe        state.market, .fundamentals, .indicators         view, indicators
 decide         view, indicators; state (kinds, delayed, ...)    orders, kind_state, delay_push
-admit          view, orders; state.wallet, .slots, .lender      orders.valid, reject_reason,
+admit          orders; state.wallet, .slots, .lender            orders.valid, reject_reason,
                                                                 rejects, borrow_fits
 (segment end)  the match stage's key                            seeds
 match (host)   orders, seeds                                    fills, updates, book, status

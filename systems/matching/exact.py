@@ -2,20 +2,22 @@
 
 One limit order book per symbol. Each side is a ``sortedcontainers.SortedDict`` from a
 sort key to a ``collections.deque`` of resting orders (FIFO = time priority within a
-price level); a dict maps each live order id to its order. Nothing is bounded.
+price level); a dict maps each live order id to its order. Nothing is bounded but an
+order's size and price (below).
 
 The contract is in :mod:`components.orders`. This module fixes the details that the
 contract leaves open; the fast engine and the test reference follow them exactly:
 
 Checks (first failing check wins; a rejected row changes nothing and touches nothing)
     kind in OrderType -> ``BAD_KIND``; ``0 <= symbol < n_symbols`` -> ``UNKNOWN_SYMBOL``;
-    new orders only: side in Side -> ``BAD_SIDE``; all but CANCEL: ``qty > 0`` ->
-    ``BAD_QTY``; LIMIT, IOC, POST_ONLY, MODIFY: ``price > 0`` -> ``BAD_PRICE`` and
-    ``price % tick_size[symbol] == 0`` -> ``OFF_TICK``; then the id: a new order whose
-    id is live anywhere (any symbol) -> ``DUPLICATE_ID``; a CANCEL/MODIFY whose id is not
-    live, or is live on another symbol -> ``UNKNOWN_ORDER``; live on this symbol but
-    owned by another agent -> ``NOT_OWNER``. Last, POST_ONLY whose price crosses the
-    best opposite price (own orders included, whatever the STP mode) -> ``WOULD_CROSS``.
+    new orders only: side in Side -> ``BAD_SIDE``; all but CANCEL: ``0 < qty <= MAX_QTY``
+    -> ``BAD_QTY``; LIMIT, IOC, POST_ONLY, MODIFY: ``0 < price <= MAX_PRICE`` ->
+    ``BAD_PRICE`` and ``price % tick_size[symbol] == 0`` -> ``OFF_TICK``; then the id: a
+    new order whose id is live anywhere (any symbol) -> ``DUPLICATE_ID``; a CANCEL/MODIFY
+    whose id is not live, or is live on another symbol -> ``UNKNOWN_ORDER``; live on this
+    symbol but owned by another agent -> ``NOT_OWNER``. Last, POST_ONLY whose price
+    crosses the best opposite price (own orders included, whatever the STP mode) ->
+    ``WOULD_CROSS``.
 
 Matching (LIMIT, MARKET, IOC, and a MODIFY that changes the price)
     The taker meets the best opposite level while it crosses (MARKET: always), makers in
@@ -48,6 +50,15 @@ Outcome of a row (``filled``/``resting`` are shares of this row's order)
       side opposite its order's; 0 for a CANCEL). Each book side keeps a running total
       of its shares, so none of this scans the book.
 
+Arithmetic
+    The checks bound every accepted quantity by ``MAX_QTY`` and every price by
+    ``MAX_PRICE`` (:mod:`components.money`), so a fill's value and a row's
+    ``filled_value`` are at most ``MAX_NOTIONAL`` (10**18) and a side's resting shares
+    at most ``MAX_QTY`` times its orders (int64 holds that for fewer than 9 * 10**9
+    resting orders, far beyond memory): every result fits its int64 field exactly, as
+    in the fast engine, which computes in int64. ``process`` checks the batch's shape
+    before it touches the book and raises nothing after.
+
 A MODIFY with a new price takes the order out of the book and re-enters it like a LIMIT
 order with the same id, agent and side (it may match; it never fails DUPLICATE_ID with
 itself).
@@ -71,6 +82,7 @@ from collections import deque
 import numpy as np
 from sortedcontainers import SortedDict
 
+from components.money import MAX_PRICE, MAX_QTY
 from components.orders import (
     check_engine_state,
     Depth,
@@ -177,17 +189,13 @@ class ExactEngine:
             MatchResult: outcomes aligned with the rows (``[B]``), fills in the order
             they happened (``[F]``), and updates of every touched id (``[U]``).
         """
-        n = len(batch)
-        valid = np.asarray(batch.valid).tolist()
-        ids = np.asarray(batch.id).tolist()
-        agents = np.asarray(batch.agent).tolist()
-        symbols = np.asarray(batch.symbol).tolist()
-        sides = np.asarray(batch.side).tolist()
-        kinds = np.asarray(batch.kind).tolist()
-        prices = np.asarray(batch.price).tolist()
-        qtys = np.asarray(batch.qty).tolist()
-        if any(len(c) != n for c in (valid, ids, agents, symbols, sides, kinds, prices, qtys)):
+        # Every field as its contract dtype (as the fast engine reads it), all checked
+        # before the book is touched: nothing below raises.
+        cols = [np.asarray(getattr(batch, name), dtype) for name, dtype in _BATCH_DTYPES.items()]
+        n = cols[0].shape[0] if cols[0].ndim == 1 else -1
+        if any(c.shape != (n,) for c in cols):
             raise ValueError("OrderBatch fields must all be 1-D of the same length")
+        valid, ids, agents, symbols, sides, kinds, prices, qtys = (c.tolist() for c in cols)
 
         st_rejected, st_accepted = int(Status.REJECTED), int(Status.ACCEPTED)
         st_filled, st_partial, st_cancelled = int(Status.FILLED), int(Status.PARTIAL), int(Status.CANCELLED)
@@ -277,10 +285,10 @@ class ExactEngine:
         is_new = kind in _NEW_KINDS
         if is_new and side not in (_BUY, _SELL):
             return Reason.BAD_SIDE, None
-        if kind != _CANCEL and qty <= 0:
+        if kind != _CANCEL and not 0 < qty <= MAX_QTY:
             return Reason.BAD_QTY, None
         if kind in _PRICED_KINDS:
-            if price <= 0:
+            if not 0 < price <= MAX_PRICE:
                 return Reason.BAD_PRICE, None
             if price % self._tick[sym] != 0:
                 return Reason.OFF_TICK, None
@@ -444,8 +452,8 @@ class ExactEngine:
             raise ValueError("engine state orders: fields must be 1-D of one length")
         fresh = ExactEngine(self.tick_size, self.stp)
         for oid, agent, sym, side, price, qty in rows:
-            if not 0 <= sym < self.n_symbols or side not in (_BUY, _SELL) or qty <= 0 or price <= 0 \
-                    or price % self._tick[sym]:
+            if not 0 <= sym < self.n_symbols or side not in (_BUY, _SELL) or not 0 < qty <= MAX_QTY \
+                    or not 0 < price <= MAX_PRICE or price % self._tick[sym]:
                 raise ValueError(f"engine state: malformed resting order {oid} "
                                  f"(symbol {sym}, side {side}, price {price}, qty {qty})")
             if oid in fresh._orders:
@@ -467,6 +475,12 @@ class ExactEngine:
             "levels": sum(len(b) for sides in self._books for b in sides),
         }
 
+
+_BATCH_DTYPES = {
+    "valid": np.bool_, "id": np.int64, "agent": np.int32, "symbol": np.int32,
+    "side": np.int8, "kind": np.int8, "price": np.int64, "qty": np.int64,
+}
+"""The OrderBatch contract's dtypes, in field order."""
 
 _RESTING_DTYPES = {
     "id": np.int64, "agent": np.int32, "symbol": np.int32,

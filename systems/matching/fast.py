@@ -27,6 +27,12 @@ reaches them at random; the batch and the results stay struct-of-arrays.
   ``u_slot[row]`` is the slot of the row's order while it rests (-1 when not live), so
   the final ``remaining`` needs no lookups.
 
+Arithmetic is int64 and never wraps: the checks refuse a quantity above ``MAX_QTY`` and
+a price above ``MAX_PRICE`` (as the exact engine does), so every fill value and
+``filled_value`` is at most ``MAX_NOTIONAL`` and the per-level and per-side share totals
+at most ``MAX_QTY`` times the resting orders (see the exact engine's "Arithmetic"). Only
+the id hash multiplies with wrap-around, on purpose.
+
 Capacity is never exceeded: before a row that may rest (LIMIT, POST_ONLY, MODIFY) the
 kernel checks for a free order slot, a free level slot, room on both sides of the
 symbol, and id-table load; if anything is short it stops and returns the row index, the
@@ -42,6 +48,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from components.money import MAX_PRICE, MAX_QTY
 from components.orders import (
     check_engine_state,
     Depth,
@@ -86,6 +93,8 @@ _R_SELF_TRADE = int(Reason.SELF_TRADE)
 _R_NO_LIQUIDITY = int(Reason.NO_LIQUIDITY)
 _STP_NONE = int(STP.NONE)
 _STP_CANCEL_TAKER = int(STP.CANCEL_TAKER)
+_MAX_QTY = int(MAX_QTY)
+_MAX_PRICE = int(MAX_PRICE)
 
 ORDER = np.dtype(
     [
@@ -493,9 +502,9 @@ def _process_kernel(
             reason = _R_UNKNOWN_SYMBOL
         elif is_new and side != _BUY and side != _SELL:
             reason = _R_BAD_SIDE
-        elif kind != _CANCEL and qty <= 0:
+        elif kind != _CANCEL and (qty <= 0 or qty > _MAX_QTY):
             reason = _R_BAD_QTY
-        elif priced and price <= 0:
+        elif priced and (price <= 0 or price > _MAX_PRICE):
             reason = _R_BAD_PRICE
         elif priced and price % tick[sym] != 0:
             reason = _R_OFF_TICK
@@ -992,11 +1001,21 @@ class FastEngine:
         self._meta, self._orders, self._levels = meta, orders, levels
         self._bk_level, self._bk_n, self._bk_qty, self._ids = bk_level, bk_n, bk_qty, ids
         try:
-            self.resting_orders()  # the levels must link exactly the live orders
+            live = self.resting_orders()  # the levels must link exactly the live orders
+            problem = None
         except (RuntimeError, IndexError) as e:
+            problem = f"the books do not link up ({e})"
+        if problem is None:  # every resting order within the bounds the checks keep
+            qty, price = live["qty"], live["price"]
+            bad = np.flatnonzero((qty <= 0) | (qty > MAX_QTY) | (price <= 0) | (price > MAX_PRICE))
+            if bad.size:
+                i = int(bad[0])
+                problem = (f"resting order {int(live['id'][i])} (price {int(price[i])}, qty {int(qty[i])}) "
+                           f"is beyond the order bounds (MAX_PRICE {MAX_PRICE}, MAX_QTY {MAX_QTY})")
+        if problem is not None:
             (self._meta, self._orders, self._levels, self._bk_level, self._bk_n, self._bk_qty,
              self._ids) = previous
-            raise ValueError(f"engine state: the books do not link up ({e})") from None
+            raise ValueError(f"engine state: {problem}")
         self._grows = {k: int(v) for k, v in d["grows"].items()}
         self._n_processed = int(d["n_processed"])
         self._n_fills = int(d["n_fills"])

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from components.money import ECONOMY_MAX, INT64_MAX, PRICE_HEADROOM, SCALE
+from components.money import ECONOMY_MAX, INT64_MAX, MAX_PRICE, SCALE
 from components.schema import bounds_of, doc_of, setting
 from qtg.core.compose import load_config
 from qtg.core.config import (
@@ -42,7 +42,7 @@ ROOT = Path(__file__).resolve().parents[2]
         ("population.noise.cash=inf", "population.noise.cash: must be a finite number, got inf"),
         ("market.borrow_fraction=nan", "market.borrow_fraction: must be a finite number, got nan"),
         ("ui.fps=-inf", "ui.fps: must be a finite number, got -inf"),
-        ("market.initial_price=1e12", "market.initial_price: must be in [0.0001, 1000000.0], got 1000000000000.0"),
+        ("market.initial_price=1e12", "market.initial_price: must be in [0.0001, 100000.0], got 1000000000000.0"),
         ("news.earnings.std=1e300", "news.earnings.std: must be in [0.0, 1.0], got 1e+300"),
         ("market.symbols=5", "market.symbols: must be a list, such as [a, b]"),
     ],
@@ -65,16 +65,16 @@ def test_a_news_event_of_any_size_is_refused_beyond_its_bounds():
     "changes, message",
     [
         ({"population.noise.cash": 1e30},
-         "population.noise.cash: the agents' opening cash (1e+32 in all) must be at most 1.15e+14 in currency "
+         "population.noise.cash: the agents' opening cash (1e+32 in all) must be at most 2.31e+14 in currency "
          "with the market's value to keep money in int64; lower the cash or the counts, got 1e+30 for 100 agents"),
-        ({"market.initial_price": 100_000.0},
-         "market.initial_price: the market's value at 100x the opening prices (1.05e+15) must be at most "
-         "1.15e+14 in currency to keep money in int64; lower market.initial_price or "
-         "market.shares_outstanding, got 100000.0"),
-        ({"market.initial_prices": [100.0] * 9 + [1_000_000.0]},
-         "market.initial_prices: the market's value at 100x the opening prices (1.05e+15) must be at most "
-         "1.15e+14 in currency to keep money in int64; lower market.initial_prices or "
-         "market.shares_outstanding, got " + str([100.0] * 9 + [1_000_000.0])),
+        ({"market.shares_outstanding": 10**12},
+         "market.shares_outstanding: the market's 10,500,000,000,000 shares (the borrow pools included) at the "
+         "largest order price (100,000.00) are worth 1.05e+18, more than 2.31e+14 in currency that keeps money "
+         "in int64; lower it, got 1000000000000"),
+        ({"market.shares_outstanding_each": [10**7] * 9 + [10**10]},
+         "market.shares_outstanding_each: the market's 10,594,500,000 shares (the borrow pools included) at the "
+         "largest order price (100,000.00) are worth 1.06e+15, more than 2.31e+14 in currency that keeps money "
+         "in int64; lower it, got " + str([10**7] * 9 + [10**10])),
     ],
 )
 def test_money_totals_that_could_overflow_int64_are_refused(changes, message):
@@ -97,9 +97,9 @@ def test_the_economy_bound_is_exact_at_its_edge():
     cfg = to_config({"market": {"symbols": ["A"], "sectors": [], "initial_price": 1.0,
                                 "shares_outstanding": 10_000_000, "borrow_fraction": 0.0},
                      "population": {"noise": {"count": 0}, "market_maker": {"count": 1, "cash": 1e9}}})
-    market = 10_000_000 * SCALE * PRICE_HEADROOM
+    market = 10_000_000 * MAX_PRICE
     most = (ECONOMY_MAX - market) // (10**9 * SCALE)
-    assert ECONOMY_MAX < INT64_MAX and most > 100_000
+    assert 2 * ECONOMY_MAX < INT64_MAX and most > 100_000
     cfg.population["market_maker"].count = most
     check_economy(cfg)
     cfg.population["market_maker"].count = most + 1

@@ -17,6 +17,8 @@ NONE, ACCEPTED, PARTIAL, FILLED, CANCELLED, REJECTED = range(6)
 (R_NONE, BAD_KIND, UNKNOWN_SYMBOL, BAD_SIDE, BAD_QTY, BAD_PRICE, OFF_TICK, DUPLICATE_ID,
  UNKNOWN_ORDER, NOT_OWNER, WOULD_CROSS, SELF_TRADE, NO_LIQUIDITY) = range(13)
 STP_NONE, STP_CANCEL_TAKER, STP_CANCEL_MAKER = range(3)
+MAX_QTY = 10**9  # shares: the largest order (components.money.MAX_QTY)
+MAX_PRICE = 10**9  # units: the largest price (components.money.MAX_PRICE)
 
 
 @dataclass(eq=False)  # identity: list.remove takes out exactly this order
@@ -174,10 +176,10 @@ class ReferenceEngine:
         new = kind in (LIMIT, MARKET, IOC, POST_ONLY)
         if new and side not in (BUY, SELL):
             return BAD_SIDE
-        if kind != CANCEL and qty <= 0:
+        if kind != CANCEL and not 0 < qty <= MAX_QTY:
             return BAD_QTY
         if kind in (LIMIT, IOC, POST_ONLY, MODIFY):
-            if price <= 0:
+            if not 0 < price <= MAX_PRICE:
                 return BAD_PRICE
             if price % self.tick[sym] != 0:
                 return OFF_TICK

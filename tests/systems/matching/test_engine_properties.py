@@ -55,8 +55,23 @@ OUTCOME_FIELDS = ("status", "reason", "filled", "resting",
 NEW_KINDS = (LIMIT, MARKET, IOC, POST_ONLY)
 
 
-def _row(n_symbols: int):
-    """One row: mostly well-formed, sometimes malformed in one field."""
+I64 = 2**63 - 1
+EXTREME_PRICES = [ref.MAX_PRICE] * 4 + [ref.MAX_PRICE - 200, ref.MAX_PRICE + 200, 2 * ref.MAX_PRICE,
+                                        2**62, (I64 // 200) * 200, I64, -(2**63)]
+"""Prices (units) at and beyond the largest order price and the int64 limits; the
+multiples of 200 are on every symbol's grid, so they reach the bound checks."""
+EXTREME_QTYS = [ref.MAX_QTY] * 4 + [ref.MAX_QTY - 1, ref.MAX_QTY + 1, ref.MAX_QTY // 3, 2**62, I64, -(2**63)]
+"""Quantities (shares) at and beyond the largest order and the int64 limits."""
+
+
+def _row(n_symbols: int, extreme: bool = False):
+    """One row: mostly well-formed, sometimes malformed in one field. With ``extreme``,
+    about one price and one quantity in four is at or beyond the order bounds or the int64
+    limits (:data:`EXTREME_PRICES`, :data:`EXTREME_QTYS`)."""
+    prices = [int(px * 100) for px in [2, 4] * 10 + [3] * 5 + [1, 5, 6] * 2 + [0, -1, 2.5]]
+    qtys = [1, 2, 3, 4, 5, 6] * 6 + [0, -1]
+    if extreme:
+        prices, qtys = prices + EXTREME_PRICES, qtys + EXTREME_QTYS
     return st.tuples(
         st.sampled_from([True] * 15 + [False]),  # valid
         st.sampled_from([LIMIT] * 12 + [MARKET, IOC] * 4 + [POST_ONLY] * 4
@@ -66,27 +81,27 @@ def _row(n_symbols: int):
         st.integers(0, 2),  # agent
         st.sampled_from(list(range(n_symbols)) * 30 + [n_symbols, -1]),  # symbol
         st.sampled_from([BUY, 1] * 15 + [2]),  # side (2 is invalid)
-        st.sampled_from([2, 4] * 10 + [3] * 5 + [1, 5, 6] * 2 + [0, -1, 2.5]),  # price in 100-unit steps
-        st.sampled_from([1, 2, 3, 4, 5, 6] * 6 + [0, -1]),  # qty
+        st.sampled_from(prices),  # price in units (mostly 100-unit steps)
+        st.sampled_from(qtys),  # qty
     )
 
 
 @st.composite
-def streams(draw):
+def streams(draw, extreme: bool = False):
     """(ticks, stp, batches): a random small stream split into up to 4 batches.
 
     New orders usually bring a fresh id (1 in 10 reuses a recent one, often a live
     duplicate); CANCEL/MODIFY usually name one of the last few LIMIT/POST_ONLY ids
     (1 in 10 a fresh, unknown id) and, 4 times in 5, come from its agent on its symbol;
-    a third of the MODIFYs keep the price.
+    a third of the MODIFYs keep the price. ``extreme``: prices and quantities also near
+    and beyond the order bounds and the int64 limits (see :func:`_row`).
     """
     n_symbols = draw(st.integers(1, 3))
     stp = draw(st.integers(0, 2))
-    rows = draw(st.lists(_row(n_symbols), min_size=12, max_size=60))  # about 24 on average
+    rows = draw(st.lists(_row(n_symbols, extreme), min_size=12, max_size=60))  # about 24 on average
     cols = {k: [] for k in _FIELDS}
     candidates: list[int] = []  # rows that may have left an order resting
-    for i, (valid, kind, u, back, agent, sym, side, px, qty) in enumerate(rows):
-        price = int(px * 100)
+    for i, (valid, kind, u, back, agent, sym, side, price, qty) in enumerate(rows):
         reuse = (u == 0) if kind in NEW_KINDS else (u != 0)
         if reuse and candidates:
             j = candidates[-min(back, len(candidates))]
