@@ -380,11 +380,10 @@ def write_outputs(job: Job, obs: Observers, ran: int, elapsed: float, state: Run
     summary = build_summary(job, obs, ran, elapsed, state)
     written = write_tables(job, obs)
     written += study_events(job, obs, summary)
-    written += write_config(job)
+    written += ["summary.json", *write_config(job)]
     if job.cfg.run.chart:
         written += write_charts(job, obs)
-    write_summary(job.out_dir / "summary.json", summary)
-    written.append("summary.json")
+    write_summary(job.out_dir / "summary.json", summary)  # last: the run directory is complete
     log.info("wrote %s in %s", ", ".join(written), job.out_dir)
     return summary
 
@@ -684,6 +683,8 @@ def error_line(e: BaseException, state: RunState) -> tuple[int, str] | None:
     from qtg.hooks.storage import StorageError
 
     code = EXIT_FAILED if state.started else EXIT_CONFIG
+    if isinstance(e, ValueError) and isinstance(e.__cause__, OSError) and "configure handler" in str(e):
+        e = e.__cause__  # Hydra's log file (run.log) could not be opened
     if isinstance(e, ConfigError):
         return EXIT_CONFIG, f"qtg: config error: {e}"
     if isinstance(e, SnapshotError):

@@ -227,15 +227,16 @@ class Simulation:
 def _end_all(hooks: Sequence[SimulationHook], sim: Simulation, failing: bool = False) -> None:
     """Every started hook's on_end, even when an earlier one fails. The first on_end error
     is raised after all have run, unless the run is already ``failing``: then its error
-    stays the one that propagates, and on_end errors are only logged."""
+    stays the one that propagates, and on_end errors are only logged (INFO: one failure,
+    such as a full disk, often fails several hooks)."""
     error = None
     for h in hooks:
         try:
             h.on_end(sim)
         except BaseException as e:  # noqa: BLE001 - re-raised or logged below
-            if failing:
-                log.error("%s.on_end failed while the run was failing: %s: %s",
-                          type(h).__name__, type(e).__name__, e)
+            if failing:  # in run.log; the console shows the run's own error
+                log.info("%s.on_end failed as well while the run was failing: %s: %s",
+                         type(h).__name__, type(e).__name__, e)
             error = error or e
     if error is not None and not failing:
         raise error
