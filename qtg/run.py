@@ -157,7 +157,7 @@ def build_or_resume(cfg: Config, out_dir: Path, overrides: Sequence[str] | None 
         out_dir = snap.location_run_dir() or out_dir
         check_resume(snap, cfg, out_dir, overrides)
         cfg = snap.merged_config(cfg)
-    check_writable(out_dir)
+    check_writable(out_dir, resuming=snap is not None)
     try:
         world = build_world(cfg)
     except ValueError as e:  # "key: problem" from a world-build check is the user's
@@ -185,7 +185,7 @@ def _names_a_key(message: str) -> bool:
     return re.match(rf"({'|'.join(_SECTIONS)})([.\[:]|$)", message) is not None
 
 
-def check_writable(out_dir: Path) -> None:
+def check_writable(out_dir: Path, resuming: bool = False) -> None:
     """Make the run directory and check that files can be created in it (a temporary file,
     removed at once). Raises :class:`Refused` naming the path."""
     try:
@@ -193,8 +193,9 @@ def check_writable(out_dir: Path) -> None:
         with tempfile.NamedTemporaryFile(dir=out_dir, prefix=".qtg-write-check-"):
             pass
     except OSError as e:
-        raise Refused(f"cannot write the run directory '{out_dir}': {e.strerror or e}; "
-                      "choose a writable one with hydra.run.dir=PATH") from None
+        hint = ("resume a copy of the run directory in a writable place" if resuming
+                else "choose a writable one with hydra.run.dir=PATH")
+        raise Refused(f"cannot write the run directory '{out_dir}': {e.strerror or e}; {hint}") from None
 
 
 def check_resume(snap, cfg: Config, out_dir: Path, overrides: Sequence[str] | None) -> None:
