@@ -594,14 +594,21 @@ def _hydra_entry(state: RunState) -> None:
         console_logging()
         # Errors go to main in state.error, not through Hydra (which would print its own
         # "Error executing job" line before ours).
+        hc = HydraConfig.get()
         try:
             cfg = to_config({k: v for k, v in dcfg.items() if k != "hydra"})
-            hc = HydraConfig.get()
             run_job(cfg, Path(hc.runtime.output_dir), list(hc.overrides.task), state)
         except (Exception, KeyboardInterrupt) as e:
             state.error = state.error or e
+            if str(hc.mode).endswith("MULTIRUN"):
+                raise _StopSweep from None  # a sweep stops at its first failed job
 
     task()
+
+
+class _StopSweep(BaseException):
+    """Leaves Hydra's launcher (which catches Exception) after a failed job of a sweep;
+    the job's error is in ``RunState.error``."""
 
 
 @contextlib.contextmanager
@@ -727,8 +734,11 @@ def main(argv: list[str] | None = None) -> int:
     state = RunState()
     sys.argv = [sys.argv[0], *argv]
     try:
-        with _hydra_raises():
-            _hydra_entry(state)
+        try:
+            with _hydra_raises():
+                _hydra_entry(state)
+        except _StopSweep:
+            pass
         if state.error is not None:
             raise state.error
     except SystemExit:
