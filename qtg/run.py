@@ -249,6 +249,8 @@ def _value(v: Any) -> str:
 def recorded_ticks(out_dir: Path, snap) -> tuple[int, str]:
     """How many ticks the run directory already records for the snapshot's run, and where:
     summary.json's ``run.ticks`` and the database's last stored tick + 1 (0: nothing)."""
+    import sqlite3
+
     from qtg.hooks.storage import RunDB, StorageError
 
     best, source = 0, ""
@@ -266,8 +268,8 @@ def recorded_ticks(out_dir: Path, snap) -> tuple[int, str]:
                 ticks = db.last_tick(int(saved["run_id"])) + 1
             if ticks > best:
                 best, source = ticks, f"{file} through tick {ticks - 1}"
-        except (StorageError, KeyError, ValueError):
-            pass
+        except (StorageError, sqlite3.Error, KeyError, ValueError):
+            pass  # not a database it can read: Storage.check refuses it with one line
     return best, source
 
 

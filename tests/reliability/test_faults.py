@@ -6,9 +6,7 @@ a refusal exits 2 and leaves no run directory it created; a failure during the r
 
 import json
 import os
-import resource
 import shutil
-import signal
 import sqlite3
 import subprocess
 import sys
@@ -27,12 +25,25 @@ WORLD = ["market.symbols=[ACME,BOLT]", "market.sectors=[]", "population.market_m
          "population.noise.count=10", "run.chart=false", "run.table=false", "hooks=[metrics,storage]"]
 
 
-def qtg_run(args: list[str], cwd: Path, prefix: tuple[str, ...] = (), preexec_fn=None,
+LIMITED = """import resource, runpy, signal, sys
+limit = int(sys.argv[1])
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails with EFBIG instead
+resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+sys.argv = ["qtg.run", *sys.argv[2:]]
+runpy.run_module("qtg.run", run_name="__main__", alter_sys=True)
+"""
+"""A child that limits the size of every file it writes (``RLIMIT_FSIZE``), then runs
+``python -m qtg.run``: a full disk for files past the limit."""
+
+
+def qtg_run(args: list[str], cwd: Path, prefix: tuple[str, ...] = (), file_size: int | None = None,
             timeout: float = 300) -> subprocess.CompletedProcess:
-    """``python -m qtg.run ARGS`` in a new process (this checkout's qtg)."""
+    """``python -m qtg.run ARGS`` in a new process (this checkout's qtg); ``file_size``:
+    files may grow to that many bytes."""
     env = os.environ | {"PYTHONPATH": str(ROOT), "JAX_PLATFORMS": "cpu"}
-    return subprocess.run([*prefix, sys.executable, "-m", "qtg.run", *args], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=timeout, preexec_fn=preexec_fn, check=False)
+    run = ["-m", "qtg.run"] if file_size is None else ["-c", LIMITED, str(file_size)]
+    return subprocess.run([*prefix, sys.executable, *run, *args], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=timeout, check=False)
 
 
 def one_line(out: subprocess.CompletedProcess) -> str:
@@ -52,17 +63,6 @@ def unprivileged() -> tuple[str, ...]:
     if not prefix or subprocess.run([*prefix, "true"], capture_output=True, check=False).returncode != 0:
         pytest.skip("running as root without setpriv: permission bits do not apply")
     return prefix
-
-
-def file_size_limit(limit: int):
-    """preexec_fn: files of the child may grow to ``limit`` bytes; a write beyond fails
-    with EFBIG (SIGXFSZ ignored, so the write returns an error instead of killing it)."""
-
-    def apply() -> None:
-        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
-        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
-
-    return apply
 
 
 def no_partial_files(run_dir: Path) -> None:
@@ -114,7 +114,7 @@ def test_a_run_directory_under_a_file_is_refused(tmp_path):
 def test_disk_full_in_the_database_surfaces_as_a_storage_error(tmp_path):
     run = tmp_path / "run"
     out = qtg_run(WORLD + ["engine=exact", "run.ticks=3000", "storage.batch_ticks=10", f"hydra.run.dir={run}"],
-                  tmp_path, preexec_fn=file_size_limit(192 * 1024))
+                  tmp_path, file_size=192 * 1024)
     assert out.returncode == 1
     line = one_line(out)
     assert line.startswith(f"qtg: storage error: {run / 'qtg.sqlite'}: writing failed: "), line
@@ -132,8 +132,7 @@ def test_disk_full_in_the_database_surfaces_as_a_storage_error(tmp_path):
 
 def test_disk_full_in_the_outputs_leaves_no_partial_file(tmp_path):
     run = tmp_path / "run"
-    out = qtg_run(WORLD + ["run.ticks=400", "hooks=[]", f"hydra.run.dir={run}"], tmp_path,
-                  preexec_fn=file_size_limit(24 * 1024))
+    out = qtg_run(WORLD + ["run.ticks=400", "hooks=[]", f"hydra.run.dir={run}"], tmp_path, file_size=24 * 1024)
     assert out.returncode == 1
     line = one_line(out)
     assert line.startswith(f"qtg: cannot write '{run}/") and line.endswith(": File too large"), line
