@@ -121,7 +121,7 @@ def run_job(cfg: Config, out_dir: Path, overrides: Sequence[str] | None = None,
     job = build_or_resume(cfg, out_dir, overrides)
     obs = choose_hooks(job)
     snapshots_on = job.cfg.snapshot.every > 0 or job.cfg.snapshot.at_end
-    with stop_on_signals(job.sim, obs.snapshots if snapshots_on else None, state):
+    with stop_on_signals(job.sim, obs.snapshots, state, snapshot_at_stop=snapshots_on):
         ran, elapsed = run_world(job, obs, state)
         summary = write_outputs(job, obs, ran, elapsed, state)
     if state.signal is not None:
@@ -319,29 +319,37 @@ def choose_hooks(job: Job) -> Observers:
 
 
 @contextlib.contextmanager
-def stop_on_signals(sim, snapshots=None, state: RunState | None = None) -> Iterator[RunState]:
+def stop_on_signals(sim, snapshots=None, state: RunState | None = None,
+                    snapshot_at_stop: bool = False) -> Iterator[RunState]:
     """While the block runs (in the main thread): SIGINT (Ctrl-C) and SIGTERM ask ``sim`` to
-    stop at the next tick boundary, and ``snapshots`` (a Snapshotter, when snapshots are
-    on) to write one there; the signal goes into ``state.signal``. A second signal gets
-    the handler in force before (Ctrl-C: KeyboardInterrupt at once). The previous
-    handlers are restored when the block ends. Elsewhere than the main thread it does
-    nothing (Python delivers signals to the main thread only)."""
+    stop at the next tick boundary, the signal going into ``state.signal``; a second one
+    gets the handler in force before (Ctrl-C: KeyboardInterrupt at once). With
+    ``snapshots`` (the Snapshotter), SIGUSR1 asks for a snapshot at the next tick boundary,
+    and with ``snapshot_at_stop`` so does a stopping signal. The previous handlers are
+    restored when the block ends. Elsewhere than the main thread it does nothing (Python
+    delivers signals to the main thread only)."""
     state = state if state is not None else RunState()
     if threading.current_thread() is not threading.main_thread():
         yield state
         return
     previous: dict[int, Any] = {}
 
-    def handler(signum, frame) -> None:
+    def stop(signum, frame) -> None:
         signal.signal(signum, previous[signum])  # the next one acts at once
         if state.signal is None:
             state.signal = signum
-        if snapshots is not None:
+        if snapshots is not None and snapshot_at_stop:
             snapshots.request()
         sim.request_stop(f"interrupted ({signal.Signals(signum).name})")
 
+    def snapshot(signum, frame) -> None:
+        snapshots.request()
+
+    wanted = [(s, stop) for s in STOP_SIGNALS]
+    if snapshots is not None and hasattr(signal, "SIGUSR1"):
+        wanted.append((signal.SIGUSR1, snapshot))
     try:
-        for s in STOP_SIGNALS:
+        for s, handler in wanted:
             previous[s] = signal.signal(s, handler)
         yield state
     finally:

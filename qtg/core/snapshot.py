@@ -46,7 +46,6 @@ import datetime
 import hashlib
 import json
 import logging
-import signal
 import struct
 import threading
 from pathlib import Path
@@ -484,8 +483,9 @@ class Snapshotter:
     """A hook writing snapshots into ``directory`` as ``tick_{tick:07d}.qtgsnap``.
 
     * every ``every`` ticks, at the boundary after the tick (``every=0``: never);
-    * at the next tick boundary after :meth:`request` (thread-safe; the terminal UI's key
-      and SIGUSR1, whose handler ``on_start`` installs in the main thread);
+    * at the next tick boundary after :meth:`request` (thread-safe and signal-safe: the
+      terminal UI's key, and ``python -m qtg.run``'s handlers of SIGUSR1, SIGINT and
+      SIGTERM; the hook installs no handler itself);
     * when the run stops, with ``at_end`` (or with a request still pending), provided the
       world is at a boundary every hook has seen (not after an error inside a tick).
 
@@ -511,8 +511,6 @@ class Snapshotter:
         self._requested = threading.Event()
         self._boundary: int | None = None  # the last tick boundary every hook has seen
         self._last_written: int | None = None
-        self._old_handler = None
-        self._installed = False
 
     def request(self) -> None:
         """Write a snapshot at the next tick boundary (thread-safe; signal-safe)."""
@@ -521,12 +519,6 @@ class Snapshotter:
     # ------------------------------------------------------------------ hook
     def on_start(self, sim) -> None:
         self._boundary = sim.tick
-        if hasattr(signal, "SIGUSR1") and threading.current_thread() is threading.main_thread():
-            self._old_handler = signal.signal(signal.SIGUSR1, self._on_signal)
-            self._installed = True
-
-    def _on_signal(self, signum, frame) -> None:
-        self.request()
 
     def on_tick(self, sim, result) -> None:
         self._boundary = sim.tick
@@ -536,18 +528,13 @@ class Snapshotter:
             self._write(sim, periodic)
 
     def on_end(self, sim) -> None:
-        try:
-            wanted = self.at_end or self._requested.is_set()
-            if wanted and self._last_written != sim.tick:
-                if sim.tick == self._boundary:
-                    self._requested.clear()
-                    self._write(sim, periodic=False)
-                else:
-                    log.warning("no snapshot at the end: the run stopped inside tick %d", sim.tick)
-        finally:
-            if self._installed:
-                signal.signal(signal.SIGUSR1, self._old_handler if self._old_handler is not None else signal.SIG_DFL)
-                self._installed = False
+        wanted = self.at_end or self._requested.is_set()
+        if wanted and self._last_written != sim.tick:
+            if sim.tick == self._boundary:
+                self._requested.clear()
+                self._write(sim, periodic=False)
+            else:  # the run failed or was interrupted at once: its error says so
+                log.info("no snapshot at the end: the run stopped inside tick %d", sim.tick)
 
     # ------------------------------------------------------------------ cursor
     def state_dict(self) -> dict:
