@@ -111,6 +111,7 @@ def test_a_run_directory_under_a_file_is_refused(tmp_path):
 
 
 # ---------------------------------------------------------------------- disk full
+@pytest.mark.slow  # a CLI run up to a full disk: 18 s on 2 cores
 def test_disk_full_in_the_database_surfaces_as_a_storage_error(tmp_path):
     run = tmp_path / "run"
     out = qtg_run(WORLD + ["engine=exact", "run.ticks=3000", "storage.batch_ticks=10", f"hydra.run.dir={run}"],
@@ -130,6 +131,7 @@ def test_disk_full_in_the_database_surfaces_as_a_storage_error(tmp_path):
     no_partial_files(run)
 
 
+@pytest.mark.slow  # a CLI run of 400 ticks: 25 s on 2 cores
 def test_disk_full_in_the_outputs_leaves_no_partial_file(tmp_path):
     run = tmp_path / "run"
     out = qtg_run(WORLD + ["run.ticks=400", "hooks=[]", f"hydra.run.dir={run}"], tmp_path, file_size=24 * 1024)

@@ -59,6 +59,7 @@ def stopped(tmp_path_factory):
     return get
 
 
+@pytest.mark.slow  # a CLI run per signal: 17-23 s on 2 cores
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
 def test_a_signal_stops_at_a_tick_boundary_with_everything_written(stopped, signum):
     run_dir, out = stopped(signum)
@@ -83,6 +84,7 @@ def test_a_signal_stops_at_a_tick_boundary_with_everything_written(stopped, sign
     assert sum(1 for _ in (run_dir / "prices.csv").open()) == 1 + 2 * ticks  # header, then 2 symbols a tick
 
 
+@pytest.mark.slow  # needs the SIGINT run of the test above
 def test_resuming_after_sigint_continues_bit_identically(stopped, tmp_path):
     run_dir, _ = stopped(signal.SIGINT)
     stop = json.loads((run_dir / "summary.json").read_text())["run"]["ticks"]
