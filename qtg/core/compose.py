@@ -12,14 +12,15 @@ CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
 
 
 
-def compose(overrides: list[str]):
-    """Compose ``conf/config.yaml`` with overrides (no run directory, no side effects)."""
+def compose(overrides: list[str], hydra: bool = False):
+    """Compose ``conf/config.yaml`` with overrides (no run directory, no side effects);
+    with ``hydra``, the ``hydra`` section too (its run directory, mode)."""
     from hydra import compose as hydra_compose
     from hydra import initialize_config_dir
 
     register()
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        return hydra_compose("config", overrides=overrides)
+        return hydra_compose("config", overrides=overrides, return_hydra_config=hydra)
 
 
 def load_config(overrides: list[str]) -> Config:

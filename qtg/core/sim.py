@@ -8,7 +8,7 @@ chosen in config and built by :mod:`qtg.hooks`).
 from __future__ import annotations
 
 import dataclasses
-import signal
+import logging
 import threading
 import time
 from typing import Any, Callable, Protocol, Sequence
@@ -21,6 +21,8 @@ from components.frame import Frame
 from components.orders import FillBatch, OrderBatch, Outcomes
 from components.world import WorldParams, WorldState, WorldStatic
 from qtg.core.schedule import DEFAULT_SCHEDULE, HostResources, Stage, compile_schedule
+
+log = logging.getLogger("qtg")
 
 
 @dataclasses.dataclass
@@ -188,22 +190,17 @@ class Simulation:
     def run(self, ticks: int, hooks: Sequence[SimulationHook] = (), gate: Gate | None = None) -> int:
         """Run up to ``ticks`` ticks, calling every hook's on_start, on_tick and on_end.
 
-        Stops early, at a tick boundary, when ``gate`` returns ``False``, when
-        :meth:`request_stop` is called, or on Ctrl-C (in the main thread; a second Ctrl-C
-        interrupts at once); :attr:`stop_reason` then says why. The hooks' ``on_end`` runs
-        however the run ends, errors included, so what they accepted is flushed. Returns
-        the number of ticks run.
+        Stops early, at a tick boundary, when ``gate`` returns ``False`` or when
+        :meth:`request_stop` is called (from a hook, another thread or a signal handler:
+        ``python -m qtg.run`` turns Ctrl-C and SIGTERM into a stop request; the
+        simulation installs no handler itself); :attr:`stop_reason` then says why. The
+        hooks' ``on_end`` runs however the run ends, errors included, so what they
+        accepted is flushed; when the run fails, its error is the one raised (an
+        ``on_end`` failing as well, e.g. on the same full disk, is logged, not raised in
+        its place). Returns the number of ticks run.
         """
         self._stop.clear()
         self.stop_reason = None
-        restore = None
-        if threading.current_thread() is threading.main_thread():
-
-            def on_sigint(signum, frame):
-                signal.signal(signal.SIGINT, restore)  # a second Ctrl-C interrupts at once
-                self.request_stop("interrupted (Ctrl-C)")
-
-            restore = signal.signal(signal.SIGINT, on_sigint)
         done = 0
         started: list[SimulationHook] = []
         try:
@@ -220,21 +217,26 @@ class Simulation:
                 done += 1
                 for h in hooks:
                     h.on_tick(self, result)
-        finally:
-            if restore is not None:
-                signal.signal(signal.SIGINT, restore)
-            _end_all(started, self)
+        except BaseException:
+            _end_all(started, self, failing=True)
+            raise
+        _end_all(started, self)
         return done
 
 
-def _end_all(hooks: Sequence[SimulationHook], sim: Simulation) -> None:
-    """Every started hook's on_end, even when an earlier one fails (the first error is
-    raised after all have run, unless one is already propagating)."""
+def _end_all(hooks: Sequence[SimulationHook], sim: Simulation, failing: bool = False) -> None:
+    """Every started hook's on_end, even when an earlier one fails. The first on_end error
+    is raised after all have run, unless the run is already ``failing``: then its error
+    stays the one that propagates, and on_end errors are only logged (INFO: one failure,
+    such as a full disk, often fails several hooks)."""
     error = None
     for h in hooks:
         try:
             h.on_end(sim)
-        except BaseException as e:  # noqa: BLE001 - re-raised below
+        except BaseException as e:  # noqa: BLE001 - re-raised or logged below
+            if failing:  # in run.log; the console shows the run's own error
+                log.info("%s.on_end failed as well while the run was failing: %s: %s",
+                         type(h).__name__, type(e).__name__, e)
             error = error or e
-    if error is not None:
+    if error is not None and not failing:
         raise error

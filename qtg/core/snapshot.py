@@ -31,11 +31,12 @@ string), ``shape``, ``offset`` (from the start of the data) and ``nbytes``. A PR
 is stored as its key data (``jax.random.key_data``). The first 56 bytes keep this layout
 in every format version, so any version can be recognised and refused clearly.
 
-Files are written atomically (a temporary file in the same folder, fsync, rename), so a
-crash leaves the previous snapshot intact. :func:`read_snapshot` refuses, with one line
-saying what is wrong and what to do, a missing, truncated, corrupted (checksum) or
-foreign (magic) file, another format version, another qtg version; :meth:`Snapshot.restore`
-refuses a world whose layout differs.
+Files are written atomically (:func:`qtg.core.files.atomic_open`: a temporary file in
+the same folder, fsync, rename), so a crash or a full disk leaves the previous snapshot
+intact. :func:`read_snapshot` refuses, with one line saying what is wrong and what to do,
+a missing, truncated, corrupted (checksum) or foreign (magic) file, another format
+version, another qtg version; :meth:`Snapshot.restore` refuses a world whose layout
+differs.
 """
 
 from __future__ import annotations
@@ -45,8 +46,6 @@ import datetime
 import hashlib
 import json
 import logging
-import os
-import signal
 import struct
 import threading
 from pathlib import Path
@@ -57,6 +56,7 @@ import numpy as np
 
 import qtg
 from qtg.core.config import Config, ConfigError
+from qtg.core.files import atomic_open
 
 log = logging.getLogger("qtg")
 
@@ -210,42 +210,26 @@ def _write(path: Path, header: dict, arrays: dict[str, np.ndarray]) -> None:
     data_start = _aligned(_DATA + len(text))
     total = data_start + offset
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
     digest = hashlib.sha256()
-    try:
-        with open(tmp, "wb") as f:
+    with atomic_open(path, "wb") as f:
 
-            def put(b) -> None:
-                f.write(b)
-                digest.update(b)
+        def put(b) -> None:
+            f.write(b)
+            digest.update(b)
 
-            prefix = _PREFIX.pack(MAGIC, FORMAT_VERSION, 0, total, bytes(32))
-            f.write(prefix)
-            digest.update(prefix[8:24])
-            put(_HLEN.pack(len(text)))
-            put(text)
-            put(bytes(data_start - _DATA - len(text)))
-            for name, a in arrays.items():
-                b = a.tobytes()  # C order
-                put(b)
-                put(bytes(_aligned(len(b)) - len(b)))
-            assert f.tell() == total
-            f.seek(24)
-            f.write(digest.digest())
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    try:  # make the rename itself durable
-        fd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-    except OSError:
-        pass
+        prefix = _PREFIX.pack(MAGIC, FORMAT_VERSION, 0, total, bytes(32))
+        f.write(prefix)
+        digest.update(prefix[8:24])
+        put(_HLEN.pack(len(text)))
+        put(text)
+        put(bytes(data_start - _DATA - len(text)))
+        for a in arrays.values():
+            b = a.tobytes()  # C order
+            put(b)
+            put(bytes(_aligned(len(b)) - len(b)))
+        assert f.tell() == total
+        f.seek(24)
+        f.write(digest.digest())
 
 
 # ---------------------------------------------------------------------- reading
@@ -362,6 +346,41 @@ class Snapshot:
         except ConfigError as e:
             raise SnapshotError(f"snapshot '{self.path}': its config does not validate ({e})") from None
 
+    def location_run_dir(self) -> Path | None:
+        """The run directory the snapshot lies in: ``<run dir>/<snapshot.dir>/tick_N.qtgsnap``
+        (``snapshot.dir`` as its run had it), judged from the path it was read from, so
+        a copied run directory resumes into the copy. None when the file lies elsewhere
+        (not inside its run's snapshot folder). :attr:`run_dir` (recorded when it was
+        written) is where it lay then."""
+        sub = Path(str(self.config.get("snapshot", {}).get("dir", "snapshots")))
+        folder = self.path.absolute().parent
+        if sub.is_absolute() or not sub.parts or ".." in sub.parts:
+            return None
+        n = len(sub.parts)
+        if len(folder.parts) <= n or folder.parts[-n:] != sub.parts:
+            return None
+        return Path(*folder.parts[:-n])
+
+    def world_changes(self, cfg: Config, keys: Iterable[str] | None = None) -> list[tuple[str, Any, Any]]:
+        """Where ``cfg``'s world (:data:`WORLD_SECTIONS`) differs from the snapshot's:
+        ``(dotted key, snapshot value, cfg value)``, leaves in config order. ``keys``
+        (dotted keys or sections, such as the command line's overrides) limits the
+        comparison to those keys and what lies under them; None compares every world key."""
+        from qtg.core.config import config_dict
+
+        given = config_dict(cfg)
+        prefixes = None if keys is None else [k for k in keys if k]
+
+        def wanted(key: str) -> bool:
+            return prefixes is None or any(key == k or key.startswith((k + ".", k + "[")) for k in prefixes)
+
+        out: list[tuple[str, Any, Any]] = []
+        for section in WORLD_SECTIONS:
+            for key, a, b in _differences(self.config.get(section), given.get(section), section):
+                if wanted(key):
+                    out.append((key, a, b))
+        return out
+
     def restore(self, world, engine):
         """A :class:`~qtg.core.sim.Simulation` at the snapshot's tick: ``world`` (built from
         :meth:`merged_config`, e.g. by ``qtg.core.world.build_world``) with every params and
@@ -440,6 +459,19 @@ class Snapshot:
         return loaded
 
 
+_MISSING = "<absent>"
+
+
+def _differences(a: Any, b: Any, key: str) -> Iterable[tuple[str, Any, Any]]:
+    """``(dotted key, a value, b value)`` of every leaf where two plain-data configs
+    differ (lists are compared whole; a key one side lacks shows as ``<absent>``)."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        for k in [*a, *(k for k in b if k not in a)]:
+            yield from _differences(a.get(k, _MISSING), b.get(k, _MISSING), f"{key}.{k}")
+    elif a != b:
+        yield key, a, b
+
+
 def _short(text: str | None, n: int = 60) -> str:
     if text is None:
         return "none"
@@ -451,8 +483,9 @@ class Snapshotter:
     """A hook writing snapshots into ``directory`` as ``tick_{tick:07d}.qtgsnap``.
 
     * every ``every`` ticks, at the boundary after the tick (``every=0``: never);
-    * at the next tick boundary after :meth:`request` (thread-safe; the terminal UI's key
-      and SIGUSR1, whose handler ``on_start`` installs in the main thread);
+    * at the next tick boundary after :meth:`request` (thread-safe and signal-safe: the
+      terminal UI's key, and ``python -m qtg.run``'s handlers of SIGUSR1, SIGINT and
+      SIGTERM; the hook installs no handler itself);
     * when the run stops, with ``at_end`` (or with a request still pending), provided the
       world is at a boundary every hook has seen (not after an error inside a tick).
 
@@ -478,8 +511,6 @@ class Snapshotter:
         self._requested = threading.Event()
         self._boundary: int | None = None  # the last tick boundary every hook has seen
         self._last_written: int | None = None
-        self._old_handler = None
-        self._installed = False
 
     def request(self) -> None:
         """Write a snapshot at the next tick boundary (thread-safe; signal-safe)."""
@@ -488,12 +519,6 @@ class Snapshotter:
     # ------------------------------------------------------------------ hook
     def on_start(self, sim) -> None:
         self._boundary = sim.tick
-        if hasattr(signal, "SIGUSR1") and threading.current_thread() is threading.main_thread():
-            self._old_handler = signal.signal(signal.SIGUSR1, self._on_signal)
-            self._installed = True
-
-    def _on_signal(self, signum, frame) -> None:
-        self.request()
 
     def on_tick(self, sim, result) -> None:
         self._boundary = sim.tick
@@ -503,18 +528,13 @@ class Snapshotter:
             self._write(sim, periodic)
 
     def on_end(self, sim) -> None:
-        try:
-            wanted = self.at_end or self._requested.is_set()
-            if wanted and self._last_written != sim.tick:
-                if sim.tick == self._boundary:
-                    self._requested.clear()
-                    self._write(sim, periodic=False)
-                else:
-                    log.warning("no snapshot at the end: the run stopped inside tick %d", sim.tick)
-        finally:
-            if self._installed:
-                signal.signal(signal.SIGUSR1, self._old_handler if self._old_handler is not None else signal.SIG_DFL)
-                self._installed = False
+        wanted = self.at_end or self._requested.is_set()
+        if wanted and self._last_written != sim.tick:
+            if sim.tick == self._boundary:
+                self._requested.clear()
+                self._write(sim, periodic=False)
+            else:  # the run failed or was interrupted at once: its error says so
+                log.info("no snapshot at the end: the run stopped inside tick %d", sim.tick)
 
     # ------------------------------------------------------------------ cursor
     def state_dict(self) -> dict:

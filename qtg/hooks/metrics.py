@@ -1,4 +1,8 @@
-"""The metrics hook: ``metrics.jsonl`` while the run goes, ``metrics.json`` at its end."""
+"""The metrics hook: ``metrics.jsonl`` while the run goes, ``metrics.json`` at its end.
+
+Both files appear only once the run has ticked (a run refused or failed before its first
+tick leaves neither); ``metrics.json`` is written atomically, so it is whole or absent.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from qtg.core.files import write_text
 from qtg.core.sim import Simulation, TickResult
 
 
@@ -16,7 +21,8 @@ class Metrics:
     a line of ``metrics.jsonl`` over the ticks since the last line: ticks per second
     and ms per tick over the window, orders, fills and volume per tick, mean spread and
     last mark per symbol. At the end ``metrics.json`` sums up the whole run (ms per tick
-    median / p90 / p99, ticks, orders and fills per second).
+    median / p90 / p99, ticks, orders and fills per second). A failed write (disk full)
+    raises OSError naming the file.
     """
 
     name = "metrics"
@@ -30,15 +36,15 @@ class Metrics:
         self._t0 = 0.0
         self._wall = 0.0
         self._file = None
+        self._ticked = False  # this run has ticked: metrics.json is due at its end
         self.lines: list[dict] = []  # kept when there is no run directory
 
     def on_start(self, sim: Simulation) -> None:
         self._t0 = time.perf_counter()
-        if self.run_dir is not None:
-            self.run_dir.mkdir(parents=True, exist_ok=True)
-            self._file = open(self.run_dir / "metrics.jsonl", "a")
+        self._ticked = False
 
     def on_tick(self, sim: Simulation, r: TickResult) -> None:
+        self._ticked = True
         self.seconds.append(r.seconds)
         self.orders += r.accepted
         self.fills += len(r.fills)
@@ -61,11 +67,18 @@ class Metrics:
             "spread": {s: round(float(v), 4) for s, v in zip(sim.static.symbols, spread.mean(axis=0))},
             "mark": {s: round(float(v) / 10_000, 4) for s, v in zip(sim.static.symbols, w[-1].marks)},
         }
-        if self._file is not None:
+        if self.run_dir is None:
+            self.lines.append(line)
+            return
+        path = self.run_dir / "metrics.jsonl"
+        try:
+            if self._file is None:  # opened at the first line; appended to on a resume
+                self.run_dir.mkdir(parents=True, exist_ok=True)
+                self._file = open(path, "a")  # noqa: SIM115 - open for the run, closed in on_end
             self._file.write(json.dumps(line) + "\n")
             self._file.flush()
-        else:
-            self.lines.append(line)
+        except OSError as e:
+            raise OSError(e.errno, e.strerror, str(path)) from e
 
     def summary(self) -> dict:
         """The whole run so far: ticks, ms per tick (median, p90, p99), rates."""
@@ -83,12 +96,19 @@ class Metrics:
 
     def on_end(self, sim: Simulation) -> None:
         self._wall += time.perf_counter() - self._t0
-        if self._window:
-            self._emit(sim)
-        if self._file is not None:
-            self._file.close()
-            self._file = None
-            (self.run_dir / "metrics.json").write_text(json.dumps(self.summary(), indent=2) + "\n")
+        try:
+            if self._window:
+                self._emit(sim)
+        finally:
+            if self._file is not None:
+                self._file.close()
+                self._file = None
+        if self.run_dir is not None and self._ticked:
+            path = self.run_dir / "metrics.json"
+            try:
+                write_text(path, json.dumps(self.summary(), indent=2) + "\n")
+            except OSError as e:
+                raise OSError(e.errno, e.strerror, str(path)) from e
 
     def state_dict(self) -> dict:
         return {"seconds": np.array(self.seconds, np.float64), "orders": self.orders, "fills": self.fills,

@@ -365,6 +365,36 @@ class Storage:
         ``d["tick"]`` and restore the open candles."""
         self._resume = d
 
+    def check(self) -> None:
+        """Refuse, before the run writes anything, a database this hook could not go on
+        with: a file that is not SQLite or not a qtg run database of this schema version,
+        or (resuming) a run stored with other candle intervals. Reads only; a missing
+        file is fine (``on_start`` creates it). Raises StorageError with one line."""
+        if self._resume is not None:
+            saved = [int(x) for x in np.asarray(self._resume["intervals"]).tolist()]
+            intervals = [int(x) for x in self.cfg.candles]
+            if saved != intervals:
+                raise StorageError(f"storage.candles: the snapshot's run stored candles {saved}, "
+                                   f"got {intervals}; keep the same intervals to resume")
+        if not self.path.exists():
+            return
+        if not self.path.is_file():
+            raise StorageError(f"{self.path}: not a file; storage.file must name a database file")
+        try:
+            con = sqlite3.connect(self.path.resolve().as_uri() + "?mode=ro", uri=True, timeout=30.0)
+        except sqlite3.Error as e:
+            raise StorageError(f"{self.path}: cannot open ({e})") from None
+        try:
+            try:
+                fresh = con.execute("PRAGMA user_version").fetchone()[0] == 0 and not _tables(con)
+            except sqlite3.DatabaseError as e:
+                raise StorageError(f"{self.path}: not a SQLite database ({e}); use another storage.file "
+                                   "or run directory") from None
+            if not fresh:
+                _check_schema(con, self.path)
+        finally:
+            con.close()
+
     def on_start(self, sim) -> None:
         """Open or create the database and start the writer thread. A fresh hook adds a
         ``runs`` row; one loaded with a snapshot's state cuts its run back to the

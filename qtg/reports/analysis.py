@@ -53,6 +53,8 @@ from typing import Any
 
 import numpy as np
 
+from qtg.core.files import save_figure
+
 PRICE_FIELDS = ("last", "bid", "ask", "mid", "fair", "volume")
 PRICES_REQUIRED = ("tick", "symbol", "last")
 EVENTS_REQUIRED = ("tick", "kind", "target")
@@ -627,7 +629,7 @@ def plot_event_study(prices: dict[str, Any], events: list[dict[str, Any]], path:
                      title: str | None = None) -> None:
     """Write the event study (:func:`event_study_figure`) as a PNG."""
     fig = event_study_figure(prices, events, title)
-    fig.savefig(path, dpi=110)
+    save_figure(fig, path, dpi=110)
     _plt().close(fig)
 
 
@@ -771,5 +773,5 @@ def plot_stylized_facts(facts: list[dict[str, Any]], returns: dict[str, np.ndarr
     failed = failed_facts(facts)
     fig.suptitle("\n".join([title, *failed]), fontsize=11 if not failed else 9)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    save_figure(fig, path, dpi=110)
     plt.close(fig)

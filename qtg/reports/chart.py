@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from components.money import SCALE
+from qtg.core.files import save_figure
 from qtg.hooks import Recorder
 from qtg.reports.analysis import indexed, symbol_groups
 from qtg.reports.summary import CHART_INDICATORS, agents_text, indicators_of
@@ -37,7 +38,7 @@ def chart(path: Path, sim, rec: Recorder) -> None:
     import matplotlib.pyplot as plt
 
     fig = chart_figure(sim.static, rec.arrays())
-    fig.savefig(path, dpi=110)
+    save_figure(fig, path, dpi=110)
     plt.close(fig)
 
 

@@ -28,12 +28,12 @@ from __future__ import annotations
 
 import csv
 import math
-from pathlib import Path
 
 import numpy as np
 
 from components.money import SCALE
 from components.orders import OrderType, Side, Status
+from qtg.core.files import atomic_open, save_figure
 
 SIZE_EDGES: tuple[float, ...] = (0.01, 0.03, 0.1, 0.3, 1.0)
 """Bucket edges of size over depth; bucket ``k`` holds ``edges[k-1] <= x < edges[k]``."""
@@ -368,7 +368,7 @@ class ImpactRecorder:
         field, a ``size_over_depth`` against an empty side is ``inf``)."""
         rec = self.records()
         names = self.symbols
-        with Path(path).open("w", newline="") as f:
+        with atomic_open(path, "w", newline="") as f:
             w = csv.writer(f)
             w.writerow(CSV_COLUMNS)
             for r in rec.tolist():
@@ -420,7 +420,7 @@ class ImpactRecorder:
                      f"mean {_fmt(s['mean_slippage_bps'])} bp")
         ax.legend(loc="upper left", fontsize=8)
         fig.tight_layout()
-        fig.savefig(path, dpi=110)
+        save_figure(fig, path, dpi=110)
 
 
 def _ratio(num, den):

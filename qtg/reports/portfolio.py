@@ -14,6 +14,7 @@ import jax
 import numpy as np
 
 from components.world import WorldState, WorldStatic
+from qtg.core.files import save_figure
 from systems.risk import beta, exposure, index_stats, symbol_correlation
 
 CORRELATION_DECIMALS = 4
@@ -178,5 +179,5 @@ def plot_correlation(static: WorldStatic, state: WorldState, path: Path | str) -
     ax.set_title(f"Correlation of per-tick symbol returns ({int(state.risk.symbol_count)} ticks)",
                  fontsize=9)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    save_figure(fig, path, dpi=110)
     plt.close(fig)

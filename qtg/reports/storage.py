@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from components.money import SCALE
+from qtg.core.files import save_figure
 from qtg.hooks.storage import RunDB
 
 MAX_POINTS = 4000
@@ -110,7 +111,7 @@ def plot_prices(db: RunDB, run_id: int, path: Path) -> Path:
         ax_v.set_xlabel("tick", fontsize=8)
     note = f", buckets of {series['step']} ticks" if series["step"] > 1 else ""
     fig.suptitle(f"run {run_id}: prices, fair value and news (ticks 0..{db.last_tick(run_id)}{note})")
-    fig.savefig(path, dpi=100, bbox_inches="tight")
+    save_figure(fig, path, dpi=100, bbox_inches="tight")
     plt.close(fig)
     return path
 
@@ -149,6 +150,6 @@ def plot_equity(db: RunDB, run_id: int, path: Path) -> Path:
     ax_e.legend(loc="upper left", fontsize=8, frameon=False, ncol=2)
     fig.suptitle(f"run {run_id}: equity by strategy kind (portfolio snapshots)")
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    save_figure(fig, path, dpi=100)
     plt.close(fig)
     return path

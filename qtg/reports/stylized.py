@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from qtg.core.files import write_text
 from qtg.reports import analysis
 
 
@@ -29,7 +30,7 @@ def measure_run(run_dir: Path) -> dict:
         "not_applicable": sum(f["passed"] is None for f in facts),
         "facts": facts,
     }
-    (run_dir / "stylized_facts.json").write_text(json.dumps(out, indent=2) + "\n")
+    write_text(run_dir / "stylized_facts.json", json.dumps(out, indent=2) + "\n")
     analysis.plot_stylized_facts(facts, returns, run_dir / "stylized_facts.png",
                                  mispricing=analysis.log_mispricing(prices))
     return out

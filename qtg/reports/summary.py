@@ -12,6 +12,7 @@ from components.money import SCALE, to_float
 from components.orders import Reason, Status
 from components.world import WorldState
 from qtg.core.config import Config
+from qtg.core.files import atomic_open, write_text
 from qtg.core.sim import Simulation
 from qtg.hooks import Recorder
 
@@ -212,8 +213,7 @@ def write_prices(path: Path, sim: Simulation, rec: Recorder) -> None:
     mid = np.where(both, (h["bid"] + h["ask"]) / 2.0, h["last"])
     sector = [static.sectors[static.sector_of[s]] if static.sector_of else static.sectors[0]
               for s in range(static.n_symbols)]
-    tmp = path.with_suffix(".csv.tmp")
-    with tmp.open("w", newline="") as f:
+    with atomic_open(path, "w", newline="") as f:
         w = csv.writer(f)
         w.writerow(PRICE_COLUMNS)
         for t in range(len(h["last"])):
@@ -221,27 +221,23 @@ def write_prices(path: Path, sim: Simulation, rec: Recorder) -> None:
                 w.writerow([t, name, sector[s], f"{h['last'][t, s] / SCALE:.4f}", f"{h['bid'][t, s] / SCALE:.4f}",
                             f"{h['ask'][t, s] / SCALE:.4f}", f"{mid[t, s] / SCALE:.5f}",
                             f"{h['fair'][t, s] / SCALE:.4f}", int(h["volume"][t, s])])
-    tmp.replace(path)
 
 
 def write_events(path: Path, rec: Recorder) -> None:
     """events.csv: one row per news event with its effect on fair value (currency)."""
     import csv
 
-    tmp = path.with_suffix(".csv.tmp")
-    with tmp.open("w", newline="") as f:
+    with atomic_open(path, "w", newline="") as f:
         w = csv.writer(f)
         w.writerow(EVENT_COLUMNS)
         for tick, kind, target, size, symbols, before, after in rec.events:
             w.writerow([tick, kind, target, f"{size:.6g}", symbols, f"{before:.4f}", f"{after:.4f}"])
-    tmp.replace(path)
 
 
 def write_summary(path: Path, summary: dict) -> None:
-    """Write atomically: a reader never sees half a file."""
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(summary, indent=2) + "\n")
-    tmp.replace(path)
+    """Write atomically (:mod:`qtg.core.files`): a reader never sees half a file, and a
+    failure leaves the previous summary.json as it was."""
+    write_text(path, json.dumps(summary, indent=2) + "\n")
 
 
 def agents_text(rows: int, pool: int = 0) -> str:
@@ -340,8 +336,7 @@ def write_agents_table(path: Path, initial: WorldState, sim: Simulation, rec: Re
         kind_of[k.start : k.stop] = k.name
     cols = portfolio_columns(static, state)  # beta, exposures (currency, shorts negative)
     fees = np.asarray(state.wallet.fees)
-    tmp = path.with_suffix(".csv.tmp")
-    with tmp.open("w", newline="") as f:
+    with atomic_open(path, "w", newline="") as f:
         w = csv.writer(f)
         w.writerow(["agent", "kind", "pnl", "equity", "cash", "trades", "sharpe", "max_drawdown",
                     "var", "borrow_fees", *cols, *(f"position_{s}" for s in static.symbols)])
@@ -353,4 +348,3 @@ def write_agents_table(path: Path, initial: WorldState, sim: Simulation, rec: Re
                         f"{fees[i] / SCALE:.4f}",
                         *(f"{c[i]:.6g}" if np.isfinite(c[i]) else "" for c in cols.values()),
                         *(int(x) for x in pos1[i])])
-    tmp.replace(path)

@@ -23,6 +23,8 @@ from typing import Any
 
 import numpy as np
 
+from qtg.core.files import save_figure, write_text
+
 METRICS = ("sharpe", "max_drawdown", "total_return")
 
 
@@ -95,7 +97,7 @@ def chart(path: Path, rows: list[dict[str, Any]], n_seeds: int) -> None:
     axes[0].invert_yaxis()
     fig.suptitle(f"strategy tournament: mean over {n_seeds} seeds (bars: +-1 std across seeds)")
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    save_figure(fig, path, dpi=110)
     plt.close(fig)
 
 
@@ -106,7 +108,7 @@ def report(sweep_dir: Path) -> list[dict[str, Any]]:
         raise FileNotFoundError(f"no */summary.json under {sweep_dir}")
     rows = rank(summaries)
     seeds = sorted(s["run"]["seed"] for s in summaries)
-    (sweep_dir / "ranking.json").write_text(json.dumps({"seeds": seeds, "ranking": rows}, indent=2) + "\n")
+    write_text(sweep_dir / "ranking.json", json.dumps({"seeds": seeds, "ranking": rows}, indent=2) + "\n")
     chart(sweep_dir / "ranking.png", rows, len(seeds))
     return rows
 

@@ -32,7 +32,7 @@ from qtg.core.world import build_world, make_engine_for
 from qtg.hooks import Metrics, Recorder
 from qtg.hooks.storage import Storage
 from qtg.reports.impact import ImpactRecorder
-from qtg.run import run_job
+from qtg.run import run_job, stop_on_signals
 from systems.matching import make_engine
 from systems.matching.stream import mixed_stream
 
@@ -398,7 +398,8 @@ def test_snapshotter_every_keep_request_signal_at_end(tmp_path, fast_case):
         def on_end(self, sim):
             pass
 
-    sim.run(23, [Poke(), snaps])
+    with stop_on_signals(sim, snaps):  # python -m qtg.run's handlers: SIGUSR1 asks for a snapshot
+        sim.run(23, [Poke(), snaps])
     names = lambda ticks: [f"tick_{t:07d}.qtgsnap" for t in ticks]  # noqa: E731
     assert sorted(p.name for p in (tmp_path / "s").iterdir()) == names([7, 12, 15, 20, 23])  # 5, 10 pruned
     assert [p.name for p in snaps.written] == names([7, 12, 15, 20, 23])

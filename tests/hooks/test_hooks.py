@@ -1,4 +1,4 @@
-"""The hook protocol: run control (gate, stop requests, Ctrl-C), on_end on every exit path,
+"""The hook protocol: run control (gate, stop requests, signals), on_end on every exit path,
 the metrics hook, the hook registry and its config checks."""
 
 import json
@@ -13,6 +13,7 @@ from qtg.core.config import HOOK_NAMES, ConfigError
 from qtg.core.sim import Simulation
 from qtg.core.world import build_world, make_engine_for
 from qtg.hooks import HOOKS, HookContext, Metrics, make_hooks
+from qtg.run import stop_on_signals
 from systems.measure import marks
 
 
@@ -76,13 +77,17 @@ def test_request_stop_from_a_hook_finishes_that_tick(sim):
     assert sim.run(1, hooks=[]) == 1 and sim.stop_reason is None  # a new run starts afresh
 
 
-def test_ctrl_c_stops_cleanly_and_the_handler_is_restored(sim):
-    before = signal.getsignal(signal.SIGINT)
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_a_signal_stops_cleanly_and_the_handlers_are_restored(sim, signum):
+    before = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
     t0 = sim.tick
-    log = Log(act=lambda s: os.kill(os.getpid(), signal.SIGINT), at=t0 + 2)
-    assert sim.run(10, hooks=[log]) == 3
-    assert sim.stop_reason == "interrupted (Ctrl-C)" and log.calls[-1] == ("end", t0 + 3)
-    assert signal.getsignal(signal.SIGINT) is before
+    log = Log(act=lambda s: os.kill(os.getpid(), signum), at=t0 + 2)
+    with stop_on_signals(sim) as state:  # the entry point's handlers (the simulation installs none)
+        assert sim.run(10, hooks=[log]) == 3
+    name = signal.Signals(signum).name
+    assert sim.stop_reason == f"interrupted ({name})" and log.calls[-1] == ("end", t0 + 3)
+    assert state.signal == signum
+    assert {s: signal.getsignal(s) for s in before} == before
 
 
 def test_on_end_runs_when_a_hook_fails(sim):

@@ -20,6 +20,7 @@ from qtg.core.news import event_rows
 from qtg.core.sim import Simulation
 from qtg.core.world import build_world, make_engine_for
 from qtg.hooks.storage import SCHEMA_VERSION, TABLES, RunDB, Storage, StorageError
+from qtg.run import stop_on_signals
 from systems.measure import equity
 
 REPO = Path(__file__).resolve().parents[2]
@@ -295,8 +296,9 @@ def test_a_stop_request_flushes_exactly_the_ticks_run_and_a_second_run_goes_on(c
 
 def test_ctrl_c_stops_at_a_tick_boundary_with_everything_committed(cfg, tmp_path):
     sim, storage = make_sim(cfg), make_storage(cfg, tmp_path)
-    ran = sim.run(100, hooks=[storage, StopAt(9, lambda s: os.kill(os.getpid(), signal.SIGINT))])
-    assert sim.stop_reason == "interrupted (Ctrl-C)" and ran == 9
+    with stop_on_signals(sim):  # python -m qtg.run's handlers
+        ran = sim.run(100, hooks=[storage, StopAt(9, lambda s: os.kill(os.getpid(), signal.SIGINT))])
+    assert sim.stop_reason == "interrupted (SIGINT)" and ran == 9
     assert stored_ticks(tmp_path) == list(range(9))
 
 
