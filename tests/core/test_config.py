@@ -43,7 +43,7 @@ ROOT = Path(__file__).resolve().parents[2]
             ("market.borrow_rate=0.01", "market.borrow_rate: must be in [0.0, 0.004], got 0.01"),
             ("market.shares_outstanding=0", "market.shares_outstanding: must be in [1, 1000000000000], got 0"),
         ("market.tick_size=-0.05", "market.tick_size: must be in [0.0001, 10000.0], got -0.05"),
-        ("market.initial_price=0", "market.initial_price: must be in [0.0001, 1000000.0], got 0.0"),
+        ("market.initial_price=0", "market.initial_price: must be in [0.0001, 100000.0], got 0.0"),
     ],
 )
 def test_bad_overrides_name_the_key(override, message):

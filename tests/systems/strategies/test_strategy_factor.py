@@ -189,10 +189,10 @@ def test_rebalances_are_staggered():
     ({"top": 0, "bottom": 0}, r"population.factor_long_short.top: top \+ bottom must be >= 1"),
     ({"value_weight": 0.0, "momentum_weight": 0.0, "volatility_weight": 0.0},
      "population.factor_long_short.value_weight: at least one factor weight must be non-zero"),
-    ({"momentum_weight": float("nan")}, "population.factor_long_short.momentum_weight: must be finite"),
-    ({"lookback": 2}, "population.factor_long_short.lookback: must be >= 3, got 2"),
-    ({"rebalance": 0}, "population.factor_long_short.rebalance: must be >= 1, got 0"),
-    ({"size": [0, 5]}, r"population.factor_long_short.size: must be >= 1, got \[0, 5\]"),
+    ({"momentum_weight": float("nan")}, "population.factor_long_short.momentum_weight: must be a finite number, got nan"),
+    ({"lookback": 2}, r"population.factor_long_short.lookback: must be in \[3, 1000000000000000\], got 2"),
+    ({"rebalance": 0}, r"population.factor_long_short.rebalance: must be in \[1, 1000000000000000\], got 0"),
+    ({"size": [0, 5]}, r"population.factor_long_short.size: must be in \[1, 1000000000000000\], got \[0, 5\]"),
 ])
 def test_bad_configs_are_refused(changes, message):
     with pytest.raises(ValueError, match=message):
