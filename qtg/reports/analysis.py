@@ -55,7 +55,7 @@ import numpy as np
 
 from qtg.core.files import save_figure
 
-PRICE_FIELDS = ("last", "bid", "ask", "mid", "fair", "volume")
+PRICE_FIELDS = ("last", "bid", "ask", "mid", "fair", "volume", "tick_size")
 PRICES_REQUIRED = ("tick", "symbol", "last")
 EVENTS_REQUIRED = ("tick", "kind", "target")
 
@@ -276,6 +276,207 @@ def ar1_fit(x: np.ndarray) -> dict[str, float | None] | None:
     t = (b - 1.0) / max(se, 1e-15)  # an exact fit gives a huge (finite) statistic
     half = -math.log(2.0) / math.log(b) if 0 < b < 1 else None
     return {"a": a, "b": b, "se_b": se, "df_stat": t, "half_life": half, "n": n}
+
+
+# --------------------------------------------------------------------------- facts by time scale
+
+SCALES = (1, 10, 100)
+"""Aggregation scales (ticks) of the multi-scale facts: returns summed over non-overlapping
+blocks of this many ticks (Cont 2001, section 3: the facts are stated per time scale, and
+heavy tails fade as the scale grows, "aggregational Gaussianity")."""
+TRIM_LARGEST = 3
+"""Trimmed kurtosis: the excess kurtosis with this many largest |r| removed, so that a
+handful of news jumps cannot make the tails heavy on their own."""
+HILL_TAIL = 0.05
+"""Hill estimator: the top fraction of |r| used as the tail (k = floor(HILL_TAIL * n))."""
+HILL_MIN_K = 5
+"""Hill estimator: fewest tail values k (n >= 100 returns at HILL_TAIL = 5%)."""
+HILL_ALPHA_RANGE = (2.0, 5.0)
+"""Tail index of |r|: real markets give about 3 (the "inverse cubic law", Gopikrishnan et
+al. 1999; Cont 2001 fact 2: between 2 and 5, so a finite variance but heavy tails)."""
+ACF1_MAX = 0.05
+"""Absence of linear autocorrelation (Cont 2001 fact 1): |ACF(1)| of r below
+max(this, band); the band keeps a scale with few returns from failing on noise alone."""
+VOLUME_CORR_MIN = 0.0
+"""Volume/volatility correlation (Cont 2001 fact 9): corr(|r|, volume) above this."""
+
+
+def trimmed_kurtosis(x: np.ndarray, drop: int = TRIM_LARGEST) -> float | None:
+    """Excess kurtosis (:func:`excess_kurtosis`) of ``x`` after removing its ``drop``
+    largest values of ``|x|`` (ties by position); None when fewer than MIN_SAMPLES values
+    remain or the rest is constant."""
+    x = np.asarray(x, np.float64)
+    if len(x) - drop < MIN_SAMPLES:
+        return None
+    keep = np.sort(np.argsort(-np.abs(x), kind="stable")[drop:])
+    return excess_kurtosis(x[keep])
+
+
+def hill_alpha(x: np.ndarray, tail: float = HILL_TAIL, min_k: int = HILL_MIN_K) -> float | None:
+    """Hill (1975) estimate of the tail index of ``|x|``: with ``|x|`` sorted descending
+    ``X(1) >= X(2) >= ...`` and ``k = floor(tail * n)``,
+    ``alpha = 1 / ((1/k) sum_{i=1..k} ln X(i) - ln X(k+1))``. A Pareto sample with
+    ``P(X > u) = u^-alpha`` gives ``alpha`` (relative error about ``1 / sqrt(k)``). None for
+    fewer than MIN_SAMPLES values, ``k < min_k``, or ``X(k+1) = 0`` (more than 1 - tail of
+    the returns are zero) or a flat tail."""
+    a = np.abs(np.asarray(x, np.float64))
+    n = len(a)
+    k = math.floor(tail * n)
+    if n < MIN_SAMPLES or k < min_k:
+        return None
+    top = -np.sort(-a)[: k + 1]
+    if not top[k] > 0:
+        return None
+    h = float(np.mean(np.log(top[:k])) - math.log(top[k]))
+    return 1.0 / h if h > 0 else None
+
+
+def abs_volume_corr(r: np.ndarray, volume: np.ndarray) -> float | None:
+    """Pearson correlation of ``|r|`` with ``volume`` (the same periods, shares); None for
+    fewer than MIN_SAMPLES values or either series constant."""
+    a = np.abs(np.asarray(r, np.float64))
+    v = np.asarray(volume, np.float64)
+    if len(a) < MIN_SAMPLES or np.ptp(a) == 0 or np.ptp(v) == 0:
+        return None
+    return float(np.corrcoef(a, v)[0, 1])
+
+
+def spread_ticks(bid: np.ndarray, ask: np.ndarray, tick_size: float) -> float | None:
+    """Median quoted spread ``(ask - bid) / tick_size`` over the ticks where both sides of
+    the book exist (bid, ask > 0); None when there are none or the tick size is unknown."""
+    bid, ask = np.asarray(bid, np.float64), np.asarray(ask, np.float64)
+    both = (bid > 0) & (ask > 0)
+    if not both.any() or not tick_size > 0:
+        return None
+    return float(np.median((ask[both] - bid[both]) / tick_size))
+
+
+def fair_move_fraction(fair: np.ndarray) -> float | None:
+    """Fraction of consecutive tick pairs (both fair values > 0) where the fair value
+    changes; None for fewer than 2 such pairs."""
+    f = np.asarray(fair, np.float64)
+    ok = (f[:-1] > 0) & (f[1:] > 0)
+    if ok.sum() < 2:
+        return None
+    return float(np.mean(f[1:][ok] != f[:-1][ok]))
+
+
+def returns_and_volume(prices: dict[str, Any]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Per symbol, its log returns (as :func:`log_returns`) and the volume traded in the
+    tick each return ends at (shares), aligned."""
+    p = price_series(prices)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        r = np.diff(np.log(p), axis=0)
+    vol = prices["volume"][1:]
+    return {s: (r[np.isfinite(r[:, j]), j], vol[np.isfinite(r[:, j]), j]) for j, s in enumerate(prices["symbols"])}
+
+
+def scale_statistics(r: np.ndarray, volume: np.ndarray, scale: int) -> dict[str, Any]:
+    """The statistics of one symbol at one scale: returns and volume summed over
+    non-overlapping blocks of ``scale`` ticks (:func:`aggregate`), then ``n`` (blocks),
+    ``kurtosis``, ``kurtosis_trimmed``, ``hill_alpha``, ``acf_abs_1_10`` (ACF of |r| at
+    lags 1-10), ``lags_above_band`` (how many of them exceed the band), ``band``,
+    ``acf_1`` (of r) and ``volume_corr``; None where a statistic cannot be computed."""
+    x, v = aggregate(r, scale), aggregate(volume, scale)
+    c_abs, c = acf(np.abs(x), SHORT_LAGS), acf(x, 1)
+    b = band(len(x))
+    full = c_abs is not None and len(c_abs) == SHORT_LAGS
+    return {
+        "n": len(x), "kurtosis": excess_kurtosis(x), "kurtosis_trimmed": trimmed_kurtosis(x),
+        "hill_alpha": hill_alpha(x), "acf_abs_1_10": c_abs.tolist() if full else None,
+        "lags_above_band": int((c_abs > b).sum()) if full else None, "band": b if len(x) else None,
+        "acf_1": None if c is None else float(c[0]), "volume_corr": abs_volume_corr(x, v),
+    }
+
+
+def _in_hill_range(a: float) -> bool:
+    return HILL_ALPHA_RANGE[0] <= a <= HILL_ALPHA_RANGE[1]
+
+
+SCALE_FACTS = (
+    # name, statistic key, threshold text, test(value, band)
+    ("heavy tails", "kurtosis", f"excess kurtosis > {KURTOSIS_MIN:g}", lambda v, b: v > KURTOSIS_MIN),
+    ("heavy tails, top 3 removed", "kurtosis_trimmed", f"excess kurtosis > {KURTOSIS_MIN:g}",
+     lambda v, b: v > KURTOSIS_MIN),
+    ("tail index", "hill_alpha",
+     f"Hill alpha of top {HILL_TAIL:.0%} |r| in [{HILL_ALPHA_RANGE[0]:g}, {HILL_ALPHA_RANGE[1]:g}]",
+     lambda v, b: _in_hill_range(v)),
+    ("volatility clustering", "lags_above_band", f"ACF |r| above band at all lags 1-{SHORT_LAGS}",
+     lambda v, b: v >= SHORT_LAGS),
+    ("no autocorrelation", "acf_1", f"|ACF(1)| of r < max({ACF1_MAX:g}, band)",
+     lambda v, b: abs(v) < max(ACF1_MAX, b)),
+    ("volume-volatility", "volume_corr", f"corr(|r|, volume) > {VOLUME_CORR_MIN:g}",
+     lambda v, b: v > VOLUME_CORR_MIN),
+)
+"""The facts measured at every scale of SCALES (Cont 2001 facts 1, 2, 5 and 9)."""
+
+
+def multiscale_facts(prices: dict[str, Any], scales: tuple[int, ...] = SCALES) -> dict[str, Any]:
+    """Each fact of SCALE_FACTS at each scale: per symbol (:func:`scale_statistics`), then
+    the median over symbols tested against the threshold (the band is the median band).
+    A scale where no symbol has a value is n/a (``passed`` None). Returns ``scales``,
+    ``facts`` (``name, threshold, by_scale: {"1": {value, passed}, ...}``), ``per_symbol``
+    (symbol -> scale -> statistics) and the counts ``passed, failed, not_applicable``."""
+    rv = returns_and_volume(prices)
+    per = {s: {str(k): scale_statistics(r, v, k) for k in scales} for s, (r, v) in rv.items()}
+    facts = []
+    for name, key, threshold, test in SCALE_FACTS:
+        by_scale = {}
+        for k in scales:
+            value = _median(per[s][str(k)][key] for s in per)
+            b = _median(per[s][str(k)]["band"] for s in per)
+            by_scale[str(k)] = {"value": value, "passed": None if value is None else bool(test(value, b))}
+        facts.append({"name": name, "statistic": key, "threshold": threshold, "by_scale": by_scale})
+    verdicts = [c["passed"] for f in facts for c in f["by_scale"].values()]
+    return _clean({
+        "scales": list(scales), "facts": facts, "per_symbol": per,
+        "passed": sum(v is True for v in verdicts), "failed": sum(v is False for v in verdicts),
+        "not_applicable": sum(v is None for v in verdicts),
+    })
+
+
+def market_values(prices: dict[str, Any]) -> dict[str, Any]:
+    """Reported values, no threshold (medians over symbols): the mispricing half-life in
+    ticks (AR(1) of log(price / fair), :func:`ar1_fit`), the quoted spread in ticks
+    (:func:`spread_ticks`, None without a ``tick_size`` column) and the fraction of ticks
+    where fair value moves (:func:`fair_move_fraction`)."""
+    mis = log_mispricing(prices)
+    fits = [ar1_fit(x) for x in mis.values()]
+    ticks = prices.get("tick_size")
+    spreads = [spread_ticks(prices["bid"][:, j], prices["ask"][:, j],
+                            float(ticks[:, j].max()) if ticks is not None else 0.0)
+               for j in range(len(prices["symbols"]))]
+    moves = [fair_move_fraction(prices["fair"][:, j]) for j in range(len(prices["symbols"]))]
+    return _clean({
+        "half_life_ticks": _median(f["half_life"] for f in fits if f is not None),
+        "spread_ticks": _median(spreads),
+        "fair_move_fraction": _median(moves),
+    })
+
+
+def format_scale_table(ms: dict[str, Any]) -> str:
+    """Aligned text table: one row per fact, a column per scale (value and PASS/FAIL/n/a),
+    the threshold last."""
+    verdict = {True: "PASS", False: "FAIL", None: "n/a"}
+    spec = {"lags_above_band": "d", "hill_alpha": ".2f", "kurtosis": ".2f", "kurtosis_trimmed": ".2f"}
+    head = ("fact", *(f"{k} tick" + ("s" if k > 1 else "") for k in ms["scales"]), "threshold")
+    rows = [head]
+    for f in ms["facts"]:
+        cells = []
+        for k in ms["scales"]:
+            c = f["by_scale"][str(k)]
+            v = c["value"]
+            if f["statistic"] == "lags_above_band" and v is not None:
+                text = f"{v:g}/{SHORT_LAGS}"
+            else:
+                text = _fmt(v, spec.get(f["statistic"], ".3f"))
+            cells.append(f"{text} {verdict[c['passed']]}")
+        rows.append((f["name"], *cells, f["threshold"]))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(head))]
+    lines = ["  ".join(c.ljust(w) if i in (0, len(head) - 1) else c.rjust(w)
+                       for i, (c, w) in enumerate(zip(r, widths))).rstrip() for r in rows]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
 
 
 def _median(values) -> float | None:

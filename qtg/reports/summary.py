@@ -198,19 +198,21 @@ def short_selling_summary(sim: Simulation) -> dict:
     }
 
 
-PRICE_COLUMNS = ("tick", "symbol", "sector", "last", "bid", "ask", "mid", "fair", "volume")
+PRICE_COLUMNS = ("tick", "symbol", "sector", "last", "bid", "ask", "mid", "fair", "volume", "tick_size")
 EVENT_COLUMNS = ("tick", "kind", "target", "size", "symbols", "fair_before", "fair_after")
 
 
 def write_prices(path: Path, sim: Simulation, rec: Recorder) -> None:
     """prices.csv: one row per tick and symbol (currency; 0 where a book side is empty;
-    mid falls back to the last price; fair is the fair value in force after the tick)."""
+    mid falls back to the last price; fair is the fair value in force after the tick;
+    tick_size is the symbol's price increment, so a reader can express the spread in ticks)."""
     import csv
 
     h = rec.arrays()
     static = sim.static
     both = (h["bid"] > 0) & (h["ask"] > 0)
     mid = np.where(both, (h["bid"] + h["ask"]) / 2.0, h["last"])
+    tick_size = [f"{t / SCALE:.4f}" for t in np.asarray(sim.params.tick_size)]
     sector = [static.sectors[static.sector_of[s]] if static.sector_of else static.sectors[0]
               for s in range(static.n_symbols)]
     with atomic_open(path, "w", newline="") as f:
@@ -220,7 +222,7 @@ def write_prices(path: Path, sim: Simulation, rec: Recorder) -> None:
             for s, name in enumerate(static.symbols):
                 w.writerow([t, name, sector[s], f"{h['last'][t, s] / SCALE:.4f}", f"{h['bid'][t, s] / SCALE:.4f}",
                             f"{h['ask'][t, s] / SCALE:.4f}", f"{mid[t, s] / SCALE:.5f}",
-                            f"{h['fair'][t, s] / SCALE:.4f}", int(h["volume"][t, s])])
+                            f"{h['fair'][t, s] / SCALE:.4f}", int(h["volume"][t, s]), tick_size[s]])
 
 
 def write_events(path: Path, rec: Recorder) -> None:
