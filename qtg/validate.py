@@ -20,6 +20,15 @@ median over symbols meets its threshold (T = number of returns, band = 1.96 / sq
   ``(b - 1) / se(b)`` < -2.86 (5% critical value with a constant), half-life
   ``-ln 2 / ln b`` ticks; n/a when the run recorded no fair value.
 
+Then the same facts by time scale: log returns (and volume) summed over non-overlapping
+blocks of 1, 10 and 100 ticks, each scale tested on its own: excess kurtosis > 1, also
+with the 3 largest ``|r|`` removed; the Hill tail index of the top 5% ``|r|`` in [2, 5];
+the ACF of ``|r|`` above the band at every lag 1-10; ``|ACF(1)|`` of ``r`` <
+max(0.05, band); corr(``|r|``, volume) > 0 (Cont 2001; Hill 1975; Gopikrishnan et al.
+1999). A scale with fewer than 30 blocks is n/a. Last, reported values without a
+threshold: the mispricing half-life, the median quoted spread in ticks (from the
+``tick_size`` column) and the fraction of ticks where fair value moves.
+
 A statistic needs at least 30 values; a short or constant series is n/a. The constants
 live in ``qtg.reports.analysis``. Exit code 0 when the facts were measured, whether they pass or
 not; 2 with one ``qtg: ...`` line on stderr when the directory or ``prices.csv`` is
@@ -74,6 +83,16 @@ def main(argv: list[str] | None = None) -> int:
           f"wrote {run_dir / 'stylized_facts.json'}, {run_dir / 'stylized_facts.png'}")
     for line in analysis.failed_facts(out["facts"]):
         print(f"FAILED {line}")
+    ms, m = out["scales"], out["market"]
+    print()
+    print("by time scale (returns summed over blocks of 1, 10, 100 ticks; n/a below "
+          f"{analysis.MIN_SAMPLES} blocks):")
+    print(analysis.format_scale_table(ms))
+    print(f"{ms['passed']} passed, {ms['failed']} failed, {ms['not_applicable']} n/a")
+    fmt = lambda v, spec: "-" if v is None else format(v, spec)
+    print(f"reported: mispricing half-life {fmt(m['half_life_ticks'], '.2f')} ticks, quoted spread "
+          f"{fmt(m['spread_ticks'], '.1f')} ticks (median), fair value moves on "
+          f"{fmt(m['fair_move_fraction'], '.1%')} of ticks")
     return 0
 
 

@@ -148,3 +148,25 @@ def test_write_prices_appends_the_tick_size(tmp_path):
     assert rows[0][:9] == ["tick", "symbol", "sector", "last", "bid", "ask", "mid", "fair", "volume"]
     assert [r[-1] for r in rows[1:3]] == ["0.0100", "0.0500"]
     assert analysis.load_prices(tmp_path.parent / tmp_path.name)["tick_size"][0, :2].tolist() == [0.01, 0.05]
+
+
+def test_validate_prints_the_scale_table_and_writes_it_to_the_json(tmp_path, capsys):
+    import json
+
+    from qtg import validate
+
+    rng = np.random.default_rng(7)
+    run = write_run(tmp_path / "run", 100 * np.exp(np.cumsum(0.001 * rng.standard_t(3, (400, 2)), axis=0)),
+                    fair=100.0)
+    assert validate.main([str(run)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    i = lines.index("by time scale (returns summed over blocks of 1, 10, 100 ticks; n/a below 30 blocks):")
+    assert [line.split("  ")[0] for line in lines[i + 3:i + 3 + len(analysis.SCALE_FACTS)]] == [
+        name for name, *_ in analysis.SCALE_FACTS]
+    data = json.loads((run / "stylized_facts.json").read_text())
+    hl = data["market"]["half_life_ticks"]  # log(price / 100) is a random walk: b just below 1
+    assert lines[-1] == (f"reported: mispricing half-life {hl:.2f} ticks, quoted spread - ticks (median), "
+                         "fair value moves on 0.0% of ticks")  # no tick_size column; constant fair value
+    assert data["scales"]["scales"] == [1, 10, 100] and len(data["facts"]) == 4  # the old keys stay
+    assert data["scales"]["facts"][0]["by_scale"]["100"] == {"value": None, "passed": None}  # 3 blocks
+    assert hl > 5 and data["market"]["spread_ticks"] is None and data["market"]["fair_move_fraction"] == 0.0
