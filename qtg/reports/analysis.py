@@ -4,9 +4,10 @@ scipy); every function takes plain arrays and dicts and returns plain data.
 
 Inputs (written by a run, see the README):
 
-- ``prices.csv``: one row per (tick, symbol): ``tick,symbol,sector,last,bid,ask,mid,fair,volume``
+- ``prices.csv``: one row per (tick, symbol): ``tick,symbol,sector,last,bid,ask,mid,fair,volume,tick_size``
   (currency as floats, 0 where a side of the book is empty; ``fair`` is the fair value in
-  force after that tick);
+  force after that tick; ``tick_size`` may be absent in older runs, then the spread in
+  ticks is n/a);
 - ``events.csv``: one row per news event: ``tick,kind,target,size,symbols,fair_before,fair_after``
   (``symbols`` = affected symbol names joined by ``;``).
 
@@ -38,6 +39,14 @@ mean reversion         AR(1) fit by least squares of ``x = log(price / fair)``:
                        ``b`` is slightly below 1 by bias, does not pass. n/a without a
                        fair value.
 =====================  ==================================================================
+
+The same facts by time scale (:func:`multiscale_facts`, ``SCALE_FACTS`` at ``SCALES`` =
+1, 10, 100 ticks): excess kurtosis, also without the ``TRIM_LARGEST`` largest ``|r|``; the
+Hill tail index of the top ``HILL_TAIL`` of ``|r|``; the ACF of ``|r|`` at lags 1-10
+against the band; ``|ACF(1)|`` of ``r``; corr(``|r|``, volume). Each constant's docstring
+gives its source (Cont 2001, "Empirical properties of asset returns: stylized facts and
+statistical issues"; Hill 1975; Gopikrishnan et al. 1999). :func:`market_values` reports
+the half-life, the spread in ticks and the fraction of ticks where fair value moves.
 
 A statistic needs at least ``MIN_SAMPLES`` (30) values (returns, or blocks at a horizon);
 a shorter or constant series gives ``None`` for that symbol, and a fact with no symbol
@@ -94,9 +103,9 @@ def _header(reader: csv.DictReader, required, name: str) -> None:
 
 def load_prices(run_dir: str | Path) -> dict[str, Any]:
     """Read ``RUN_DIR/prices.csv`` into arrays: ``ticks`` i64[T] (sorted), ``symbols`` and
-    ``sectors`` (lists, first-appearance order), and ``last bid ask mid fair volume``
-    f64[T, S] (0 where a row is missing). Raises FileNotFoundError when the file is
-    missing and ValueError (naming the line) when it is malformed."""
+    ``sectors`` (lists, first-appearance order), and ``last bid ask mid fair volume
+    tick_size`` f64[T, S] (0 where a row or column is missing). Raises FileNotFoundError
+    when the file is missing and ValueError (naming the line) when it is malformed."""
     path = Path(run_dir) / "prices.csv"
     with path.open(newline="") as f:
         reader = csv.DictReader(f)
