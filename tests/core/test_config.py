@@ -366,7 +366,7 @@ def test_cli_run_writes_summary_and_chart(tmp_path):
     assert (tmp_path / "run" / "chart.png").stat().st_size > 10_000
     assert (tmp_path / "run" / "correlation.png").stat().st_size > 5_000
     prices = (tmp_path / "run" / "prices.csv").read_text().splitlines()
-    assert prices[0] == "tick,symbol,sector,last,bid,ask,mid,fair,volume" and len(prices) == 1 + 120 * 10
+    assert prices[0] == "tick,symbol,sector,last,bid,ask,mid,fair,volume,tick_size" and len(prices) == 1 + 120 * 10
     assert (tmp_path / "run" / "events.csv").read_text().startswith("tick,kind,target,size,symbols")
     assert set(summary["portfolio"]) >= {"correlation", "by_kind"} or "correlation" in json.dumps(summary["portfolio"])
     assert "market_maker" in out.stdout and "conservation: cash ok, shares ok, borrow ledger ok" in out.stdout
