@@ -1,4 +1,6 @@
 """``python -m qtg.validate RUN_DIR [--json]``: measure the stylized facts of a run's prices.
+``python -m qtg.validate --seeds N [--ticks T] [--out DIR] [overrides ...]``: the same facts
+over N seeds, as pass rates (see "Many seeds" below).
 
 Reads ``RUN_DIR/prices.csv``, prints a table (fact, statistic, value, threshold,
 PASS/FAIL/n/a), and writes ``RUN_DIR/stylized_facts.json`` and ``RUN_DIR/stylized_facts.png``
@@ -33,6 +35,19 @@ A statistic needs at least 30 values; a short or constant series is n/a. The con
 live in ``qtg.reports.analysis``. Exit code 0 when the facts were measured, whether they pass or
 not; 2 with one ``qtg: ...`` line on stderr when the directory or ``prices.csv`` is
 missing or malformed.
+
+Many seeds: ``--seeds N`` runs the default market (with any Hydra overrides, e.g.
+``population=seed_100k`` or ``market.symbols=[A,B]``) for seeds 0..N-1, ``--ticks`` ticks
+each (default 5,000), each as ``python -m qtg.run seed=K run.ticks=T run.chart=false
+hooks=[]`` in ``DIR/seed_K`` (default DIR: ``outputs/validate_seeds/<timestamp>``). Every
+seed x symbol series is tested on its own (:mod:`qtg.reports.seeds`): each fact of the
+scale table at 1, 10 and 100 ticks, and mean reversion at the tick level. Prints a table
+(fact x scale: pass rate and passed/total, n/a series left out and counted) and writes
+``DIR/stylized_facts_seeds.json`` and ``DIR/stylized_facts_seeds.png`` (log-log CCDF of
+``|r|`` against a Gaussian of the same variance, mean ACF of ``|r|`` at the three scales
+with the white-noise band, mispricing ACF with the AR(1) half-life). A bad argument or
+override is refused before any run with one ``qtg: ...`` line on stderr and exit 2; a run
+that fails prints its last stderr line and exits with its code.
 """
 
 from __future__ import annotations
@@ -40,22 +55,55 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import subprocess
 import sys
+import time
 from pathlib import Path
 
 from qtg.reports import analysis
 from qtg.reports.stylized import measure_run
 
 EXIT_INPUT = 2
+DEFAULT_TICKS = 5000
+"""Ticks per seed of ``--seeds`` when ``--ticks`` is not given."""
+
+
+class _Usage(Exception):
+    """A bad command line: one line for stderr."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):
+        raise _Usage(message)
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m qtg.validate",
-                                     description="Measure the stylized facts of a run's prices.csv.")
-    parser.add_argument("run_dir", help="a run directory holding prices.csv")
+    parser = _Parser(prog="python -m qtg.validate",
+                     description="Measure the stylized facts of a run's prices.csv, or over many seeds.")
+    parser.add_argument("args", nargs="*", metavar="RUN_DIR | OVERRIDE",
+                        help="a run directory holding prices.csv; with --seeds, Hydra overrides")
     parser.add_argument("--json", action="store_true", help="print the JSON instead of the table")
-    args = parser.parse_args(argv)
-    run_dir = Path(args.run_dir)
+    parser.add_argument("--seeds", type=int, help="run seeds 0..N-1 and report pass rates")
+    parser.add_argument("--ticks", type=int, help=f"ticks per seed with --seeds (default {DEFAULT_TICKS:,})")
+    parser.add_argument("--out", help="with --seeds: the output directory "
+                        "(default outputs/validate_seeds/<timestamp>)")
+    try:
+        args = parser.parse_args(argv)
+        if args.seeds is None:
+            if args.ticks is not None or args.out is not None:
+                raise _Usage("--ticks and --out need --seeds")
+            if len(args.args) != 1:
+                raise _Usage(f"expected one RUN_DIR, got {len(args.args)} arguments")
+        elif args.seeds < 1:
+            raise _Usage(f"--seeds: at least 1, got {args.seeds}")
+        elif args.ticks is not None and args.ticks < 1:
+            raise _Usage(f"--ticks: at least 1, got {args.ticks}")
+    except _Usage as e:
+        print(f"qtg: {' '.join(str(e).split())}", file=sys.stderr)
+        return EXIT_INPUT
+    if args.seeds is not None:
+        return _many_seeds(args)
+    run_dir = Path(args.args[0])
     if not run_dir.is_dir():
         print(f"qtg: no such run directory: {run_dir}", file=sys.stderr)
         return EXIT_INPUT
@@ -93,6 +141,63 @@ def main(argv: list[str] | None = None) -> int:
     print(f"reported: mispricing half-life {fmt(m['half_life_ticks'], '.2f')} ticks, quoted spread "
           f"{fmt(m['spread_ticks'], '.1f')} ticks (median), fair value moves on "
           f"{fmt(m['fair_move_fraction'], '.1%')} of ticks")
+    return 0
+
+
+def _many_seeds(args) -> int:
+    """``--seeds N``: run each seed, test every seed x symbol series, print and write the rates."""
+    from tqdm import tqdm
+
+    from qtg.core.compose import load_config
+    from qtg.core.config import ConfigError
+    from qtg.core.files import write_text
+    from qtg.reports import seeds
+
+    ticks = DEFAULT_TICKS if args.ticks is None else args.ticks
+    overrides = list(args.args)
+    reserved = [o for o in overrides if o.lstrip("+~").split("=", 1)[0] in
+                ("seed", "run.ticks", "hydra.run.dir", "run.chart", "hooks")]
+    if reserved:
+        print(f"qtg: {reserved[0]}: set by --seeds/--ticks/--out; allowed: other config overrides",
+              file=sys.stderr)
+        return EXIT_INPUT
+    try:
+        load_config([*overrides, "seed=0", f"run.ticks={ticks}", "run.chart=false", "hooks=[]"])
+    except ConfigError as e:
+        print(f"qtg: {e}", file=sys.stderr)
+        return EXIT_INPUT
+    out = Path(args.out) if args.out else Path("outputs/validate_seeds") / time.strftime("%Y-%m-%d_%H-%M-%S")
+    verdicts, all_prices, series = [], [], []
+    for k in tqdm(range(args.seeds), unit="seed", desc="seeds", dynamic_ncols=True):
+        run_dir = out / f"seed_{k}"
+        cmd = [sys.executable, "-m", "qtg.run", f"seed={k}", f"run.ticks={ticks}", f"hydra.run.dir={run_dir}",
+               "run.chart=false", "hooks=[]", *overrides]
+        done = subprocess.run(cmd, check=False, capture_output=True, text=True)
+        if done.returncode != 0:
+            lines = done.stderr.strip().splitlines() or [f"exit code {done.returncode}"]
+            print(f"qtg: seed {k}: {lines[-1]}", file=sys.stderr)
+            return done.returncode
+        prices = analysis.load_prices(run_dir)
+        all_prices.append(prices)
+        for s, v in seeds.series_verdicts(prices).items():
+            verdicts.append(v)
+            series.append({"seed": k, "symbol": s, "verdicts": v})
+    rows = seeds.pass_rates(verdicts)
+    result = analysis._clean({
+        "seeds": args.seeds, "ticks": ticks, "overrides": overrides, "out": str(out),
+        "series": len(verdicts), "scales": list(analysis.SCALES), "facts": rows, "per_series": series,
+    })
+    json_path, png_path = out / "stylized_facts_seeds.json", out / "stylized_facts_seeds.png"
+    write_text(json_path, json.dumps(result, indent=2) + "\n")
+    seeds.plot_seeds(seeds.curves(all_prices), png_path,
+                     f"{args.seeds} seeds x {len(verdicts) // args.seeds} symbols, {ticks:,} ticks each")
+    if args.json:
+        print(json.dumps(result, indent=2))
+        return 0
+    print(f"{out}: {args.seeds} seeds, {ticks:,} ticks each, {len(verdicts)} seed x symbol series; "
+          "pass rate = passed / (passed + failed), n/a series left out")
+    print(seeds.format_rates_table(rows))
+    print(f"wrote {json_path}, {png_path}")
     return 0
 
 
