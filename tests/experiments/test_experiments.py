@@ -7,6 +7,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "experiments"))
 
 import seed_sweep  # noqa: E402
+import wealth_drift  # noqa: E402
 
 
 def test_seed_sweep_writes_table_and_figure(tmp_path, capsys):
@@ -16,3 +17,22 @@ def test_seed_sweep_writes_table_and_figure(tmp_path, capsys):
     assert a["fills"] > 0 and b["fills"] > 0
     assert a["fill_hash"] != b["fill_hash"]  # different seeds, different markets
     assert (tmp_path / "seed_sweep.png").stat().st_size > 5_000
+
+
+def test_wealth_drift_records_each_kind_chunk_by_chunk(capsys):
+    assert wealth_drift.main(["--ticks", "60", "--every", "20", "market.symbols=[A,B]", "market.sectors=[]",
+                              "population.market_maker.count=2", "population.noise.count=10"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert [r["tick"] for r in result["rows"]] == [20, 40, 60]
+    assert sum(r["fills"] for r in result["rows"]) > 0
+    for r in result["rows"]:
+        noise = r["kinds"]["noise"]
+        assert set(r["kinds"]) == {"market_maker", "noise"} and len(r["last"]) == 2
+        assert 0 <= noise["below_100"] <= 10 and 0 <= noise["short"] <= 10
+        assert noise["min_cash"] <= noise["median_cash"]
+
+
+def test_wealth_drift_refuses_a_bad_override_in_one_line(capsys):
+    assert wealth_drift.main(["--ticks", "10", "population.nois.count=3"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("qtg: config error: population.nois: unknown key; did you mean 'noise'?") and "\n" not in err
