@@ -40,21 +40,29 @@ class Violation(AssertionError):
     """An invariant of the market did not hold."""
 
 
+def opening_totals(state) -> dict:
+    """What ``check_world`` holds a world to: its total cash in units (the agents', the
+    lender's and the background pool's) and its shares held per symbol."""
+    bg = state.background
+    return {
+        "cash": int(np.asarray(state.wallet.cash).sum()) + int(state.lender.cash) + (int(bg.cash) if bg is not None else 0),
+        "shares": np.asarray(state.wallet.position).sum(axis=0) + (np.asarray(bg.position) if bg is not None else 0),
+    }
+
+
 def check_world(sim, totals: dict) -> None:
-    """Conservation of cash and shares, the borrow ledger, no negative cash. Raises Violation."""
+    """Conservation of cash and shares against ``opening_totals``, the borrow ledger, no
+    short without its borrow, no negative cash. Raises Violation. The sums cannot wrap:
+    config validation keeps the economy's cash within ``components.money.ECONOMY_MAX``."""
     import jax
 
     w = jax.tree.map(np.asarray, sim.state.wallet)
     lender = jax.tree.map(np.asarray, sim.state.lender)
-    bg = sim.state.background
-    pool_cash = int(bg.cash) if bg is not None else 0
-    pool_shares = np.asarray(bg.position) if bg is not None else 0
-    cash = int(w.cash.astype(object).sum()) + int(lender.cash) + pool_cash
-    if cash != totals["cash"]:
-        raise Violation(f"cash not conserved: {cash} != {totals['cash']}")
-    held = w.position.sum(axis=0) + pool_shares
-    if not (held == totals["shares"]).all():
-        raise Violation(f"shares not conserved: {held.tolist()} != {totals['shares'].tolist()}")
+    now = opening_totals(sim.state)
+    if now["cash"] != totals["cash"]:
+        raise Violation(f"cash not conserved: {now['cash']} != {totals['cash']}")
+    if not (now["shares"] == totals["shares"]).all():
+        raise Violation(f"shares not conserved: {now['shares'].tolist()} != {totals['shares'].tolist()}")
     lent = w.borrowed.sum(axis=0)
     if not (lender.lent == lent).all():
         raise Violation(f"borrow ledger out of step: lent {lender.lent.tolist()}, borrowed {lent.tolist()}")
@@ -155,12 +163,7 @@ def soak(ticks: int, every: int, engine: str = "fast", shadow: bool = False, see
         other = "exact" if engine == "fast" else "fast"
         twin = Shadow(make_engine(other, cfg.market.ticks(), int(STP[cfg.engine.stp.upper()])))
         hooks.append(twin)
-    bg = world.state.background
-    totals = {
-        "cash": int(np.asarray(world.state.wallet.cash).astype(object).sum()) + int(world.state.lender.cash)
-        + (int(bg.cash) if bg is not None else 0),
-        "shares": np.asarray(world.state.wallet.position).sum(axis=0) + (np.asarray(bg.position) if bg is not None else 0),
-    }
+    totals = opening_totals(world.state)
     bar = None
     if progress:
         from tqdm import tqdm

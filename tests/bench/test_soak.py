@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from components.orders import Side
-from qtg.bench.soak import Violation, check_books, check_priority, check_world, soak
+from qtg.bench.soak import Violation, check_books, check_priority, check_world, opening_totals, soak
 
 
 @pytest.fixture(scope="module")
@@ -51,8 +51,7 @@ def test_the_world_and_book_checks_catch_spoiled_money_shares_and_slots():
     world = build_world(cfg)
     engine = make_engine_for(cfg, world.static)
     state = world.state
-    totals = {"cash": int(np.asarray(state.wallet.cash).astype(object).sum()),
-              "shares": np.asarray(state.wallet.position).sum(axis=0)}
+    totals = opening_totals(state)
     check_world(_Sim(world, engine, state), totals)
     check_books(_Sim(world, engine, state))
 
