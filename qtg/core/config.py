@@ -81,6 +81,10 @@ class MarketConfig:
         """Shares outstanding per symbol. i64[S]"""
         return np.array(self.shares_outstanding_each or [self.shares_outstanding] * len(self.symbols), np.int64)
 
+    def pools(self) -> np.ndarray:
+        """Shares in each symbol's borrow pool: ``borrow_fraction`` of its outstanding, floored. i64[S]"""
+        return np.floor(self.outstanding() * self.borrow_fraction).astype(np.int64)
+
     def sector_names(self) -> tuple[str, ...]:
         """Distinct sectors in order of first appearance."""
         return tuple(dict.fromkeys(self.sectors or ["market"]))
@@ -547,7 +551,7 @@ def check_economy(cfg: Config) -> None:
     from components.money import ECONOMY_MAX
 
     m = cfg.market
-    shares = sum(int(q) + int(np.floor(q * m.borrow_fraction)) for q in m.outstanding())
+    shares = sum(map(int, m.outstanding())) + sum(map(int, m.pools()))
     market = shares * MAX_PRICE
     cash = {name: k.count * round(k.cash * SCALE) for name, k in cfg.population.items() if hasattr(k, "cash")}
     if market + sum(cash.values()) <= ECONOMY_MAX:

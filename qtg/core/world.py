@@ -99,7 +99,7 @@ def build_world(cfg: Config) -> World:
         raise ConfigError("population: the background pool needs at least one agent of another kind")
     position = np.concatenate(position)
     outstanding = cfg.market.outstanding()
-    pool = np.floor(outstanding * cfg.market.borrow_fraction).astype(np.int64)
+    pool = cfg.market.pools()
     held = position.sum(axis=0) + (np.asarray(bg_state.position) if bg_state is not None else 0)
     check_float(cfg, held, outstanding, pool)
     tick, price = cfg.market.ticks(), cfg.market.opening_prices()
