@@ -463,6 +463,18 @@ def market_values(prices: dict[str, Any]) -> dict[str, Any]:
     })
 
 
+def text_table(rows: list[tuple[str, ...]], left: set[int] | None = None) -> str:
+    """Rows of strings (the first the header) as aligned columns with a rule under the
+    header: the columns in ``left`` left-justified (default: every column), the others
+    right-justified, trailing spaces trimmed."""
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    left = set(range(len(widths))) if left is None else left
+    lines = ["  ".join(c.ljust(w) if i in left else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths))).rstrip()
+             for r in rows]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
 def format_scale_table(ms: dict[str, Any]) -> str:
     """Aligned text table: one row per fact, a column per scale (value and PASS/FAIL/n/a),
     the threshold last."""
@@ -481,11 +493,7 @@ def format_scale_table(ms: dict[str, Any]) -> str:
                 text = _fmt(v, spec.get(f["statistic"], ".3f"))
             cells.append(f"{text} {verdict[c['passed']]}")
         rows.append((f["name"], *cells, f["threshold"]))
-    widths = [max(len(r[i]) for r in rows) for i in range(len(head))]
-    lines = ["  ".join(c.ljust(w) if i in (0, len(head) - 1) else c.rjust(w)
-                       for i, (c, w) in enumerate(zip(r, widths))).rstrip() for r in rows]
-    lines.insert(1, "  ".join("-" * w for w in widths))
-    return "\n".join(lines)
+    return text_table(rows, left={0, len(head) - 1})
 
 
 def _median(values) -> float | None:
@@ -658,10 +666,7 @@ def format_facts_table(facts: list[dict[str, Any]]) -> str:
         stat, value = fact_value(f)
         result = {True: "PASS", False: "FAIL", None: "n/a"}[f["passed"]]
         rows.append((f["name"], stat, value, f["threshold"], result))
-    widths = [max(len(r[i]) for r in rows) for i in range(5)]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
-    lines.insert(1, "  ".join("-" * w for w in widths))
-    return "\n".join(lines)
+    return text_table(rows)
 
 
 def failed_facts(facts: list[dict[str, Any]]) -> list[str]:
@@ -787,12 +792,7 @@ def format_event_table(rows: list[dict[str, Any]]) -> str:
             "-" if r["half_recovery_ticks"] is None else str(r["half_recovery_ticks"]),
             _fmt(r["fair_move_pct"], "+.2f"),
         ))
-    widths = [max(len(t[i]) for t in table) for i in range(len(head))]
-    left = {1, 2}
-    lines = ["  ".join(c.ljust(w) if i in left else c.rjust(w) for i, (c, w) in enumerate(zip(t, widths)))
-             for t in table]
-    lines.insert(1, "  ".join("-" * w for w in widths))
-    return "\n".join(line.rstrip() for line in lines)
+    return text_table(table, left={1, 2})
 
 
 # --------------------------------------------------------------------------- charts

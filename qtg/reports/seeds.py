@@ -92,11 +92,7 @@ def format_rates_table(rows: list[dict[str, Any]], scales: tuple[int, ...] = ana
             na = f" +{c['not_applicable']} n/a" if c["not_applicable"] else ""
             cells.append(f"{rate} {c['passed']}/{c['total']}{na}")
         table.append((row["name"], *cells, row["threshold"]))
-    widths = [max(len(r[i]) for r in table) for i in range(len(head))]
-    lines = ["  ".join(c.ljust(w) if i in (0, len(head) - 1) else c.rjust(w)
-                       for i, (c, w) in enumerate(zip(r, widths))).rstrip() for r in table]
-    lines.insert(1, "  ".join("-" * w for w in widths))
-    return "\n".join(lines)
+    return analysis.text_table(table, left={0, len(head) - 1})
 
 
 def curves(all_prices: list[dict[str, Any]], scales: tuple[int, ...] = analysis.SCALES,
