@@ -28,17 +28,7 @@ from components.schema import setting
 from components.wake import ABOVE, BELOW, Wake
 from components.world import KindStatic, WorldParams, WorldState, WorldStatic
 from systems.strategies._signal import Trade, TradeConfig, make_trade, trade_holdings
-from systems.strategies._wake import (
-    band,
-    evaluate,
-    has,
-    idle,
-    make_wake,
-    observe,
-    react_rows,
-    set_above,
-    set_below,
-)
+from systems.strategies._wake import band, evaluate, has, idle, make_wake, observe, react_rows, set_above, set_below
 
 KIND = "threshold_trader"
 TIER = 2
