@@ -25,8 +25,8 @@ def _cur(units) -> float:
 def summarize(cfg: Config, initial: WorldState, sim: Simulation, rec: Recorder, elapsed: float) -> dict:
     """Everything a person asks after a run, as JSON-able data (currency as floats)."""
     from qtg.reports.portfolio import portfolio_summary
-    from qtg.reports.risk import summarize_groups
-    from systems.measure import equity
+    from qtg.reports.risk import excess_returns, summarize_excess, summarize_groups
+    from systems.measure import equity, marks
     from systems.risk import risk_metrics
 
     static, state = sim.static, sim.state
@@ -54,6 +54,7 @@ def summarize(cfg: Config, initial: WorldState, sim: Simulation, rec: Recorder, 
 
     groups = [(k.name, k.start, k.stop) for k in static.kinds]
     risk = summarize_groups(risk_metrics(static.risk, state.risk), groups)
+    total, hold = excess_returns(cash0, pos0, start_marks, np.asarray(marks(state)), eq1)
 
     volume = hist["volume"].sum(axis=0) if len(hist["volume"]) else np.zeros(static.n_symbols)
     prices = {}
@@ -112,6 +113,9 @@ def summarize(cfg: Config, initial: WorldState, sim: Simulation, rec: Recorder, 
         "volume": int(volume.sum()),
         "prices": prices,
         "pnl_by_kind": kinds,
+        # Per kind: each agent's total return minus its opening portfolio's, held untouched
+        # to the end marks (qtg.reports.risk.excess_returns).
+        "excess_by_kind": summarize_excess(total, hold, groups),
         "execution": execution,  # market VWAP over the whole run
         "risk_by_kind": {
             "var_window": static.risk.var_window,
