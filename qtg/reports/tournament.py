@@ -6,12 +6,24 @@ job's ``summary.json`` and writes into the sweep directory:
 
 * ``ranking.json``: per kind, the mean and standard deviation across seeds of its agents'
   median Sharpe ratio, median maximum drawdown, median total return and mean P&L, and
-  its rank;
-* ``ranking.png``: those per kind as bars with error bars across seeds;
+  its rank (``ranking``); and per kind its excess return over buy-and-hold with a
+  confidence interval across seeds (``excess``, below);
+* ``ranking.png``: those per kind as bars with error bars across seeds, and the excess
+  return with its confidence interval;
 
-and prints the ranking table. Kinds are ranked by the mean over seeds of their median
+and prints both tables. Kinds are ranked by the mean over seeds of their median
 Sharpe ratio (higher is better); a kind without a Sharpe in some seed (no ready agents)
 ranks on the seeds it has.
+
+Alpha. In each seed a kind's excess return is the mean over its agents of each agent's
+total return minus the return its opening portfolio would have made untouched, at the
+end marks (``summary.json["excess_by_kind"]``, :func:`qtg.reports.risk.excess_returns`).
+Over the n seeds where the kind traded, the table gives the mean of those values and a
+Student t confidence interval, ``mean +- t(1 - (1 - level) / 2, n - 1) * sd / sqrt(n)``
+(``sd`` the sample standard deviation across seeds; none with one seed). Seeds are
+independent runs, so the interval is exact for normal per-seed values. A kind whose
+interval lies above 0 beat buy-and-hold in a way the seed-to-seed spread does not
+explain: the table marks it ``alpha``.
 """
 
 from __future__ import annotations
@@ -22,10 +34,14 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from scipy import stats
 
 from qtg.core.files import save_figure, write_text
+from qtg.reports.analysis import text_table
 
 METRICS = ("sharpe", "max_drawdown", "total_return")
+LEVEL = 0.95
+"""Confidence level of the excess return's interval across seeds."""
 
 
 def collect(summaries: list[dict]) -> dict[str, dict[str, list[float]]]:
@@ -59,6 +75,63 @@ def rank(summaries: list[dict]) -> list[dict[str, Any]]:
     return rows
 
 
+def t_quantile(p: float, df: int) -> float:
+    """The ``p`` quantile of Student's t distribution with ``df`` degrees of freedom."""
+    return float(stats.t.ppf(p, df))
+
+
+def mean_ci(values: list[float], level: float = LEVEL) -> tuple[float | None, float | None, float | None]:
+    """Mean of ``values`` (one per seed) and the two-sided Student t ``level`` confidence
+    interval of the mean: ``mean +- t((1 + level) / 2, n - 1) * sd / sqrt(n)`` with the
+    sample standard deviation ``sd`` (ddof 1). (None, None, None) with no values; the
+    interval is None with one."""
+    n = len(values)
+    if n == 0:
+        return None, None, None
+    mean = float(np.mean(values))
+    if n == 1:
+        return mean, None, None
+    half = t_quantile((1.0 + level) / 2.0, n - 1) * float(np.std(values, ddof=1)) / math.sqrt(n)
+    return mean, mean - half, mean + half
+
+
+def excess(summaries: list[dict], level: float = LEVEL) -> list[dict[str, Any]]:
+    """Per kind, its mean excess return over buy-and-hold across seeds with the ``level``
+    confidence interval (:func:`mean_ci`), best mean first: kind, seeds, excess_mean,
+    excess_std (across seeds, ddof 1), ci_low, ci_high, alpha (ci_low > 0). Summaries
+    without ``excess_by_kind`` (runs from before it existed) are skipped."""
+    per: dict[str, list[float]] = {}
+    for summary in summaries:
+        for kind, e in summary.get("excess_by_kind", {}).items():
+            if e["mean"] is not None:
+                per.setdefault(kind, []).append(float(e["mean"]))
+    rows = []
+    for kind, values in per.items():
+        mean, low, high = mean_ci(values, level)
+        rows.append({
+            "kind": kind,
+            "seeds": len(values),
+            "excess_mean": mean,
+            "excess_std": float(np.std(values, ddof=1)) if len(values) > 1 else None,
+            "ci_low": low,
+            "ci_high": high,
+            "alpha": low is not None and low > 0,
+        })
+    rows.sort(key=lambda r: (-r["excess_mean"], r["kind"]))
+    return rows
+
+
+def excess_table(rows: list[dict[str, Any]], level: float = LEVEL) -> str:
+    """The excess-return rows as an aligned text table (returns in percent)."""
+    def pct(v):
+        return "-" if v is None else f"{v * 100:+.3f}%"
+
+    head = ("kind", "seeds", "mean excess return", f"{level:.0%} CI low", "high", "")
+    body = [(r["kind"], str(r["seeds"]), pct(r["excess_mean"]), pct(r["ci_low"]), pct(r["ci_high"]),
+             "alpha" if r["alpha"] else "") for r in rows]
+    return text_table([head, *body], left={0, 5})
+
+
 def table(rows: list[dict[str, Any]]) -> str:
     def f(v, fmt, scale=1.0, unit=""):
         return "-" if v is None else format(v * scale, fmt) + unit
@@ -75,14 +148,18 @@ def table(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def chart(path: Path, rows: list[dict[str, Any]], n_seeds: int) -> None:
+def chart(path: Path, rows: list[dict[str, Any]], n_seeds: int,
+          excess_rows: list[dict[str, Any]] | None = None, level: float = LEVEL) -> None:
+    """Bars per kind (in ranking order): Sharpe, drawdown and return with +-1 std across
+    seeds, and the mean excess return with its confidence interval as whiskers (green
+    where the interval lies above 0)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     kinds = [r["kind"] for r in rows]
-    fig, axes = plt.subplots(1, 3, figsize=(13, 0.5 * len(kinds) + 2.5), sharey=True)
+    fig, axes = plt.subplots(1, 4, figsize=(17, 0.5 * len(kinds) + 2.5), sharey=True)
     panels = (("sharpe", "median Sharpe", 1), ("max_drawdown", "median max drawdown %", 100),
               ("total_return", "median total return %", 100))
     y = np.arange(len(kinds))
@@ -93,24 +170,41 @@ def chart(path: Path, rows: list[dict[str, Any]], n_seeds: int) -> None:
         ax.axvline(0, color="black", lw=0.5)
         ax.set_title(title, fontsize=10)
         ax.grid(alpha=0.3, axis="x")
+    by_kind = {r["kind"]: r for r in excess_rows or []}
+    mean, lo, hi, colour = [], [], [], []
+    for kind in kinds:
+        e = by_kind.get(kind)
+        m = np.nan if e is None else e["excess_mean"] * 100
+        mean.append(m)
+        lo.append(0.0 if e is None or e["ci_low"] is None else m - e["ci_low"] * 100)
+        hi.append(0.0 if e is None or e["ci_high"] is None else e["ci_high"] * 100 - m)
+        colour.append("tab:green" if e is not None and e["alpha"] else "tab:gray")
+    ax = axes[3]
+    ax.barh(y, mean, xerr=[lo, hi], color=colour, alpha=0.7, capsize=3)
+    ax.axvline(0, color="black", lw=0.5)
+    ax.set_title(f"excess return over buy-and-hold % ({level:.0%} CI)", fontsize=10)
+    ax.grid(alpha=0.3, axis="x")
     axes[0].set_yticks(y, kinds)
     axes[0].invert_yaxis()
-    fig.suptitle(f"strategy tournament: mean over {n_seeds} seeds (bars: +-1 std across seeds)")
+    fig.suptitle(f"strategy tournament: mean over {n_seeds} seeds (bars: +-1 std across seeds; "
+                 f"excess: Student t {level:.0%} interval, green above 0)")
     fig.tight_layout()
     save_figure(fig, path, dpi=110)
     plt.close(fig)
 
 
-def report(sweep_dir: Path) -> list[dict[str, Any]]:
-    """Aggregate every ``*/summary.json`` under ``sweep_dir``; write ranking.json/.png."""
+def report(sweep_dir: Path) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Aggregate every ``*/summary.json`` under ``sweep_dir``; write ranking.json/.png.
+    Returns the ranking rows and the excess-return rows."""
     summaries = [json.loads(p.read_text()) for p in sorted(sweep_dir.glob("*/summary.json"))]
     if not summaries:
         raise FileNotFoundError(f"no */summary.json under {sweep_dir}")
-    rows = rank(summaries)
+    rows, alpha = rank(summaries), excess(summaries)
     seeds = sorted(s["run"]["seed"] for s in summaries)
-    write_text(sweep_dir / "ranking.json", json.dumps({"seeds": seeds, "ranking": rows}, indent=2) + "\n")
-    chart(sweep_dir / "ranking.png", rows, len(seeds))
-    return rows
+    out = {"seeds": seeds, "ranking": rows, "confidence": LEVEL, "excess": alpha}
+    write_text(sweep_dir / "ranking.json", json.dumps(out, indent=2) + "\n")
+    chart(sweep_dir / "ranking.png", rows, len(seeds), alpha)
+    return rows, alpha
 
 
 try:
@@ -124,6 +218,8 @@ class TournamentReport(Callback):
 
     def on_multirun_end(self, config, **kwargs: Any) -> None:
         sweep_dir = Path(config.hydra.sweep.dir)
-        rows = report(sweep_dir)
+        rows, alpha = report(sweep_dir)
         print("\n" + table(rows))
+        print(f"\nexcess return over buy-and-hold, mean over seeds with its {LEVEL:.0%} Student t interval:")
+        print(excess_table(alpha))
         print(f"\nranking: {sweep_dir / 'ranking.json'}, {sweep_dir / 'ranking.png'}")
