@@ -5,7 +5,8 @@
   ``systems.fundamentals.update_fundamentals``.
 * ``NewsParams``: numbers a sweep may vmap: per event kind the arrival rate, minimum
   interval, size distribution, sentiment impulse and decay; the scheduled events; the
-  fair-value guards (minimum spread, P/E bounds, one-tick floor).
+  fair-value guards (minimum spread, P/E bounds, one-tick floor); the fundamentals'
+  random walk (drift, volatility, jump rate and size of log EPS per tick).
 * The event record: each tick the stage writes ``frame.events`` f64[len(EVENT_FIELDS),
   4 + E]: one slot per event kind for a random arrival (``EVENT_KINDS`` order), then one
   slot per scheduled event (config order). ``valid`` is 1.0 where an event happened.
@@ -55,6 +56,8 @@ class FundamentalsState:
     sentiment: jax.Array  # f64[4, S] sentiment per event kind (fraction of fair value)
     last_event: jax.Array  # i64[4] tick of the last random event of each kind (NEVER: none)
     fair: jax.Array  # f64[S] fair value in units: Gordon value * (1 + clipped total sentiment)
+    news_move: jax.Array  # f64[S] log change of fair value made by the last tick's news
+    # events (against the same tick without them): public information
     news_tick: jax.Array  # i64[4, S] tick of the last event (random or scheduled) of each
     # kind that touched each symbol (NEVER: none). An event of tick T is seen by decisions
     # at tick T + 1, when ``news_tick == state.tick - 1``.
@@ -80,3 +83,7 @@ class NewsParams:
     pe_hi: jax.Array  # f64[] fair value <= pe_hi * max(eps, 0)
     sector_of: jax.Array  # i32[S] sector index of each symbol
     tick_size: jax.Array  # f64[S] units; fair value is at least one tick
+    drift: jax.Array  # f64[] mean log change of EPS per tick (the fundamentals' random walk)
+    volatility: jax.Array  # f64[] its standard deviation per tick
+    jump_rate: jax.Array  # f64[] probability per tick and symbol of an EPS jump
+    jump_std: jax.Array  # f64[] standard deviation of a jump's log size

@@ -31,3 +31,4 @@ class MarketView:
     ref: jax.Array  # f64[S] reference price: mid if both sides quote, else last trade
     spread: jax.Array  # i64[S] ask - bid, 0 where a side is empty
     fair: jax.Array  # f64[S] fair value (fundamentals and sentiment), units
+    news: jax.Array  # f64[S] log change of fair value made by the last tick's news events

@@ -96,6 +96,7 @@ class WorldParams:
     borrow_rate: jax.Array  # i64[] fee per tick in parts per 1e9 of the borrowed value
     max_short: jax.Array  # i64[N] largest short per symbol each agent may hold, shares
     news: NewsParams  # news arrival rates, sizes, scheduled events, valuation guards
+    anchoring: jax.Array  # f64[] weight of the fair value per tick in liquidity providers' prices
     kinds: dict[str, Any]  # kind name -> that strategy's Params pytree (rows of the kind)
     background: Any = None  # the background pool's BackgroundParams, or None
 

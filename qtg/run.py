@@ -488,7 +488,7 @@ def print_report(job: Job, summary: dict) -> None:
     print(f"\nrun directory: {job.out_dir}")
 
 
-GROUPS = ("population", "engine", "ui", "experiment")
+GROUPS = ("population", "market", "engine", "ui", "experiment")
 """The config groups with options (folders of conf/), in the order the usage lists them."""
 
 COMMON_KEYS = (
@@ -566,7 +566,8 @@ def usage(conf_dir: Path = CONF_DIR) -> str:
     for key, text in COMMON_KEYS:
         lines.append(f"  {key:<31}{text}; default {_key_default(defaults, key)}")
     for title, group in (("experiments (+experiment=NAME)", "experiment"),
-                         ("population presets (population=NAME)", "population")):
+                         ("population presets (population=NAME)", "population"),
+                         ("market presets (market=NAME)", "market")):
         lines += ["", f"{title}:"]
         for path in sorted((conf_dir / group).glob("*.yaml")):
             lines.append(f"  {path.stem:<22}{_first_comment(path)}")

@@ -17,6 +17,16 @@ sector     one sector's symbols        none on fundamentals
 Every event also adds ``news.sentiment[kind] * x`` to its kind's sentiment row on the
 symbols it affects; sentiment decays by ``news.decay[kind] = exp(-1 / duration)`` per tick.
 
+Between events the fundamentals move on their own: each tick, before the news, every
+symbol's EPS takes a step of a random walk in logs (a jump diffusion, Merton 1976):
+``log eps += drift + volatility * z + J``, with ``z ~ N(0, 1)`` and ``J ~ N(0, jump_std**2)``
+with probability ``jump_rate`` (else 0), drawn per symbol. Fair value is proportional to EPS
+(within the P/E bounds, which scale with it), so its log follows the same walk: it is never
+flat, and the news events come on top of it. The stage records the log change of fair
+value that the tick's events made (against the same tick without them) as ``news_move``:
+what every trader learns at once. The walk, and the sentiment's slow decay, are the
+market's to discover.
+
 The stage ``update_fundamentals`` reads exactly:
 
 * ``params.news``: a ``NewsParams``;
@@ -106,6 +116,7 @@ def update_fundamentals(static, params, state, frame: Frame, key: jax.Array):
     now = jnp.asarray(state.tick, jnp.int64)
     s = f.eps.shape[0]
     k_arrive, k_target, k_size = jax.random.split(key, 3)
+    walk = eps_walk(news, jax.random.fold_in(key, 1), s)
 
     # (b) Random arrivals: at most one per kind per tick.
     eligible = now - f.last_event >= news.min_interval
@@ -130,7 +141,7 @@ def update_fundamentals(static, params, state, frame: Frame, key: jax.Array):
     # rate changes add (the rate is floored at 0 after the sum).
     is_kind = kind[:, None] == jnp.arange(N_KINDS)[None, :]  # bool[4+E, 4]
     earn = affected & is_kind[:, EARNINGS, None]
-    eps = f.eps * jnp.prod(jnp.where(earn, 1.0 + size[:, None], 1.0), axis=0)
+    eps = f.eps * walk * jnp.prod(jnp.where(earn, 1.0 + size[:, None], 1.0), axis=0)
     guide = affected & is_kind[:, GUIDANCE, None]
     growth = f.growth + jnp.sum(jnp.where(guide, size[:, None], 0.0), axis=0)
     rate = jnp.maximum(f.rate + jnp.sum(jnp.where(valid & is_kind[:, RATE], size, 0.0)), 0.0)
@@ -144,7 +155,10 @@ def update_fundamentals(static, params, state, frame: Frame, key: jax.Array):
     news_tick = jnp.where(touched, now, f.news_tick)
     new = f.replace(eps=eps, growth=growth, rate=rate, sentiment=sentiment, last_event=last_event,
                     news_tick=news_tick)
-    new = new.replace(fair=fair_value(new, news))
+    fair = fair_value(new, news)
+    # The news of the tick: fair value against what it would be without this tick's events.
+    quiet = fair_value(f.replace(eps=f.eps * walk, sentiment=f.sentiment * news.decay[:, None]), news)
+    new = new.replace(fair=fair, news_move=jnp.log(fair / quiet))
 
     # (f) The record.
     count = jnp.maximum(affected.sum(axis=1), 1)
@@ -160,6 +174,16 @@ def update_fundamentals(static, params, state, frame: Frame, key: jax.Array):
     }
     events = jnp.stack([record[name] for name in EVENT_FIELDS])
     return state.replace(fundamentals=new), frame.replace(events=events)
+
+
+def eps_walk(news: NewsParams, key: jax.Array, s: int) -> jax.Array:
+    """One tick of the fundamentals' random walk: the factor ``exp(drift + volatility * z +
+    J)`` that multiplies each symbol's EPS (see the module docstring). f64[S]"""
+    k_z, k_jump, k_size = jax.random.split(key, 3)
+    z = jax.random.normal(k_z, (s,), jnp.float64)
+    jumps = jax.random.uniform(k_jump, (s,), jnp.float64) < news.jump_rate
+    size = news.jump_std * jax.random.normal(k_size, (s,), jnp.float64)
+    return jnp.exp(news.drift + news.volatility * z + jnp.where(jumps, size, 0.0))
 
 
 def _affected(kind, target, sector_of, s: int) -> jax.Array:

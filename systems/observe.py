@@ -29,5 +29,6 @@ def observe_market(
         ref=mid,
         spread=jnp.where(both, m.ask - m.bid, 0),
         fair=state.fundamentals.fair,
+        news=state.fundamentals.news_move,
     )
     return state, frame.replace(view=view, indicators=read_indicators(static.indicators, state.indicators))

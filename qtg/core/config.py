@@ -64,6 +64,11 @@ class MarketConfig:
         "Fraction of each symbol's shares outstanding in its borrow pool, in [0, 1]."))
     borrow_rate: float = setting(0.00001, hi=MAX_RATE / RATE_SCALE, doc=(
         "Borrow fee per tick, as a fraction of the borrowed shares' value at the last price."))
+    anchoring: float = setting(0.02, lo=0.0, hi=1.0, doc=(
+        "How fast prices find the fair value: the weight of the fair value, per tick, in the prices "
+        "of the market's liquidity providers (makers' quote centres, noise traders' limit prices; "
+        "each kind's ``anchor`` is relative to it). 1: prices pinned to fair value; the mispricing "
+        "half-life is about ln 2 / anchoring ticks."))
     locate: bool = setting(True, doc=(
         "Resting short sales hold (and pay for) their borrow; without it only filled shorts borrow "
         "(the pool still reserves capacity for resting short sales)."))
@@ -114,6 +119,13 @@ class FundamentalsConfig:
         "Guard: the discount rate minus growth is at least this (the fallback when r <= g)."))
     pe_bounds: list[float] = setting([2.0, 60.0], lo=0.001, hi=1000.0, doc=(
         "Fair value is kept within [lo, hi] times earnings per share (and at least one tick)."))
+    drift: float = setting(0.0, lo=-0.01, hi=0.01, doc=(
+        "Mean log change of each symbol's EPS per tick (the fundamentals' random walk; 0: no drift)."))
+    volatility: float = setting(0.0001, hi=0.1, doc=(
+        "Standard deviation of the log change of each symbol's EPS per tick (0: no random walk)."))
+    jump_rate: float = setting(0.001, hi=1.0, doc=(
+        "Probability per tick and symbol of a jump in EPS (on top of the walk and the news)."))
+    jump_std: float = setting(0.003, hi=1.0, doc="Standard deviation of a jump's log size.")
 
 
 @dataclasses.dataclass
@@ -144,16 +156,16 @@ class ScheduledEvent:
 @dataclasses.dataclass
 class NewsConfig:
     earnings: NewsKindConfig = dataclasses.field(
-        default_factory=lambda: NewsKindConfig(rate=0.002, min_interval=100, std=0.05, sentiment=0.5, duration=200))
+        default_factory=lambda: NewsKindConfig(rate=0.001, min_interval=100, std=0.02, sentiment=0.5, duration=200))
     """Earnings surprise: moves one symbol's EPS by ``size`` (fraction)."""
     guidance: NewsKindConfig = dataclasses.field(
-        default_factory=lambda: NewsKindConfig(rate=0.001, min_interval=200, std=0.005, sentiment=2.0, duration=200))
+        default_factory=lambda: NewsKindConfig(rate=0.001, min_interval=200, std=0.001, sentiment=2.0, duration=200))
     """Guidance change: moves one symbol's growth estimate by ``size``."""
     rate: NewsKindConfig = dataclasses.field(
-        default_factory=lambda: NewsKindConfig(rate=0.0002, min_interval=500, std=0.0025, duration=100))
+        default_factory=lambda: NewsKindConfig(rate=0.0002, min_interval=500, std=0.001, duration=100))
     """Rate decision: moves the risk-free rate by ``size`` (all symbols)."""
     sector: NewsKindConfig = dataclasses.field(
-        default_factory=lambda: NewsKindConfig(rate=0.001, min_interval=200, std=0.05, sentiment=1.0, duration=200))
+        default_factory=lambda: NewsKindConfig(rate=0.001, min_interval=200, std=0.01, sentiment=1.0, duration=200))
     """Sector news: sentiment ``size`` (fraction of fair value) on one sector's symbols."""
     scheduled: list[ScheduledEvent] = dataclasses.field(default_factory=list)
     """Events at exact ticks, e.g. ``{kind: sector, tick: 500, target: tech, size: -0.2}``."""
@@ -242,10 +254,10 @@ HOOK_NAMES = ("progress", "metrics", "storage", "tui")
 
 def _default_population() -> dict[str, Any]:
     """Every registered kind with its own Config defaults, and the default market's counts:
-    20 market makers (two per symbol) and 100 noise traders; every other kind is off."""
+    50 market makers (five per symbol) and 100 noise traders; every other kind is off."""
     from systems.strategies import registry
 
-    counts = {"market_maker": 20, "noise": 100}
+    counts = {"market_maker": 50, "noise": 100}
     return {name: dataclasses.asdict(kind.Config()) | {"count": counts.get(name, 0)}
             for name, kind in sorted(registry().items())}
 
@@ -257,7 +269,7 @@ class Config:
     news: NewsConfig = dataclasses.field(default_factory=NewsConfig)
     population: dict[str, Any] = dataclasses.field(default_factory=_default_population)
     """Strategy kind -> its config entry (see each module in systems/strategies); by default
-    every kind with its Config's defaults, 20 market makers and 100 noise traders."""
+    every kind with its Config's defaults, 50 market makers and 100 noise traders."""
     engine: EngineConfig = dataclasses.field(default_factory=EngineConfig)
     risk: RiskConfig = dataclasses.field(default_factory=RiskConfig)
     run: RunConfig = dataclasses.field(default_factory=RunConfig)

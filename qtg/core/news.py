@@ -170,6 +170,10 @@ def make_fundamentals(cfg, n_symbols: int, sector_names, sector_of, tick_size_un
         pe_hi=jnp.asarray(fc.pe_bounds[1], jnp.float64),
         sector_of=jnp.asarray(np.asarray(sector_of, np.int32)),
         tick_size=jnp.asarray(np.asarray(tick_size_units, np.float64)),
+        drift=jnp.asarray(fc.drift, jnp.float64),
+        volatility=jnp.asarray(fc.volatility, jnp.float64),
+        jump_rate=jnp.asarray(fc.jump_rate, jnp.float64),
+        jump_std=jnp.asarray(fc.jump_std, jnp.float64),
     )
     state = FundamentalsState(
         eps=jnp.asarray(_opening_eps(cfg, n_symbols)),
@@ -180,6 +184,7 @@ def make_fundamentals(cfg, n_symbols: int, sector_names, sector_of, tick_size_un
         sentiment=jnp.zeros((N_KINDS, n_symbols), jnp.float64),
         last_event=jnp.full(N_KINDS, NEVER, jnp.int64),
         fair=jnp.zeros(n_symbols, jnp.float64),
+        news_move=jnp.zeros(n_symbols, jnp.float64),
         news_tick=jnp.full((N_KINDS, n_symbols), NEVER, jnp.int64),
     )
     return news, state.replace(fair=fair_value(state, news))

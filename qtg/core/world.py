@@ -112,6 +112,7 @@ def build_world(cfg: Config) -> World:
         borrow_rate=jnp.asarray(round(cfg.market.borrow_rate * RATE_SCALE), jnp.int64),
         max_short=jnp.asarray(np.concatenate(max_short)),
         news=news,
+        anchoring=jnp.asarray(cfg.market.anchoring, jnp.float64),
         kinds=kind_params,
         background=bg_params,
     )

@@ -209,11 +209,14 @@ def log_returns(prices: dict[str, Any]) -> dict[str, np.ndarray]:
 
 
 def log_mispricing(prices: dict[str, Any]) -> dict[str, np.ndarray]:
-    """Per symbol, ``log(price / fair)`` per tick (NaN where either is missing); an empty
-    dict when no fair value is recorded."""
-    fair = prices["fair"]
-    if not (fair > 0).any():
+    """Per symbol, ``log(price_t / fair_{t-1})`` per tick (NaN where either is missing, and
+    at the first tick); an empty dict when no fair value is recorded. The fair value is the
+    previous tick's: the one the traders of tick ``t`` saw when they set its prices (a row of
+    prices.csv holds the fair value after that tick's news, which prices meet a tick later)."""
+    recorded = prices["fair"]
+    if not (recorded > 0).any():
         return {}
+    fair = np.vstack([np.zeros((1, recorded.shape[1])), recorded[:-1]])
     p = price_series(prices)
     with np.errstate(invalid="ignore", divide="ignore"):
         x = np.where(fair > 0, np.log(p / np.where(fair > 0, fair, 1.0)), np.nan)

@@ -7,9 +7,10 @@ import jax.numpy as jnp
 import numpy as np
 
 from components.agents import NO_ORDER, order_id
+from components.market import MarketView
 from components.money import floor_div, to_fixed
 from components.orders import OrderBatch, OrderType, Side
-from components.world import WorldState
+from components.world import WorldParams, WorldState
 from systems.ticks import ceil_tick, floor_tick
 
 
@@ -151,3 +152,16 @@ def holdings_in_own_symbol(
     position = np.zeros((symbol.shape[0], n_symbols), np.int64)
     position[np.arange(symbol.shape[0]), symbol] = shares
     return np.full(symbol.shape[0], to_fixed(cash), np.int64), position
+
+
+def value_estimate(
+    world: WorldParams, view: MarketView, symbol: jax.Array, anchor: jax.Array, base: jax.Array | None = None
+) -> jax.Array:
+    """A liquidity provider's estimate of value (units, f64[n]): ``base`` (default: the
+    reference price) moved by the last tick's public news (``view.news``), then pulled
+    toward the fair value by ``market.anchoring * anchor`` of the gap. The fair value's own
+    random walk reaches prices only through this pull (and informed traders), so the market
+    discovers it slowly: the mispricing half-life is about ln 2 / (anchoring * anchor) ticks."""
+    base = view.ref[symbol] if base is None else base
+    informed = base * jnp.exp(view.news[symbol])
+    return informed + world.anchoring * anchor * (view.fair[symbol] - informed)

@@ -26,8 +26,8 @@ ROOT = Path(__file__).resolve().parents[2]
         ("engine.stp=maybe", "engine.stp: unknown mode 'maybe'; allowed: none, cancel_taker, cancel_maker"),
         ("run.ticks=0", "run.ticks: must be in [1, 1000000000], got 0"),
         ("run.tickz=5", "run.tickz: unknown key; did you mean 'ticks'? allowed: ticks, chart, table, agents_table, memory_limit_gb"),
-        ("population.noise.foo=1", "population.noise.foo: unknown key; allowed: count, activity, size, aggressive, price_sigma, collar, cash, shares, max_short, anchor, vol_feedback, vol_periods"),
-        ("+population.noise.foo=1", "population.noise.foo: unknown key; allowed: count, activity, size, aggressive, price_sigma, collar, cash, shares, max_short, anchor, vol_feedback, vol_periods"),
+        ("population.noise.foo=1", "population.noise.foo: unknown key; allowed: count, activity, size, size_tail, aggressive, price_sigma, collar, cash, shares, max_short, anchor, vol_feedback, vol_periods, chartists, switching, herding, predisposition, misalignment, value_weight, trend_weight, trend_period, chartist_activity, chartist_size, chartist_aggressive"),
+        ("+population.noise.foo=1", "population.noise.foo: unknown key; allowed: count, activity, size, size_tail, aggressive, price_sigma, collar, cash, shares, max_short, anchor, vol_feedback, vol_periods, chartists, switching, herding, predisposition, misalignment, value_weight, trend_weight, trend_period, chartist_activity, chartist_size, chartist_aggressive"),
         ("population.noise.count=abc", "population.noise.count: Value 'abc' of type 'str' could not be converted to Integer"),
         ("+population.foo.count=1", "population.foo: unknown strategy kind; allowed: " + ", ".join(sorted(registry()))),
         ("population.noise.activity=[0.5,0.1]", "population.noise.activity: range [lo, hi] needs lo <= hi, got [0.5, 0.1]"),
@@ -101,7 +101,7 @@ def test_composed_default_is_the_dataclass_defaults():
     # ... and the dataclass defaults carry the default population: 20 market makers and
     # 100 noise traders, every other kind present and off.
     counts = {name: k.count for name, k in cfg.population.items()}
-    assert counts == {name: {"market_maker": 20, "noise": 100}.get(name, 0) for name in registry()}
+    assert counts == {name: {"market_maker": 50, "noise": 100}.get(name, 0) for name in registry()}
 
 
 CONF = ROOT / "conf"
@@ -194,7 +194,7 @@ def test_experiments_keep_their_meaning():
     large = load_config(["+experiment=large"])
     assert large.market.symbols == ["ACME", "BOLT"] and large.market.sectors == []
     assert {n: k.count for n, k in large.population.items() if k.count} == {"market_maker": 200, "noise": 99_800}
-    assert large.population["noise"].activity == [0.01, 0.05] and large.population["noise"].size == [1, 100]
+    assert large.population["noise"].activity == [0.01, 0.05] and large.population["noise"].size == [10, 300]
     tour = load_config(["+experiment=strategy_tournament"])
     assert tour.hooks == ["metrics", "storage"] and (tour.run.chart, tour.run.table) == (False, False)
     assert load_config(["+experiment=earnings_season"]).news.scheduled[-1].target == "JADE"
@@ -218,13 +218,14 @@ def test_cli_help_prints_qtg_usage_then_hydras(flag, tmp_path):
     text = out.stdout
     assert text.startswith("usage: python -m qtg.run ")
     sections = ["summary.json", "config groups", "config sections", "most used keys", "experiments (+experiment=NAME):",
-                "population presets (population=NAME):", "examples:", "run is powered by Hydra."]
+                "population presets (population=NAME):", "market presets (market=NAME):", "examples:",
+                "run is powered by Hydra."]
     at = [text.index(s) for s in sections]
     assert at == sorted(at), "the sections, in order, qtg's before Hydra's"
     groups = text[at[1]:at[2]].splitlines()
     with_options = sorted(p.name for p in (ROOT / "conf").iterdir() if p.is_dir() and any(p.glob("*.yaml")))
-    assert with_options == ["engine", "experiment", "population", "ui"]
-    for group in ("population", "engine", "ui"):
+    assert with_options == ["engine", "experiment", "market", "population", "ui"]
+    for group in ("population", "market", "engine", "ui"):
         options = ", ".join(sorted(p.stem for p in (ROOT / "conf" / group).glob("*.yaml")))
         assert f"  {group:<14}{options}" in groups
     assert text[at[2]:at[3]].splitlines()[1] == ("  market, fundamentals, news, engine, risk, run, storage, snapshot, "
@@ -271,7 +272,7 @@ def test_cli_run_log_holds_the_runs_log_lines(tui_without_terminal):
     out, run = tui_without_terminal
     lines = (run / "run.log").read_text().splitlines()
     assert len(lines) == 4, lines
-    assert lines[0].endswith(f"run in {run}: 40 agents with rows, 10 symbols, 20 ticks, engine=fast, seed=0")
+    assert lines[0].endswith(f"run in {run}: 70 agents with rows, 10 symbols, 20 ticks, engine=fast, seed=0")
     assert "[WARNING]" in lines[1] and "ui=tui needs a terminal" in lines[1]
     assert "ran 20 ticks in " in lines[2]
     assert lines[3].endswith(f"wrote impact.csv, prices.csv, events.csv, agents.csv, summary.json, config.json in {run}")
@@ -356,7 +357,7 @@ def test_cli_run_writes_summary_and_chart(tmp_path):
         assert db.last_tick() == 119 and len(db.trades()["price"]) == summary["fills"]
     assert summary["storage"]["rows"] > 0 and summary["metrics"]["ticks"] == 120
     assert json.loads((tmp_path / "run" / "metrics.json").read_text())["ticks"] == 120
-    assert summary["run"]["ticks"] == 120 and summary["run"]["agents"] == 40
+    assert summary["run"]["ticks"] == 120 and summary["run"]["agents"] == 70
     assert summary["fills"] > 0 and summary["volume"] > 0
     assert summary["conservation"] == {"cash": True, "shares": True, "borrow_ledger": True}
     assert set(summary["pnl_by_kind"]) == {"market_maker", "noise"}
@@ -372,7 +373,7 @@ def test_cli_run_writes_summary_and_chart(tmp_path):
     assert "market_maker" in out.stdout and "conservation: cash ok, shares ok, borrow ledger ok" in out.stdout
     assert sum(k["trades"] for k in summary["pnl_by_kind"].values()) == 2 * summary["fills"]
     rows = (tmp_path / "run" / "agents.csv").read_text().splitlines()
-    assert len(rows) == 1 + 40 and rows[0].startswith("agent,kind,pnl,equity,cash,trades")
+    assert len(rows) == 1 + 70 and rows[0].startswith("agent,kind,pnl,equity,cash,trades")
     pnl = sum(float(r.split(",")[2]) for r in rows[1:])
     # kind totals are rounded to cents (<= 0.005 each), rows to 4 decimals
     assert pnl == pytest.approx(sum(k["pnl_total"] for k in summary["pnl_by_kind"].values()), abs=0.02)

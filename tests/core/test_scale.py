@@ -37,7 +37,7 @@ def test_presets_hold_the_promised_tiers(preset, scale):
 
 
 def test_small_is_the_default():
-    assert _tiers(load_config([])) == {1: 120, 2: 0, 3: 0}
+    assert _tiers(load_config([])) == {1: 150, 2: 0, 3: 0}
 
 
 @pytest.fixture(scope="module")

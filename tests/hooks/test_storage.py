@@ -127,7 +127,7 @@ def test_trades_equal_the_fills_in_order(stored, db):
     keep = stored[2]
     t = db.trades()
     counts = [len(f["qty"]) for f in keep.fills]
-    assert len(t["tick"]) == sum(counts) > 1000
+    assert len(t["tick"]) == sum(counts) > 500
     np.testing.assert_array_equal(t["tick"], np.repeat(keep.ticks, counts))
     np.testing.assert_array_equal(t["seq"], np.concatenate([np.arange(n) for n in counts]))
     for k in FILL_FIELDS:

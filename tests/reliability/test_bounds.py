@@ -112,7 +112,7 @@ def test_a_population_too_big_for_memory_is_refused_with_its_estimate():
     with pytest.raises(ConfigError) as e:
         load_config(["population.noise.count=1000000000"])
     line = str(e.value)
-    assert line.startswith("population: 1,000,000,020 agents need about ") and " GiB (estimated), more than the " in line
+    assert line.startswith("population: 1,000,000,050 agents need about ") and " GiB (estimated), more than the " in line
     assert line.endswith(" GiB available; lower the counts, or set run.memory_limit_gb to allow more")
     with pytest.raises(ConfigError, match=r"more than the 0\.5 GiB allowed by run\.memory_limit_gb"):
         load_config(["run.memory_limit_gb=0.5"])
@@ -138,8 +138,10 @@ def test_the_memory_estimate_grows_with_agents_symbols_and_rows():
     "override, message",
     [
         ("population.noise.activty=[0,1]",
-         "population.noise.activty: unknown key; did you mean 'activity'? allowed: count, activity, size, "
-         "aggressive, price_sigma, collar, cash, shares, max_short, anchor, vol_feedback, vol_periods"),
+         "population.noise.activty: unknown key; did you mean 'activity'? allowed: count, activity, size, size_tail, "
+         "aggressive, price_sigma, collar, cash, shares, max_short, anchor, vol_feedback, vol_periods, chartists, "
+         "switching, herding, predisposition, misalignment, value_weight, trend_weight, trend_period, "
+         "chartist_activity, chartist_size, chartist_aggressive"),
         ("+news.earnings.rat=0.1",
          "news.earnings.rat: unknown key; did you mean 'rate'? allowed: rate, min_interval, mean, std, "
          "sentiment, duration"),

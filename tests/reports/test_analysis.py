@@ -176,8 +176,9 @@ def test_mean_reversion_ou_half_life(tmp_path):
     b = 0.95
     x = np.stack([ar1(rng, 20000, b, sigma=0.002) for _ in range(3)], axis=1)
     fair = 50.0 + np.zeros_like(x)
-    fair[10000:] = 60.0  # fair value jumps; price follows it: x is unaffected
-    f = facts_of(tmp_path, fair * np.exp(x), fair=fair)["mean reversion"]
+    fair[10000:] = 60.0  # fair value jumps; price follows it a tick later: x is unaffected
+    seen = np.vstack([fair[:1], fair[:-1]])  # the fair value the prices of a tick are set on
+    f = facts_of(tmp_path, seen * np.exp(x), fair=fair)["mean reversion"]
     expected = -math.log(2) / math.log(b)  # 13.51 ticks
     assert f["passed"] is True
     assert f["statistics"]["half_life"] == pytest.approx(expected, rel=0.15)

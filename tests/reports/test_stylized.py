@@ -20,15 +20,17 @@ ENV = {**os.environ, "JAX_PLATFORMS": "cpu"}
 
 
 def market_run(tmp_path: Path) -> Path:
-    """Three symbols whose mid follows fair * exp(x): x an AR(1) toward 0 (b = 0.9), fair a
-    random walk with GARCH(1,1) shocks: volatility clusters, returns are uncorrelated, and
-    log(price / fair) reverts with a half-life of 6.6 ticks."""
+    """Three symbols whose mid follows the previous tick's fair value times exp(x) (prices
+    meet a tick's fair value a tick later): x an AR(1) toward 0 (b = 0.9), fair a random walk
+    with GARCH(1,1) shocks: volatility clusters, returns are uncorrelated, and log(price /
+    fair seen) reverts with a half-life of 6.6 ticks."""
     rng = np.random.default_rng(11)
     n = 3000
     shocks = np.stack([garch(rng, n) for _ in range(3)], axis=1) * 0.002
     fair = 100 * np.exp(np.cumsum(shocks, axis=0))
     x = np.stack([ar1(rng, n, 0.9, sigma=0.0005) for _ in range(3)], axis=1)
-    return write_run(tmp_path / "run", fair * np.exp(x), symbols=["ACME", "BOLT", "CRUX"],
+    seen = np.vstack([fair[:1], fair[:-1]])
+    return write_run(tmp_path / "run", seen * np.exp(x), symbols=["ACME", "BOLT", "CRUX"],
                      sectors=["tech", "tech", "energy"], fair=fair)
 
 

@@ -21,12 +21,12 @@ def test_the_table_and_the_chart_count_the_background_pool():
     cfg = make_config(**{"run.ticks": 5, "population.noise.count": 20, "population.background.count": 300})
     run = run_sim(cfg)
     summary = summarize(cfg, run.initial, run.sim, run.rec, 1.0)
-    assert summary["run"]["agents"] == 40 and summary["run"]["background_pool"] == 300
-    assert summary["tiers"]["total"] == 340
+    assert summary["run"]["agents"] == 70 and summary["run"]["background_pool"] == 300
+    assert summary["tiers"]["total"] == 370
     assert table(summary).splitlines()[0].startswith(
-        "qtg: 5 ticks, 340 agents (40 with rows, 300 in the background pool), engine=fast, seed=0, ")
+        "qtg: 5 ticks, 370 agents (70 with rows, 300 in the background pool), engine=fast, seed=0, ")
     title = chart_figure(run.sim.static, run.rec.arrays())._suptitle.get_text()
-    assert title == "qtg run: 5 ticks, 10 symbols, 340 agents (40 with rows, 300 in the background pool)"
+    assert title == "qtg run: 5 ticks, 10 symbols, 370 agents (70 with rows, 300 in the background pool)"
 
 
 def test_excess_returns_against_hand_computed_values():

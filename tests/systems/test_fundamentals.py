@@ -30,7 +30,7 @@ from qtg.core.news import (
     event_rows,
     make_fundamentals,
 )
-from systems.fundamentals import calibrated_eps, gordon_fair_value, update_fundamentals
+from systems.fundamentals import calibrated_eps, eps_walk, gordon_fair_value, update_fundamentals
 
 F = {name: i for i, name in enumerate(EVENT_FIELDS)}
 K = {name: i for i, name in enumerate(EVENT_KINDS)}
@@ -114,8 +114,10 @@ def test_calibrated_eps_round_trips_to_price():
 
 
 def quiet_config(*scheduled, **kinds) -> Config:
-    """Default market (10 symbols, 5 sectors of two); no random news unless given."""
+    """Default market (10 symbols, 5 sectors of two); no random news unless given, and no
+    random walk of the fundamentals (``walk_config`` for that)."""
     cfg = Config()
+    cfg.fundamentals.volatility = cfg.fundamentals.jump_rate = 0.0
     for k in EVENT_KINDS:
         setattr(cfg.news, k, kinds.get(k, NewsKindConfig(rate=0.0, sentiment=getattr(cfg.news, k).sentiment,
                                                         duration=getattr(cfg.news, k).duration)))
@@ -303,8 +305,9 @@ MIN_INTERVAL = np.array([0, 5, 20, 3])
 
 
 def random_world():
-    """4 symbols in 2 sectors; every kind arrives at random; no scheduled events."""
+    """4 symbols in 2 sectors; every kind arrives at random; no scheduled events; no walk."""
     cfg = Config()
+    cfg.fundamentals.volatility = cfg.fundamentals.jump_rate = 0.0
     cfg.market.symbols = ["A", "B", "C", "D"]
     cfg.market.sectors = ["x", "x", "y", "y"]
     for k, rate, gap in zip(EVENT_KINDS, RATES, MIN_INTERVAL):
@@ -474,3 +477,67 @@ def test_make_fundamentals_rejects_unknown_target():
     cfg = quiet_config(ScheduledEvent(kind="guidance", tick=1, target="tech", size=0.01))
     with pytest.raises(ValueError, match=r"^news\.scheduled\[0\]\.target: unknown symbol 'tech'"):
         build(cfg)
+
+
+# ---------------------------------------------------------------------------------------
+# The fundamentals' random walk
+
+
+def walk_config(drift=0.0, volatility=0.0, jump_rate=0.0, jump_std=0.0) -> Config:
+    cfg = quiet_config()
+    f = cfg.fundamentals
+    f.drift, f.volatility, f.jump_rate, f.jump_std = drift, volatility, jump_rate, jump_std
+    return cfg
+
+
+@pytest.mark.parametrize("drift, vol, rate, jump", [(0.0, 0.001, 0.0, 0.0), (2e-4, 5e-4, 0.0, 0.0),
+                                                    (-1e-4, 5e-4, 0.01, 0.02)])
+def test_eps_walk_has_the_configured_drift_and_variance(drift, vol, rate, jump):
+    params, _ = build(walk_config(drift, vol, rate, jump))
+    n = 40_000  # draws of 10 symbols each: 400,000 log steps
+    keys = jax.random.split(jax.random.key(7), n)
+    steps = np.log(np.asarray(jax.vmap(lambda k: eps_walk(params.news, k, 10))(keys))).ravel()
+    var = vol**2 + rate * jump**2
+    # the sample mean within 5 standard errors of the drift, the variance within 5% of its
+    # own (the jumps make the variance of the variance larger: 5% is > 5 standard errors)
+    assert abs(steps.mean() - drift) < 5 * math.sqrt(var / steps.size)
+    assert steps.var() == pytest.approx(var, rel=0.05)
+    kurt = ((steps - steps.mean()) ** 4).mean() / steps.var() ** 2 - 3
+    if rate == 0:
+        assert abs(kurt) < 0.1  # Gaussian steps
+    else:
+        # a normal mixture: 3 * rate * jump^4 / var^2 - 3 * ... ; here about 10.3
+        expected = 3 * (vol**4 + 2 * rate * vol**2 * jump**2 + rate * jump**4) / var**2 - 3
+        assert kurt == pytest.approx(expected, rel=0.25)
+
+
+def test_fair_value_follows_the_walk_every_tick_and_is_never_flat():
+    params, state = build(walk_config(volatility=0.001, jump_rate=0.01, jump_std=0.02))
+    out = run(params, state, 200)
+    fair = np.array([f.fair for f, _ in out])
+    eps = np.array([f.eps for f, _ in out])
+    assert (np.diff(fair, axis=0) != 0).all()  # every symbol moves every tick
+    # fair value is proportional to EPS (no news: no sentiment, no rate change)
+    np.testing.assert_allclose(fair / eps, np.broadcast_to(fair[0] / eps[0], fair.shape), rtol=1e-12)
+    steps = np.diff(np.log(fair), axis=0)
+    assert 0.0005 < steps.std() < 0.005 and (np.abs(steps) > 0.01).any()  # jumps happened
+    # the same keys give the same path (determinism), and no walk leaves EPS exactly alone
+    again = np.array([f.fair for f, _ in run(params, state, 200)])
+    np.testing.assert_array_equal(fair, again)
+    still, state0 = build(walk_config())
+    np.testing.assert_array_equal(run(still, state0, 5)[-1][0].eps, state0.fundamentals.eps)
+
+
+def test_news_move_is_the_events_share_of_the_tick_and_not_the_walks():
+    # An earnings beat of 10% at tick 3 (sentiment 0.5 * 0.1 on top), with the walk on.
+    cfg = walk_config(volatility=0.001, jump_rate=0.01, jump_std=0.02)
+    cfg.news.scheduled = [ScheduledEvent(kind="earnings", tick=3, target="CRUX", size=0.1)]
+    params, state = build(cfg)
+    out = run(params, state, 6)
+    c = sym("CRUX")
+    moves = np.array([f.news_move for f, _ in out])
+    # The event's share: EPS x 1.1 and sentiment 0.05 on (1 + 0) -> log(1.1 * 1.05).
+    assert moves[3, c] == pytest.approx(math.log(1.1 * 1.05), rel=1e-12)
+    moves[3, c] = 0.0
+    # Every other symbol and tick: the walk and the sentiment's decay are not news.
+    np.testing.assert_allclose(moves, 0.0, atol=1e-12)

@@ -275,7 +275,7 @@ class TestStrategies:
         kind = world.static.kind("market_maker")
         p = world.params.kinds["market_maker"]
         base = world.state
-        o = market_maker.decide(world.static, kind, world.params, p, base, self.view(world, base), KEY)
+        o, _ = market_maker.decide(world.static, kind, world.params, p, base, self.view(world, base), KEY)
         price, qty = np.asarray(o.price), np.asarray(o.qty)
         bid, ask = price[0], price[1]
         assert bid % 100 == 0 and ask % 100 == 0 and bid < 1_000_000 < ask
@@ -283,19 +283,19 @@ class TestStrategies:
         assert qty.tolist() == [int(p.quote_size[0])] * 2
         # Long inventory leans both quotes down.
         long = base.replace(wallet=base.wallet.replace(position=base.wallet.position.at[0, 0].add(1500)))
-        o2 = market_maker.decide(world.static, kind, world.params, p, long, self.view(world, long), KEY)
+        o2, _ = market_maker.decide(world.static, kind, world.params, p, long, self.view(world, long), KEY)
         assert np.asarray(o2.price)[0] <= bid and np.asarray(o2.price)[1] <= ask
         assert np.asarray(o2.price).sum() < price.sum()
 
     def test_market_maker_modifies_live_quotes_and_skips_unchanged(self, world):
         kind = world.static.kind("market_maker")
         p = world.params.kinds["market_maker"]
-        o = market_maker.decide(world.static, kind, world.params, p, world.state, self.view(world, world.state), KEY)
+        o, _ = market_maker.decide(world.static, kind, world.params, p, world.state, self.view(world, world.state), KEY)
         bid, ask = (int(x) for x in np.asarray(o.price))
         q = int(p.quote_size[0])
         state = with_slot(world.state, 0, Side.BUY, 0, bid, q)
         state = with_slot(state, 0, Side.SELL, 1, ask + 100, q)
-        o2 = market_maker.decide(world.static, kind, world.params, p, state, self.view(world, state), KEY)
+        o2, _ = market_maker.decide(world.static, kind, world.params, p, state, self.view(world, state), KEY)
         assert np.asarray(o2.valid).tolist() == [False, True]  # bid unchanged, ask moved
         assert int(o2.kind[1]) == OrderType.MODIFY and int(o2.id[1]) == 1 and int(o2.price[1]) == ask
 
@@ -304,10 +304,10 @@ class TestStrategies:
         p = world.params.kinds["noise"].replace(activity=jnp.ones(3))
         poor = with_holdings(world.state, [10**12, 0, 10**12, 10**12], [10**6, 0, 10**6, 10**6])
         for seed in range(20):
-            o = noise.decide(world.static, kind, world.params, p, poor, self.view(world, poor), jax.random.key(seed))
+            o, _ = noise.decide(world.static, kind, world.params, p, poor, self.view(world, poor), jax.random.key(seed))
             new = jax.tree.map(lambda x: np.asarray(x)[1::2], o)  # rows: cancel, new
             assert (new.price % 100 == 0).all() and (new.price > 0).all()
-            assert (new.qty >= 0).all() and (new.qty <= 100).all()
+            assert (new.qty >= 0).all() and (new.qty <= 300 * 3).all()  # the cap, a chartist's size
             # Agent row 1 (noise trader 0) has no cash and no shares: never a valid order.
             assert not new.valid[0]
             assert new.valid[1:].all()
