@@ -64,7 +64,7 @@ class MarketConfig:
         "Fraction of each symbol's shares outstanding in its borrow pool, in [0, 1]."))
     borrow_rate: float = setting(0.00001, hi=MAX_RATE / RATE_SCALE, doc=(
         "Borrow fee per tick, as a fraction of the borrowed shares' value at the last price."))
-    anchoring: float = setting(0.02, lo=0.0, hi=1.0, doc=(
+    anchoring: float = setting(0.01, lo=0.0, hi=1.0, doc=(
         "How fast prices find the fair value: the weight of the fair value, per tick, in the prices "
         "of the market's liquidity providers (makers' quote centres, noise traders' limit prices; "
         "each kind's ``anchor`` is relative to it). 1: prices pinned to fair value; the mispricing "

@@ -38,13 +38,13 @@ ROWS_PER_AGENT = 2  # cancel of a resting order, immediate-or-cancel order
 class Config(TradeConfig):  # count (0: off), size, max_position, collar, cash, shares, latency
     reaction: list[float] = setting([0.05, 0.2], hi=1.0, doc=(
         "Range of the probability of acting in a tick (the speed of the fundamentalist)."))
-    entry: list[float] = setting([0.01, 0.02], hi=1.0, doc=(
+    entry: list[float] = setting([0.002, 0.004], hi=1.0, doc=(
         "Range of the log gap |log(perceived fair / price)| above which an agent takes a full position."))
-    exit: list[float] = setting([0.0, 0.005], hi=1.0, doc=(
+    exit: list[float] = setting([0.0, 0.0005], hi=1.0, doc=(
         "Range of the log gap below which an agent goes flat (every exit <= every entry)."))
-    bias: float = setting(0.005, hi=1.0, doc=(
+    bias: float = setting(0.0005, hi=1.0, doc=(
         "Standard deviation of each agent's persistent log bias of the fair value it sees."))
-    noise: float = setting(0.005, hi=1.0, doc=(
+    noise: float = setting(0.0005, hi=1.0, doc=(
         "Standard deviation of the fresh log noise of the fair value it sees, each tick."))
     max_short: int = setting(500, doc="Largest short an agent may hold, in shares (0: long only).")
 

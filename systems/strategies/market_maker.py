@@ -38,7 +38,7 @@ from flax import struct
 from components.agents import NO_ORDER
 from components.frame import Frame
 from components.indicators import IndicatorSpec
-from components.money import floor_div
+from components.money import SCALE, floor_div
 from components.orders import OrderBatch, Side
 from components.schema import setting
 from components.world import KindStatic, WorldParams, WorldState, WorldStatic
@@ -62,7 +62,7 @@ class Config:
     count: int = setting(2)
     half_spread: list[float] = setting([0.0001, 0.0008], lo=1e-05, hi=0.5, doc=(
         "Range of base half-spreads, as a fraction of the quote centre."))
-    vol_spread: list[float] = setting([0.5, 1.0], hi=100.0, doc=(
+    vol_spread: list[float] = setting([0.1, 0.2], hi=100.0, doc=(
         "Range of the half-spread added per unit of ATR(vol_period) / centre (0: no widening with volatility)."))
     vol_period: int = setting(20, lo=1, hi=10_000, doc="ATR period of the volatility widening, in ticks.")
     inventory_spread: list[float] = setting([0.5, 1.0], hi=100.0, doc=(
@@ -206,8 +206,8 @@ def _relative_atr(p: Params, frame: Frame) -> jax.Array:
     ref = frame.view.ref
     if not p.vol_period:
         return jnp.zeros_like(ref)
-    atr, ready = frame.indicators.atr_at(p.vol_period)
-    return jnp.where(ready & (ref > 0), atr / jnp.where(ref > 0, ref, 1.0), 0.0)
+    atr, ready = frame.indicators.atr_at(p.vol_period)  # currency; ref is in units
+    return jnp.where(ready & (ref > 0), atr * SCALE / jnp.where(ref > 0, ref, 1.0), 0.0)
 
 
 def _stuck(state: WorldState, rows: jax.Array, side: Side, qty: jax.Array, allowed: jax.Array) -> jax.Array:

@@ -5,12 +5,16 @@ and Kirman 1993).
 Each tick a trader acts with probability ``activity``, scaled by its symbol's recent
 volatility, ``(ATR(short) / ATR(long)) ** vol_feedback`` (clipped to [0.25, 4]), and by
 ``chartist_activity`` while it is a chartist. Acting, it cancels its resting order (it
-keeps at most one) and sends a new one. Its side depends on its role:
+keeps at most one) and sends a new one. It buys with probability ``(1 + tanh(lean)) / 2``,
+where the lean depends on its role:
 
-* a **fundamentalist** buys with probability ``(1 + tanh(value_weight * log(fair / ref))) / 2``:
-  it sees the fair value, noisily, and leans toward it;
-* a **chartist** buys with probability ``(1 + tanh(trend_weight * log(ref / EMA(trend_period)))) / 2``:
-  it follows the recent trend, with orders ``chartist_size`` times as large.
+* a **fundamentalist** leans ``value_weight * log(fair / ref)``: it sees the fair value,
+  noisily, and leans toward it;
+* a **chartist** leans ``trend_weight * log(ref / EMA(trend_period))``: it follows the
+  recent trend, with orders ``chartist_size`` times as large;
+
+and both lean back toward their starting holding, by ``rebalance * (holding - position) /
+holding`` (a trader does not sink all its cash into one side of a trend).
 
 With probability ``aggressive`` (``chartist_aggressive`` for a chartist) the order is
 immediate-or-cancel, priced ``collar`` through the reference (it takes liquidity and walks
@@ -46,6 +50,7 @@ from flax import struct
 from components.agents import order_id
 from components.frame import Frame
 from components.indicators import IndicatorSpec
+from components.money import SCALE
 from components.orders import OrderBatch, OrderType, Side
 from components.schema import setting
 from components.world import KindStatic, WorldParams, WorldState, WorldStatic
@@ -97,12 +102,15 @@ class Config:
         "Worth of fundamentalism when neither crowd dominates (positive: traders lean fundamentalist)."))
     misalignment: float = setting(1.0, hi=1000.0, doc=(
         "Weight of the squared mispricing (percent) in the worth of fundamentalism."))
-    value_weight: float = setting(20.0, hi=100_000.0, doc=(
+    value_weight: float = setting(10.0, hi=100_000.0, doc=(
         "How strongly a fundamentalist leans toward fair value, per unit of log(fair / ref)."))
     trend_weight: float = setting(10.0, hi=100_000.0, doc=(
         "How strongly a chartist follows the trend, per unit of log(ref / EMA(trend_period))."))
     trend_period: int = setting(20, lo=1, hi=10_000, doc="EMA period of the chartists' trend, in ticks.")
     chartist_activity: float = setting(2.0, hi=100.0, doc="A chartist's activity relative to its ``activity``.")
+    rebalance: float = setting(0.2, hi=100.0, doc=(
+        "How strongly a trader leans back toward its starting holding, per holding's worth of shares away "
+        "from it (0: never)."))
     chartist_size: float = setting(3.0, lo=0.01, hi=100.0, doc="A chartist's order sizes relative to ``size``.")
     chartist_aggressive: float = setting(0.8, hi=1.0, doc=(
         "A chartist's probability that an action is an immediate-or-cancel order."))
@@ -131,6 +139,8 @@ class Params:
     trend_weight: jax.Array  # f64[]
     chartist_activity: jax.Array  # f64[]
     chartist_size: jax.Array  # f64[]
+    rebalance: jax.Array  # f64[]
+    holding: jax.Array  # f64[] the starting holding, shares
     chartist_aggressive: jax.Array  # f64[]
     vol_periods: tuple[int, int] = struct.field(pytree_node=False, default=(5, 100))  # static
     trend_period: int = struct.field(pytree_node=False, default=20)  # static
@@ -152,7 +162,8 @@ def make_params(cfg: Config, count: int, rng: np.random.Generator, n_symbols: in
     """Draw each trader's parameters; symbols are assigned round-robin."""
     scalar = {name: jnp.asarray(float(getattr(cfg, name)), jnp.float64) for name in (
         "vol_feedback", "size_tail", "switching", "herding", "predisposition", "misalignment",
-        "value_weight", "trend_weight", "chartist_activity", "chartist_size", "chartist_aggressive")}
+        "value_weight", "trend_weight", "chartist_activity", "chartist_size", "chartist_aggressive", "rebalance")}
+    scalar["holding"] = jnp.asarray(float(cfg.shares), jnp.float64)
     return Params(
         symbol=jnp.asarray(np.arange(count) % n_symbols, jnp.int32),
         activity=jnp.asarray(rng.uniform(*cfg.activity, count), jnp.float64),
@@ -207,6 +218,8 @@ def decide(
 
     lean = _lean(p, frame)  # f64[2, S]: log(fair / ref), log(ref / EMA)
     pull = jnp.where(chartist, p.trend_weight * lean[1][sym], p.value_weight * lean[0][sym])
+    position = state.wallet.position[rows, sym].astype(jnp.float64)
+    pull = pull - p.rebalance * (position - p.holding) / jnp.maximum(p.holding, 1.0)
     buy = u_side < 0.5 * (1.0 + jnp.tanh(pull))
     side = jnp.where(buy, Side.BUY, Side.SELL).astype(jnp.int8)
     size = _sizes(p, u_size)
@@ -268,6 +281,7 @@ def _lean(p: Params, frame: Frame) -> jax.Array:
     ref = jnp.maximum(view.ref, 1.0)
     value = jnp.log(jnp.maximum(view.fair, 1.0) / ref)
     ema, ready = frame.indicators.ema_at(p.trend_period)
+    ema = ema * SCALE  # indicators are in currency, prices in units
     trend = jnp.where(ready & (ema > 0), jnp.log(ref / jnp.where(ema > 0, ema, 1.0)), 0.0)
     # Materialised: gathered by every trader's row, it would be recomputed per row.
     return materialised(jnp.stack([value, trend]))

@@ -141,7 +141,7 @@ def test_the_memory_estimate_grows_with_agents_symbols_and_rows():
          "population.noise.activty: unknown key; did you mean 'activity'? allowed: count, activity, size, size_tail, "
          "aggressive, price_sigma, collar, cash, shares, max_short, anchor, vol_feedback, vol_periods, chartists, "
          "switching, herding, predisposition, misalignment, value_weight, trend_weight, trend_period, "
-         "chartist_activity, chartist_size, chartist_aggressive"),
+         "chartist_activity, rebalance, chartist_size, chartist_aggressive"),
         ("+news.earnings.rat=0.1",
          "news.earnings.rat: unknown key; did you mean 'rate'? allowed: rate, min_interval, mean, std, "
          "sentiment, duration"),

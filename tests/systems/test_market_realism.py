@@ -41,11 +41,12 @@ def test_default_market_has_ten_symbols_in_five_sectors_at_100():
 
 @pytest.fixture(scope="module")
 def shock_runs():
-    """+experiment=sector_shock (tech -20% at tick 150) over five seeds."""
+    """+experiment=sector_shock (tech -20% at tick 150) over five seeds, 250 ticks after it
+    (prices follow the sentiment's decay at the market's speed of price discovery)."""
     runs = []
     for seed in range(5):
         cfg = load_config(small([
-            "+experiment=sector_shock", f"seed={seed}", "run.ticks=300",
+            "+experiment=sector_shock", f"seed={seed}", "run.ticks=400",
             f"news.scheduled=[{{kind: sector, tick: {SHOCK_TICK}, target: tech, size: -0.2}}]",
         ]))
         runs.append(run_sim(cfg))

@@ -37,7 +37,8 @@ def world_of(count=2, anchoring=0.0, **changes):
 
 
 def frame_of(world, state, fair=PRICE, news=0.0, atr=None):
-    """The read phase's frame, with fair value, news and ATR(PERIOD) set (units)."""
+    """The read phase's frame, with fair value and news (units) and ATR(PERIOD) (currency,
+    as the indicators are) set."""
     frame = observe_market(world.static, world.params, state, Frame(), KEY)[1]
     view = frame.view.replace(fair=jnp.array([fair]), news=jnp.array([news]))
     ind = frame.indicators
@@ -72,7 +73,7 @@ def test_opening_quotes_sit_a_half_spread_around_the_reference():
 def test_the_spread_widens_with_volatility():
     world = world_of()
     calm = decide(world, world.state, frame_of(world, world.state, atr=0.0))[0]
-    wild = decide(world, world.state, frame_of(world, world.state, atr=0.004 * PRICE))[0]
+    wild = decide(world, world.state, frame_of(world, world.state, atr=0.004 * PRICE / SCALE))[0]
     assert calm.price[:2].tolist() == list(quotes(PRICE, 0.0002))
     # ATR of 0.4% of the price: half-spread 2 bp + 1.0 * 40 bp
     assert wild.price[:2].tolist() == list(quotes(PRICE, 0.0042))

@@ -37,7 +37,8 @@ def with_roles(world, chartist):
 
 
 def frame_of(world, state, fair=PRICE, ema=None, bid=0, ask=0):
-    """The read phase's frame with the fair value, the chartists' EMA and the book set (units)."""
+    """The read phase's frame with the fair value and the book (units) and the chartists'
+    EMA (currency, as the indicators are) set."""
     s = world.static.n_symbols
     frame = observe_market(world.static, world.params, state, Frame(), jax.random.key(0))[1]
     view = frame.view
@@ -95,7 +96,7 @@ def test_switching_probabilities_follow_the_herding_and_misalignment_formula():
 def test_fundamentalists_lean_toward_fair_value_and_chartists_follow_the_trend():
     world = world_of(value_weight=50.0, trend_weight=80.0, aggressive=[1.0, 1.0], chartist_aggressive=1.0)
     chartist = np.arange(N) % 2 == 1
-    fair, ema = PRICE * 1.01, PRICE / 1.004  # value gap log 1.01; trend log 1.004
+    fair, ema = PRICE * 1.01, PRICE / 1.004 / SCALE  # value gap log 1.01; trend log 1.004
     state, frame = frame_of(world, with_roles(world, chartist), fair=fair, ema=ema)
     o, _ = decide(world, state, frame)
     buy = o.side == Side.BUY
@@ -105,7 +106,7 @@ def test_fundamentalists_lean_toward_fair_value_and_chartists_follow_the_trend()
     assert within(buy[~chartist].mean(), p_value, N // 2)
     assert within(buy[chartist].mean(), p_trend, N // 2)
     # With neither lean, a fair coin.
-    state, frame = frame_of(world, with_roles(world, chartist), fair=PRICE, ema=PRICE)
+    state, frame = frame_of(world, with_roles(world, chartist), fair=PRICE, ema=PRICE / SCALE)
     assert within((decide(world, state, frame)[0].side == Side.BUY).mean(), 0.5, N)
 
 
@@ -140,3 +141,18 @@ def test_passive_orders_rest_behind_the_best_quotes_on_their_own_side():
     # the tick: |z| <= 3.46, so none is further than 0.7% away, and many sit deeper than the touch.
     assert (o.price[buy] >= PRICE * (1 - 0.002 * 3.47)).all() and (o.price[~buy] <= PRICE * (1 + 0.002 * 3.47)).all()
     assert (o.price[buy] < bid).mean() > 0.5 and (o.price[~buy] > ask).mean() > 0.5
+
+
+def test_traders_lean_back_toward_their_starting_holding():
+    world = world_of(rebalance=0.5, value_weight=0.0, trend_weight=0.0, aggressive=[1.0, 1.0],
+                     chartist_aggressive=1.0, chartists=0.0)
+    rows = np.arange(world.static.kind("noise").start, world.static.kind("noise").start + N)
+    # Half hold twice their starting 1,000 shares, half none: they lean to sell and to buy.
+    held = np.where(np.arange(N) % 2 == 0, 2000, 0)
+    pos = world.state.wallet.position.at[rows, 0].set(jnp.asarray(held))
+    state = world.state.replace(wallet=world.state.wallet.replace(position=pos))
+    state, frame = frame_of(world, state)
+    o, _ = decide(world, state, frame)
+    buy = o.side == Side.BUY
+    assert within(buy[held == 2000].mean(), 0.5 * (1 + math.tanh(-0.5)), N // 2)
+    assert within(buy[held == 0].mean(), 0.5 * (1 + math.tanh(0.5)), N // 2)
