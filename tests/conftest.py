@@ -1,8 +1,16 @@
 """Shared fixtures. Tests run on the CPU with small shapes; long runs are session-scoped."""
 
 import os
+import tempfile
 
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
+# One persistent XLA compilation cache per test session, shared by the xdist workers and
+# the CLI subprocesses they start (they inherit the environment): most tests build worlds
+# of a few shapes, and each shape's tick then compiles once per session instead of once
+# per process. Keyed by the program and the compiler, so a hit runs the same code.
+_run = os.environ.get("PYTEST_XDIST_TESTRUNUID") or str(os.getpid())
+os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", os.path.join(tempfile.gettempdir(), f"qtg-xla-cache-{_run}"))
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.3")
 
 import pytest  # noqa: E402
 
