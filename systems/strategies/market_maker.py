@@ -180,21 +180,22 @@ def decide(
 
     # Re-quoting a live order keeps its reservation until the modify lands, so the
     # affordable size counts the live quote as still reserved.
-    bid_qty = jnp.minimum(p.quote_size, floor_div(jnp.maximum(available_cash(state, rows), 0), bid))
-    bid_qty = jnp.where(inventory - p.target < p.max_inventory, bid_qty, 0)
-    ask_qty = jnp.minimum(p.quote_size, jnp.maximum(available_shares(state, rows, sym), 0))
-    ask_qty = jnp.where(p.target - inventory < p.max_inventory, ask_qty, 0)
-
+    # A side is quoted within the inventory limit and while the makers have not withdrawn.
     gone = away & (p.withdraw_spread == 0)
-    bid_qty, ask_qty = jnp.where(gone, 0, bid_qty), jnp.where(gone, 0, ask_qty)
+    can_bid = (inventory - p.target < p.max_inventory) & ~gone
+    can_ask = (p.target - inventory < p.max_inventory) & ~gone
+    bid_qty = jnp.minimum(p.quote_size, floor_div(jnp.maximum(available_cash(state, rows), 0), bid))
+    bid_qty = jnp.where(can_bid, bid_qty, 0)
+    ask_qty = jnp.minimum(p.quote_size, jnp.maximum(available_shares(state, rows, sym), 0))
+    ask_qty = jnp.where(can_ask, ask_qty, 0)
 
     n = static.n_agents
     bids = quote_rows(n, state, rows, int(Side.BUY), sym, bid, bid_qty)
     asks = quote_rows(n, state, rows, int(Side.SELL), sym, ask, ask_qty)
     # A live quote the maker cannot re-size (a modify is backed in full on top of the order
     # it replaces) stays where it is, rather than being cancelled every other tick.
-    stay_bid = _stuck(state, rows, Side.BUY, bid_qty, (inventory - p.target < p.max_inventory) & ~gone)
-    stay_ask = _stuck(state, rows, Side.SELL, ask_qty, (p.target - inventory < p.max_inventory) & ~gone)
+    stay_bid = _stuck(state, rows, Side.BUY, bid_qty, can_bid)
+    stay_ask = _stuck(state, rows, Side.SELL, ask_qty, can_ask)
     bids, asks = bids.replace(valid=bids.valid & ~stay_bid), asks.replace(valid=asks.valid & ~stay_ask)
     quoted = State(estimate=centre, position=inventory)
     return interleave(bids, asks), quoted
@@ -212,6 +213,7 @@ def _relative_atr(p: Params, frame: Frame) -> jax.Array:
 
 def _stuck(state: WorldState, rows: jax.Array, side: Side, qty: jax.Array, allowed: jax.Array) -> jax.Array:
     """Makers whose live quote on ``side`` would be cancelled only because nothing is left
-    to back a new one (the side is still allowed by the inventory limit). bool[M]"""
+    to back a new one (the side is still ``allowed``: within the inventory limit, not
+    withdrawn). bool[M]"""
     live = state.slots.id[rows, int(side)] != NO_ORDER
     return live & (qty == 0) & allowed

@@ -290,8 +290,9 @@ def _lean(p: Params, frame: Frame) -> jax.Array:
 def _switch(static: WorldStatic, p: Params, view, chartist: jax.Array, u: jax.Array) -> jax.Array:
     """The roles after this tick's switching (see the module docstring). bool[M]"""
     s = static.n_symbols
-    traders = jax.ops.segment_sum(jnp.ones_like(u), p.symbol, num_segments=s)
-    chartists = jax.ops.segment_sum(chartist.astype(jnp.float64), p.symbol, num_segments=s)
+    # One pass for both per-symbol counts: traders and chartists.
+    counts = jnp.stack([jnp.ones_like(u), chartist.astype(jnp.float64)], axis=1)
+    traders, chartists = jax.ops.segment_sum(counts, p.symbol, num_segments=s).T
     x = 1.0 - 2.0 * chartists / jnp.maximum(traders, 1.0)
     mispricing = 100.0 * jnp.log(jnp.maximum(view.ref, 1.0) / jnp.maximum(view.fair, 1.0))
     worth = p.predisposition + p.herding * x + p.misalignment * mispricing**2
