@@ -25,7 +25,9 @@ median over symbols meets its threshold (T = number of returns, band = 1.96 / sq
 Then the same facts by time scale: log returns (and volume) summed over non-overlapping
 blocks of 1, 10 and 100 ticks, each scale tested on its own: excess kurtosis > 1, also
 with the 3 largest ``|r|`` removed; the Hill tail index of the top 5% ``|r|`` in [2, 5];
-the ACF of ``|r|`` above the band at every lag 1-10; ``|ACF(1)|`` of ``r`` <
+the McLeod-Li test of ``|r|`` (Ljung-Box Q over lags 1-10 above the chi-squared 5%
+value 18.3, with a positive mean ACF; the count of lags above the band is kept in the
+JSON); ``|ACF(1)|`` of ``r`` <
 max(0.05, band); corr(``|r|``, volume) > 0 (Cont 2001; Hill 1975; Gopikrishnan et al.
 1999). A scale with fewer than 30 blocks is n/a. Last, reported values without a
 threshold: the mispricing half-life, the median quoted spread in ticks (from the

@@ -170,3 +170,33 @@ def test_validate_prints_the_scale_table_and_writes_it_to_the_json(tmp_path, cap
     assert data["scales"]["scales"] == [1, 10, 100] and len(data["facts"]) == 4  # the old keys stay
     assert data["scales"]["facts"][0]["by_scale"]["100"] == {"value": None, "passed": None}  # 3 blocks
     assert hl > 5 and data["market"]["spread_ticks"] is None and data["market"]["fair_move_fraction"] == 0.0
+
+
+def test_ljung_box_matches_the_formula_written_out():
+    rng = np.random.default_rng(8)
+    x = np.abs(rng.standard_normal(400))
+    c = analysis.acf(x, 10)
+    n = len(x)
+    ref = 0.0
+    for k in range(1, 11):
+        ref += c[k - 1] ** 2 / (n - k)
+    assert analysis.ljung_box(c, n) == pytest.approx(n * (n + 2) * ref, rel=1e-12)
+    assert analysis.clustering_q(c, n) == pytest.approx(analysis.ljung_box(c, n) * np.sign(c.mean()))
+    assert analysis.clustering_q(c[:9], n) is None
+
+
+def test_clustering_test_has_its_size_on_iid_series_and_power_on_regimes():
+    """At 50 blocks (the 100-tick scale of 5,000 ticks): i.i.d. Student-t blocks pass in
+    at most about 5% of series (the test's size; Q is conservative at 50 values, and the
+    sign must be positive too), blocks from two volatility regimes four times apart pass
+    in most (70% here)."""
+    rng = np.random.default_rng(9)
+    iid = [analysis.clustering_q(analysis.acf(np.abs(rng.standard_t(4, 50)), 10), 50) for _ in range(400)]
+    size = np.mean([q > analysis.CLUSTER_Q_CRITICAL for q in iid])
+    assert size < 0.06
+    regimes = []
+    for _ in range(200):
+        sigma = np.where(np.arange(50) < rng.integers(10, 40), 1.0, 4.0)
+        x = sigma * rng.standard_normal(50)
+        regimes.append(analysis.clustering_q(analysis.acf(np.abs(x), 10), 50))
+    assert np.mean([q > analysis.CLUSTER_Q_CRITICAL for q in regimes]) > 0.6
