@@ -121,7 +121,7 @@ class FundamentalsConfig:
         "Fair value is kept within [lo, hi] times earnings per share (and at least one tick)."))
     drift: float = setting(0.0, lo=-0.01, hi=0.01, doc=(
         "Mean log change of each symbol's EPS per tick (the fundamentals' random walk; 0: no drift)."))
-    volatility: float = setting(0.0001, hi=0.1, doc=(
+    volatility: float = setting(0.0003, hi=0.1, doc=(
         "Standard deviation of the log change of each symbol's EPS per tick (0: no random walk)."))
     jump_rate: float = setting(0.001, hi=1.0, doc=(
         "Probability per tick and symbol of a jump in EPS (on top of the walk and the news)."))

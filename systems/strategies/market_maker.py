@@ -82,7 +82,7 @@ class Config:
     withdraw_spread: float = setting(0.0, hi=1000.0, doc=(
         "During the withdrawal, quote this many times the usual half-spread and move the estimate as many "
         "times as far per share (0: no quotes at all)."))
-    impact: list[float] = setting([3e-06, 6e-06], hi=0.01, doc=(
+    impact: list[float] = setting([1.5e-06, 3e-06], hi=0.01, doc=(
         "Range of the estimate's log move per share the symbol's makers sold, net (Kyle's lambda; "
         "bought: down)."))
     anchor: list[float] = setting([0.8, 1.0], hi=1.0, doc=(

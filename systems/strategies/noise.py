@@ -91,16 +91,16 @@ class Config:
         "Range of the pull of limit prices toward fair value, relative to ``market.anchoring``."))
     vol_feedback: float = setting(2.0, hi=4.0, doc=(
         "Exponent of the short/long ATR ratio that scales activity (0: constant activity)."))
-    vol_periods: list[int] = setting([5, 100], lo=1, doc=(
+    vol_periods: list[int] = setting([5, 1000], lo=1, doc=(
         "Short and long ATR periods of the volatility feedback, in ticks."))
     chartists: float = setting(0.5, hi=1.0, doc="Fraction of each symbol's traders who start as chartists.")
-    switching: float = setting(0.005, hi=1.0, doc=(
+    switching: float = setting(0.01, hi=1.0, doc=(
         "Base probability per tick of changing role (0: every trader keeps its starting role)."))
-    herding: float = setting(2.0, hi=10.0, doc=(
+    herding: float = setting(1.7, hi=10.0, doc=(
         "Weight of the majority in the worth of fundamentalism (above 1: self-reinforcing regimes)."))
     predisposition: float = setting(0.0, lo=-10.0, hi=10.0, doc=(
         "Worth of fundamentalism when neither crowd dominates (positive: traders lean fundamentalist)."))
-    misalignment: float = setting(1.0, hi=1000.0, doc=(
+    misalignment: float = setting(0.3, hi=1000.0, doc=(
         "Weight of the squared mispricing (percent) in the worth of fundamentalism."))
     value_weight: float = setting(10.0, hi=100_000.0, doc=(
         "How strongly a fundamentalist leans toward fair value, per unit of log(fair / ref)."))
@@ -142,7 +142,7 @@ class Params:
     rebalance: jax.Array  # f64[]
     holding: jax.Array  # f64[] the starting holding, shares
     chartist_aggressive: jax.Array  # f64[]
-    vol_periods: tuple[int, int] = struct.field(pytree_node=False, default=(5, 100))  # static
+    vol_periods: tuple[int, int] = struct.field(pytree_node=False, default=(5, 1000))  # static
     trend_period: int = struct.field(pytree_node=False, default=20)  # static
     chartists: float = struct.field(pytree_node=False, default=0.5)  # static: the starting share
 
@@ -211,7 +211,9 @@ def decide(
     # cheaper on a CPU than separate uniform and normal draws.
     bits = hashed_bits(key, (5, n))
     u_active, u_side, u_size, u_switch = (_unit(bits[i]) for i in (0, 1, 2, 4))
-    u_aggressive = (bits[3] & 0xFFFF).astype(jnp.float64) * 2.0**-16
+    # The low bytes of words 0 and 1 (the uniforms above use their top 24 bits): word 3
+    # is all z's.
+    u_aggressive = (((bits[0] & 0xFF) << 8) | (bits[1] & 0xFF)).astype(jnp.float64) * 2.0**-16
     # Approximately standard normal: Irwin-Hall sum of four 8-bit uniforms, |z| <= 3.46.
     quarters = (bits[3][None, :] >> jnp.array([0, 8, 16, 24], jnp.uint32)[:, None]) & 0xFF
     z = ((quarters.sum(axis=0).astype(jnp.float64) + 2.0) / 256.0 - 2.0) * 3.0**0.5
