@@ -6,6 +6,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "experiments"))
 
+import facts_reference  # noqa: E402
 import seed_sweep  # noqa: E402
 import wealth_drift  # noqa: E402
 
@@ -36,3 +37,20 @@ def test_wealth_drift_refuses_a_bad_override_in_one_line(capsys):
     assert wealth_drift.main(["--ticks", "10", "population.nois.count=3"]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("qtg: config error: population.nois: unknown key; did you mean 'noise'?") and "\n" not in err
+
+
+def test_facts_reference_applies_the_validate_tests_to_known_series(capsys):
+    assert facts_reference.main(["--series", "6", "--ticks", "2000", "--seed", "1"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert (result["series"], result["ticks"]) == (6, 2000) and set(result["models"]) == {"garch", "regimes", "iid"}
+    garch, regimes, iid = (result["models"][m] for m in ("garch", "regimes", "iid"))
+    # 2,000 ticks: 20 blocks of 100, below the 30 a statistic needs
+    assert garch["volatility clustering"] == {"1": 1.0, "10": 1.0, "100": None}
+    assert regimes["volatility clustering"]["1"] == 1.0
+    assert iid["volatility clustering"]["1"] <= 1 / 6  # the control: independent returns
+    assert garch["heavy tails"]["1"] == 1.0 and garch["mean reversion"] == {"1": None}  # no fair value
+
+
+def test_facts_reference_refuses_too_few_ticks(capsys):
+    assert facts_reference.main(["--ticks", "10"]) == 2
+    assert capsys.readouterr().err.strip() == "qtg: --series must be >= 1 and --ticks >= 31 (got 100, 10)"
