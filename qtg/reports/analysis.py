@@ -327,6 +327,16 @@ def ljung_box(c: np.ndarray, n: int) -> float:
     return float(n * (n + 2) * np.sum(np.asarray(c, np.float64) ** 2 / (n - lags)))
 
 
+def winsorized_abs(x: np.ndarray, top: int = TRIM_LARGEST) -> np.ndarray:
+    """``|x|`` with its ``top`` largest values lowered to the next largest (the series keeps
+    its length and order, so its ACF is still defined lag by lag); ``|x|`` unchanged when
+    it has ``top`` values or fewer."""
+    a = np.abs(np.asarray(x, np.float64))
+    if len(a) <= top:
+        return a
+    return np.minimum(a, np.sort(a)[-top - 1])
+
+
 def clustering_q(c_abs: np.ndarray | None, n: int) -> float | None:
     """The clustering statistic: the Ljung-Box Q of the ACF of ``|r|`` at lags 1-10,
     negated when their mean is not positive (a negative dependence is not clustering);
@@ -412,17 +422,20 @@ def scale_statistics(r: np.ndarray, volume: np.ndarray, scale: int) -> dict[str,
     non-overlapping blocks of ``scale`` ticks (:func:`aggregate`), then ``n`` (blocks),
     ``kurtosis``, ``kurtosis_trimmed``, ``hill_alpha``, ``acf_abs_1_10`` (ACF of |r| at
     lags 1-10), ``lags_above_band`` (how many of them exceed the band), ``clustering_q``
-    (:func:`clustering_q`), ``band``,
+    (:func:`clustering_q`), ``clustering_q_winsorized`` (the same of
+    :func:`winsorized_abs`: a few news jumps cannot hide the clustering), ``band``,
     ``acf_1`` (of r) and ``volume_corr``; None where a statistic cannot be computed."""
     x, v = aggregate(r, scale), aggregate(volume, scale)
     c_abs, c = acf(np.abs(x), SHORT_LAGS), acf(x, 1)
+    c_win = acf(winsorized_abs(x), SHORT_LAGS)
     b = band(len(x))
     full = c_abs is not None and len(c_abs) == SHORT_LAGS
     return {
         "n": len(x), "kurtosis": excess_kurtosis(x), "kurtosis_trimmed": trimmed_kurtosis(x),
         "hill_alpha": hill_alpha(x), "acf_abs_1_10": c_abs.tolist() if full else None,
         "lags_above_band": int((c_abs > b).sum()) if full else None,
-        "clustering_q": clustering_q(c_abs, len(x)) if full else None, "band": b if len(x) else None,
+        "clustering_q": clustering_q(c_abs, len(x)) if full else None,
+        "clustering_q_winsorized": clustering_q(c_win, len(x)) if full else None, "band": b if len(x) else None,
         "acf_1": None if c is None else float(c[0]), "volume_corr": abs_volume_corr(x, v),
     }
 
@@ -442,6 +455,8 @@ SCALE_FACTS = (
     ("volatility clustering", "clustering_q",
      f"McLeod-Li Q of |r|, lags 1-{SHORT_LAGS} > {CLUSTER_Q_CRITICAL:g} (5%), mean ACF > 0",
      lambda v, b: v > CLUSTER_Q_CRITICAL),
+    ("volatility clustering, top 3 capped", "clustering_q_winsorized",
+     f"the same with the {TRIM_LARGEST} largest |r| lowered to the next", lambda v, b: v > CLUSTER_Q_CRITICAL),
     ("no autocorrelation", "acf_1", f"|ACF(1)| of r < max({ACF1_MAX:g}, band)",
      lambda v, b: abs(v) < max(ACF1_MAX, b)),
     ("volume-volatility", "volume_corr", f"corr(|r|, volume) > {VOLUME_CORR_MIN:g}",
@@ -509,7 +524,7 @@ def format_scale_table(ms: dict[str, Any]) -> str:
     """Aligned text table: one row per fact, a column per scale (value and PASS/FAIL/n/a),
     the threshold last."""
     verdict = {True: "PASS", False: "FAIL", None: "n/a"}
-    spec = {"clustering_q": ".1f", "hill_alpha": ".2f", "kurtosis": ".2f", "kurtosis_trimmed": ".2f"}
+    spec = {"clustering_q": ".1f", "clustering_q_winsorized": ".1f", "hill_alpha": ".2f", "kurtosis": ".2f", "kurtosis_trimmed": ".2f"}
     head = ("fact", *(f"{k} tick" + ("s" if k > 1 else "") for k in ms["scales"]), "threshold")
     rows = [head]
     for f in ms["facts"]:

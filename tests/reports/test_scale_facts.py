@@ -200,3 +200,28 @@ def test_clustering_test_has_its_size_on_iid_series_and_power_on_regimes():
         x = sigma * rng.standard_normal(50)
         regimes.append(analysis.clustering_q(analysis.acf(np.abs(x), 10), 50))
     assert np.mean([q > analysis.CLUSTER_Q_CRITICAL for q in regimes]) > 0.6
+
+
+def test_winsorized_abs_caps_the_largest_at_the_next_in_place():
+    x = np.array([0.5, -9.0, 1.0, 7.0, -2.0, 8.0, 3.0])
+    assert analysis.winsorized_abs(x).tolist() == [0.5, 3.0, 1.0, 3.0, 2.0, 3.0, 3.0]
+    assert analysis.winsorized_abs(x, top=1).tolist() == [0.5, 8.0, 1.0, 7.0, 2.0, 8.0, 3.0]
+    assert analysis.winsorized_abs(np.array([1.0, -2.0])).tolist() == [1.0, 2.0]
+
+
+def test_three_news_spikes_hide_clustering_that_the_capped_test_still_finds():
+    """Two volatility regimes over 500 blocks pass both tests; three spikes of 60 calm
+    standard deviations make the plain ACF of |r| almost flat (they hold most of its
+    variance), and the capped test passes as before."""
+    rng = np.random.default_rng(10)
+    sigma = np.repeat(rng.choice([1.0, 3.0], 10), 50)
+    x = sigma * rng.standard_normal(500)
+    v = np.ones(500)
+    clean = analysis.scale_statistics(x, v, 1)
+    assert clean["clustering_q"] > analysis.CLUSTER_Q_CRITICAL
+    assert clean["clustering_q_winsorized"] > analysis.CLUSTER_Q_CRITICAL
+    spiked = x.copy()
+    spiked[[100, 260, 420]] = [60.0, -60.0, 60.0]
+    hit = analysis.scale_statistics(spiked, v, 1)
+    assert hit["clustering_q"] < analysis.CLUSTER_Q_CRITICAL
+    assert hit["clustering_q_winsorized"] > analysis.CLUSTER_Q_CRITICAL
