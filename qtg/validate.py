@@ -41,7 +41,8 @@ missing or malformed.
 Many seeds: ``--seeds N`` runs the default market (with any Hydra overrides, e.g.
 ``population=seed_100k`` or ``market.symbols=[A,B]``) for seeds 0..N-1, ``--ticks`` ticks
 each (default 5,000), each as ``python -m qtg.run seed=K run.ticks=T run.chart=false
-hooks=[]`` in ``DIR/seed_K`` (default DIR: ``outputs/validate_seeds/<timestamp>``). Every
+hooks=[]`` in ``DIR/seed_K`` (default DIR: ``outputs/validate_seeds/<timestamp>``), ``--jobs``
+of them at once (default: one per core; the results do not depend on it). Every
 seed x symbol series is tested on its own (:mod:`qtg.reports.seeds`): each fact of the
 scale table at 1, 10 and 100 ticks, and mean reversion at the tick level. Prints a table
 (fact x scale: pass rate and passed/total, n/a series left out and counted) and writes
@@ -57,9 +58,11 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import os
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 
 from qtg.reports import analysis
@@ -89,17 +92,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ticks", type=int, help=f"ticks per seed with --seeds (default {DEFAULT_TICKS:,})")
     parser.add_argument("--out", help="with --seeds: the output directory "
                         "(default outputs/validate_seeds/<timestamp>)")
+    parser.add_argument("--jobs", type=int, help="with --seeds: seeds run at once (default: one per core)")
     try:
         args = parser.parse_args(argv)
         if args.seeds is None:
-            if args.ticks is not None or args.out is not None:
-                raise _Usage("--ticks and --out need --seeds")
+            if args.ticks is not None or args.out is not None or args.jobs is not None:
+                raise _Usage("--ticks, --out and --jobs need --seeds")
             if len(args.args) != 1:
                 raise _Usage(f"expected one RUN_DIR, got {len(args.args)} arguments")
         elif args.seeds < 1:
             raise _Usage(f"--seeds: at least 1, got {args.seeds}")
         elif args.ticks is not None and args.ticks < 1:
             raise _Usage(f"--ticks: at least 1, got {args.ticks}")
+        elif args.jobs is not None and args.jobs < 1:
+            raise _Usage(f"--jobs: at least 1, got {args.jobs}")
     except _Usage as e:
         print(f"qtg: {' '.join(str(e).split())}", file=sys.stderr)
         return EXIT_INPUT
@@ -169,12 +175,23 @@ def _many_seeds(args) -> int:
         print(f"qtg: {e}", file=sys.stderr)
         return EXIT_INPUT
     out = Path(args.out) if args.out else Path("outputs/validate_seeds") / time.strftime("%Y-%m-%d_%H-%M-%S")
-    verdicts, all_prices, series = [], [], []
-    for k in tqdm(range(args.seeds), unit="seed", desc="seeds", dynamic_ncols=True):
-        run_dir = out / f"seed_{k}"
-        cmd = [sys.executable, "-m", "qtg.run", f"seed={k}", f"run.ticks={ticks}", f"hydra.run.dir={run_dir}",
+    jobs = min(args.seeds, args.jobs or os.cpu_count() or 1)
+
+    def run_seed(k: int) -> subprocess.CompletedProcess:
+        cmd = [sys.executable, "-m", "qtg.run", f"seed={k}", f"run.ticks={ticks}", f"hydra.run.dir={out / f'seed_{k}'}",
                "run.chart=false", "hooks=[]", *overrides]
-        done = subprocess.run(cmd, check=False, capture_output=True, text=True)
+        return subprocess.run(cmd, check=False, capture_output=True, text=True)
+
+    # Each seed is its own process; up to ``jobs`` at once. The results are read in seed
+    # order whatever order the runs finish in, so the output does not depend on --jobs.
+    with ThreadPoolExecutor(max_workers=jobs) as pool:
+        runs = [pool.submit(run_seed, k) for k in range(args.seeds)]
+        with tqdm(total=args.seeds, unit="seed", desc="seeds", dynamic_ncols=True) as bar:
+            for _ in as_completed(runs):
+                bar.update(1)
+    verdicts, all_prices, series = [], [], []
+    for k, run in enumerate(runs):
+        done, run_dir = run.result(), out / f"seed_{k}"
         if done.returncode != 0:
             lines = done.stderr.strip().splitlines() or [f"exit code {done.returncode}"]
             print(f"qtg: seed {k}: {lines[-1]}", file=sys.stderr)

@@ -104,6 +104,13 @@ def test_seeds_cli_end_to_end(tmp_path):
     # 299 returns: 29 blocks of 10 ticks, below the 30 needed, so every series is n/a there.
     assert all(f["by_scale"]["10"]["not_applicable"] == 4 for f in res["facts"] if "10" in f["by_scale"])
     assert list(res["facts"][-1]["by_scale"]) == ["1"]
+    # One seed at a time gives the same result as two at once.
+    one = tmp_path / "one"
+    done = subprocess.run([*cmd[:3], "--jobs", "1", *cmd[3:8], str(one), *cmd[9:]], check=False, cwd=ROOT,
+                          capture_output=True, text=True, env=ENV, timeout=300)
+    assert done.returncode == 0, done.stderr
+    serial = json.loads((one / "stylized_facts_seeds.json").read_text())
+    assert (serial["facts"], serial["per_series"]) == (res["facts"], res["per_series"])
 
 
 def test_bad_arguments_and_overrides_exit_2_with_one_line(tmp_path, capsys):
@@ -116,6 +123,8 @@ def test_bad_arguments_and_overrides_exit_2_with_one_line(tmp_path, capsys):
         (["--seeds", "2", "--ticks", "0", "--out", str(out)], "--ticks"),
         (["--seeds", "two"], "--seeds"),
         (["--ticks", "10", str(tmp_path)], "--ticks"),
+        (["--seeds", "2", "--jobs", "0", "--out", str(out)], "--jobs"),
+        (["--jobs", "2", str(tmp_path)], "--jobs"),
     ]
     for argv, key in cases:
         assert validate.main(argv) == 2, argv
