@@ -64,13 +64,13 @@ def garch(rng: np.random.Generator, n: int) -> tuple[np.ndarray, np.ndarray]:
 def regimes(rng: np.random.Generator, n: int) -> tuple[np.ndarray, np.ndarray]:
     """Returns and volatilities of the two-regime chain, normalised to unit variance."""
     leave = 1.0 / np.array(REGIME_STAY)
-    state, u = int(rng.random() < REGIME_STAY[1] / sum(REGIME_STAY)), rng.random(n)
+    p = REGIME_STAY[1] / sum(REGIME_STAY)  # the turbulent regime's share of time
+    state, u = int(rng.random() < p), rng.random(n)
     turbulent = np.empty(n, bool)
     for i in range(n):
         turbulent[i] = state
         if u[i] < leave[state]:
             state = 1 - state
-    p = REGIME_STAY[1] / sum(REGIME_STAY)
     vol = np.where(turbulent, REGIME_RATIO, 1.0) / np.sqrt(1 - p + p * REGIME_RATIO**2)
     return vol * rng.standard_normal(n), vol
 

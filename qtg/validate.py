@@ -176,9 +176,10 @@ def _many_seeds(args) -> int:
         return EXIT_INPUT
     out = Path(args.out) if args.out else Path("outputs/validate_seeds") / time.strftime("%Y-%m-%d_%H-%M-%S")
     jobs = min(args.seeds, args.jobs or os.cpu_count() or 1)
+    run_dirs = [out / f"seed_{k}" for k in range(args.seeds)]
 
     def run_seed(k: int) -> subprocess.CompletedProcess:
-        cmd = [sys.executable, "-m", "qtg.run", f"seed={k}", f"run.ticks={ticks}", f"hydra.run.dir={out / f'seed_{k}'}",
+        cmd = [sys.executable, "-m", "qtg.run", f"seed={k}", f"run.ticks={ticks}", f"hydra.run.dir={run_dirs[k]}",
                "run.chart=false", "hooks=[]", *overrides]
         return subprocess.run(cmd, check=False, capture_output=True, text=True)
 
@@ -190,8 +191,8 @@ def _many_seeds(args) -> int:
             for _ in as_completed(runs):
                 bar.update(1)
     verdicts, all_prices, series = [], [], []
-    for k, run in enumerate(runs):
-        done, run_dir = run.result(), out / f"seed_{k}"
+    for k, (run, run_dir) in enumerate(zip(runs, run_dirs)):
+        done = run.result()
         if done.returncode != 0:
             lines = done.stderr.strip().splitlines() or [f"exit code {done.returncode}"]
             print(f"qtg: seed {k}: {lines[-1]}", file=sys.stderr)

@@ -434,8 +434,8 @@ def scale_statistics(r: np.ndarray, volume: np.ndarray, scale: int) -> dict[str,
         "n": len(x), "kurtosis": excess_kurtosis(x), "kurtosis_trimmed": trimmed_kurtosis(x),
         "hill_alpha": hill_alpha(x), "acf_abs_1_10": c_abs.tolist() if full else None,
         "lags_above_band": int((c_abs > b).sum()) if full else None,
-        "clustering_q": clustering_q(c_abs, len(x)) if full else None,
-        "clustering_q_winsorized": clustering_q(c_win, len(x)) if full else None, "band": b if len(x) else None,
+        "clustering_q": clustering_q(c_abs, len(x)),
+        "clustering_q_winsorized": clustering_q(c_win, len(x)), "band": b if len(x) else None,
         "acf_1": None if c is None else float(c[0]), "volume_corr": abs_volume_corr(x, v),
     }
 

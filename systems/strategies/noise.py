@@ -141,6 +141,7 @@ class Params:
     chartist_size: jax.Array  # f64[]
     rebalance: jax.Array  # f64[]
     holding: jax.Array  # f64[] the starting holding, shares
+    traders: jax.Array  # f64[S] traders per symbol (fixed: the switching's crowd sizes)
     chartist_aggressive: jax.Array  # f64[]
     vol_periods: tuple[int, int] = struct.field(pytree_node=False, default=(5, 1000))  # static
     trend_period: int = struct.field(pytree_node=False, default=20)  # static
@@ -164,8 +165,10 @@ def make_params(cfg: Config, count: int, rng: np.random.Generator, n_symbols: in
         "vol_feedback", "size_tail", "switching", "herding", "predisposition", "misalignment",
         "value_weight", "trend_weight", "chartist_activity", "chartist_size", "chartist_aggressive", "rebalance")}
     scalar["holding"] = jnp.asarray(float(cfg.shares), jnp.float64)
+    symbol = np.arange(count) % n_symbols
     return Params(
-        symbol=jnp.asarray(np.arange(count) % n_symbols, jnp.int32),
+        symbol=jnp.asarray(symbol, jnp.int32),
+        traders=jnp.asarray(np.bincount(symbol, minlength=n_symbols), jnp.float64),
         activity=jnp.asarray(rng.uniform(*cfg.activity, count), jnp.float64),
         size_lo=jnp.full(count, cfg.size[0], jnp.int64),
         size_hi=jnp.full(count, cfg.size[1], jnp.int64),
@@ -184,8 +187,7 @@ def init_state(cfg: Config, params: Params, n_symbols: int) -> State:
     """The first ``round(chartists * n)`` of each symbol's ``n`` traders start as chartists."""
     count = int(params.symbol.shape[0])
     rank = np.arange(count) // n_symbols  # the trader's place among its symbol's traders
-    per_symbol = np.bincount(np.arange(count) % n_symbols, minlength=n_symbols)
-    starting = np.round(cfg.chartists * per_symbol)[np.arange(count) % n_symbols]
+    starting = np.round(cfg.chartists * np.asarray(params.traders))[np.asarray(params.symbol)]
     return State(chartist=jnp.asarray(rank < starting))
 
 
@@ -291,11 +293,8 @@ def _lean(p: Params, frame: Frame) -> jax.Array:
 
 def _switch(static: WorldStatic, p: Params, view, chartist: jax.Array, u: jax.Array) -> jax.Array:
     """The roles after this tick's switching (see the module docstring). bool[M]"""
-    s = static.n_symbols
-    # One pass for both per-symbol counts: traders and chartists.
-    counts = jnp.stack([jnp.ones_like(u), chartist.astype(jnp.float64)], axis=1)
-    traders, chartists = jax.ops.segment_sum(counts, p.symbol, num_segments=s).T
-    x = 1.0 - 2.0 * chartists / jnp.maximum(traders, 1.0)
+    chartists = jax.ops.segment_sum(chartist.astype(jnp.float64), p.symbol, num_segments=static.n_symbols)
+    x = 1.0 - 2.0 * chartists / jnp.maximum(p.traders, 1.0)
     mispricing = 100.0 * jnp.log(jnp.maximum(view.ref, 1.0) / jnp.maximum(view.fair, 1.0))
     worth = p.predisposition + p.herding * x + p.misalignment * mispricing**2
     worth = jnp.clip(worth, -50.0, 50.0)
