@@ -12,6 +12,9 @@ properties are known:
   innovations with 5 degrees of freedom scaled to unit variance;
 * ``regimes``: two volatility regimes four times apart (a Markov chain with mean stays of
   1,000 calm and 500 turbulent ticks), Gaussian innovations;
+* ``sv``: stochastic volatility (Taylor 1986): log volatility an AR(1) with a 1,000-tick
+  memory and a stationary standard deviation of 0.8 (volatility a factor 2.2 above or
+  below its median one standard deviation out), Student t(5) innovations;
 * ``iid``: independent Student t(5) returns (the control: no clustering).
 
 Each return is scaled to 5 bp; the traded volume of a tick is its volatility times a
@@ -19,7 +22,7 @@ lognormal factor (the mixture-of-distributions hypothesis: Clark 1973, Tauchen a
 1983), so volume and |r| correlate as in markets. No fair value, so mean reversion is n/a.
 
     python experiments/facts_reference.py                 # 100 series of 5,000 ticks per model
-    python experiments/facts_reference.py --series 20 --ticks 3000
+    python experiments/facts_reference.py --series 20 --ticks 50000   # where 100 ticks has 500 blocks
 
 One JSON object on stdout (each model's pass rates by fact and scale); each model's table
 on stderr, in the layout of ``qtg.validate --seeds``.
@@ -37,11 +40,12 @@ from tqdm import tqdm
 from qtg.bench import machine
 from qtg.reports import analysis, seeds
 
-MODELS = ("garch", "regimes", "iid")
+MODELS = ("garch", "regimes", "sv", "iid")
 GARCH = (0.05, 0.94)  # a, b
 T_DF = 5
 REGIME_RATIO = 4.0
 REGIME_STAY = (1000.0, 500.0)  # mean ticks in the calm and the turbulent regime
+SV = (1000.0, 0.8)  # memory of log volatility (ticks), its stationary standard deviation
 TICK_VOL = 0.0005
 
 
@@ -75,6 +79,20 @@ def regimes(rng: np.random.Generator, n: int) -> tuple[np.ndarray, np.ndarray]:
     return vol * rng.standard_normal(n), vol
 
 
+def sv(rng: np.random.Generator, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Returns and volatilities of the stochastic-volatility model, normalised to unit variance."""
+    memory, sd = SV
+    phi = 1.0 - 1.0 / memory
+    shocks = sd * np.sqrt(1.0 - phi**2) * rng.standard_normal(n)
+    log_vol, x = np.empty(n), sd * rng.standard_normal()
+    for i in range(n):
+        x = phi * x + shocks[i]
+        log_vol[i] = x
+    vol = np.exp(log_vol)
+    vol /= np.sqrt(np.mean(vol**2))
+    return vol * student(rng, n), vol
+
+
 def iid(rng: np.random.Generator, n: int) -> tuple[np.ndarray, np.ndarray]:
     return student(rng, n), np.ones(n)
 
@@ -91,7 +109,7 @@ def as_prices(r: np.ndarray, vol: np.ndarray, rng: np.random.Generator) -> dict:
 
 def reference(model: str, series: int, ticks: int, seed: int) -> list[dict]:
     """The pass-rate rows (``seeds.pass_rates``) of ``series`` series of ``ticks`` returns."""
-    make = {"garch": garch, "regimes": regimes, "iid": iid}[model]
+    make = {"garch": garch, "regimes": regimes, "sv": sv, "iid": iid}[model]
     rng = np.random.default_rng([seed, MODELS.index(model)])
     verdicts = []
     for _ in tqdm(range(series), desc=model, unit="series", file=sys.stderr, mininterval=1.0):

@@ -37,9 +37,9 @@ def series_verdicts(prices: dict[str, Any], scales: tuple[int, ...] = analysis.S
         for name, key, _threshold, test in analysis.SCALE_FACTS:
             facts[name] = {}
             for k in scales:
-                value, b = stats[k][key], stats[k]["band"]
+                value = stats[k][key]
                 ok = value is not None and math.isfinite(value)
-                facts[name][str(k)] = bool(test(value, b)) if ok else None
+                facts[name][str(k)] = bool(test(value, stats[k])) if ok else None
         fit = analysis.ar1_fit(mis[s]) if s in mis else None
         facts[MEAN_REVERSION] = {"1": None if fit is None else
                                  bool(0 < fit["b"] < 1 and fit["df_stat"] < analysis.DF_CRITICAL)}

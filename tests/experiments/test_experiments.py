@@ -42,11 +42,11 @@ def test_wealth_drift_refuses_a_bad_override_in_one_line(capsys):
 def test_facts_reference_applies_the_validate_tests_to_known_series(capsys):
     assert facts_reference.main(["--series", "6", "--ticks", "2000", "--seed", "1"]) == 0
     result = json.loads(capsys.readouterr().out)
-    assert (result["series"], result["ticks"]) == (6, 2000) and set(result["models"]) == {"garch", "regimes", "iid"}
-    garch, regimes, iid = (result["models"][m] for m in ("garch", "regimes", "iid"))
+    assert (result["series"], result["ticks"]) == (6, 2000) and set(result["models"]) == {"garch", "regimes", "sv", "iid"}
+    garch, regimes, sv, iid = (result["models"][m] for m in ("garch", "regimes", "sv", "iid"))
     # 2,000 ticks: 20 blocks of 100, below the 30 a statistic needs
     assert garch["volatility clustering"] == {"1": 1.0, "10": 1.0, "100": None}
-    assert regimes["volatility clustering"]["1"] == 1.0
+    assert regimes["volatility clustering"]["1"] == 1.0 and sv["volatility clustering"]["10"] >= 5 / 6
     assert iid["volatility clustering"]["1"] <= 1 / 6  # the control: independent returns
     assert garch["heavy tails"]["1"] == 1.0 and garch["mean reversion"] == {"1": None}  # no fair value
 

@@ -69,7 +69,7 @@ def test_series_verdicts_apply_the_scale_thresholds_per_symbol(tmp_path):
         for name, key, _t, test in analysis.SCALE_FACTS:
             for k in analysis.SCALES:
                 st = analysis.scale_statistics(r, v, k)
-                want = None if st[key] is None else bool(test(st[key], st["band"]))
+                want = None if st[key] is None else bool(test(st[key], st))
                 assert got[s][name][str(k)] is want, (s, name, k)
         # The synthetic mispricing is an AR(1) with b = 0.9 over 3,000 ticks: it reverts.
         assert got[s][seeds.MEAN_REVERSION] == {"1": True}
