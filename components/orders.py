@@ -90,6 +90,8 @@ class Reason(enum.IntEnum):
     POSITION_LIMIT = 15  # a buy that would hold more than the symbol's shares outstanding
     SHORT_LIMIT = 16  # a sale that would take the agent's short beyond its max_short
     NO_BORROW = 17  # a short sale the symbol's borrow pool cannot cover
+    # The device engine's fixed capacity (the host engines grow and never emit it).
+    BOOK_FULL = 18  # an order that could rest arrived at a book side with no free slot
 
 
 class STP(enum.IntEnum):

@@ -10,6 +10,7 @@
     python -m qtg.bench --only wake           # the tier 2 wake mask at 10k / 100k / 1M rows
     python -m qtg.bench --only storage        # seed_100k with the storage hook off and on
     python -m qtg.bench --only tui            # ticks/s with and without the terminal view
+    python -m qtg.bench --only device_book    # orders/s of the device book, 1 to 1,024 books
     python -m qtg.bench --out bench.json
 
 Engines: orders/s of each engine on the standard 200,000-order stream (see
@@ -34,7 +35,7 @@ from qtg.bench.world import WORLD_AGENTS, bench_world, plot_scaling, world_in_su
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m qtg.bench", description=__doc__.split("\n\n")[0])
-    ap.add_argument("--only", choices=["engines", "indicators", "world", "wake", "storage", "tui"], help="run one part only")
+    ap.add_argument("--only", choices=["engines", "indicators", "world", "wake", "storage", "tui", "device_book"], help="run one part only")
     ap.add_argument("--agents", type=int, nargs="+", default=list(WORLD_AGENTS))
     ap.add_argument("--ticks", type=int, default=200, help="measured ticks per world (default 200)")
     ap.add_argument("--mix", choices=["basic", "all", "default", "tiers"], default="basic",
@@ -66,6 +67,11 @@ def main(argv: list[str] | None = None) -> int:
 
         print("benchmarking indicators ...", file=sys.stderr)
         result["indicators"] = bench_indicators()
+    if args.only == "device_book":
+        from qtg.bench.device_book import bench_device_book
+
+        print("benchmarking the device book ...", file=sys.stderr)
+        result["device_book"] = bench_device_book()
     if args.only == "wake":
         from qtg.bench.wake import bench_wake
 

@@ -1,0 +1,164 @@
+"""The device book (systems/matching/device.py) against the exact engine, fill for fill.
+
+Random single-symbol streams (the property tests' generator, every row moved onto symbol
+0) are matched by ``ExactEngine`` and by the jitted device book, batch by batch, in each
+self-trade-prevention mode: the outcomes (every field), the fills (in order: taker,
+maker, agents, side, price, quantity) and the book at the end of each batch must be the
+same. Examples pin the cases a vector book gets wrong: a sweep through several levels
+that ends inside one (JAX-LOB issue #49), a full side (``BOOK_FULL``, nothing touched),
+and a vmap over books equal to the books run one by one, with no retrace.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from hypothesis import given, settings
+
+from components.orders import OrderBatch, OrderType, Reason, Side, Status, STP
+from systems.matching import device
+from systems.matching.exact import ExactEngine
+from tests.systems.matching.test_engine_properties import OUTCOME_FIELDS, PROFILE, as_lists, resting_tuples, streams
+
+TICK = 100
+CAPACITY = 64  # above the longest random stream (60 rows): nothing fills a side
+TRACES = {"count": 0}
+
+
+def _process(book, orders, stp):
+    TRACES["count"] += 1
+    return device.process_orders(book, orders, TICK, stp)
+
+
+PROCESS = jax.jit(_process, static_argnums=2)
+
+
+def device_orders(batch: OrderBatch, pad: int = 0) -> device.Order:
+    """The batch's rows as device orders, then ``pad - len(batch)`` invalid rows (one
+    shape for every batch: one compilation)."""
+    extra = max(pad - len(batch), 0)
+    return device.Order(**{k: jnp.asarray(np.concatenate([getattr(batch, k), np.zeros(extra, getattr(batch, k).dtype)]))
+                           for k in ("valid", "id", "agent", "side", "kind", "price", "qty")})
+
+
+def device_lists(batch: OrderBatch, steps: device.Step) -> tuple[list, list]:
+    """The device steps as the exact engine's outcome and fill tuples."""
+    s = jax.tree.map(lambda a: np.asarray(a)[: len(batch)], steps)
+    outcomes = list(zip(*(getattr(s, k).tolist() for k in OUTCOME_FIELDS)))
+    fills = []
+    for i in range(len(batch)):
+        for j in np.flatnonzero(s.fill_qty[i] > 0):
+            fills.append((int(batch.id[i]), int(s.maker_id[i, j]), int(batch.agent[i]), int(s.maker_agent[i, j]),
+                          0, int(batch.side[i]) if batch.kind[i] != OrderType.MODIFY else None,
+                          int(s.fill_price[i, j]), int(s.fill_qty[i, j])))
+    return outcomes, fills
+
+
+def book_tuples(book: device.Book) -> list[tuple]:
+    """Live orders as ``resting_tuples``: by side (bids first), then priority."""
+    b = jax.tree.map(np.asarray, book)
+    return [(int(b.id[r, j]), int(b.agent[r, j]), 0, r, int(b.price[r, j]), int(b.qty[r, j]))
+            for r in (0, 1) for j in range(b.qty.shape[1]) if b.qty[r, j] > 0]
+
+
+def on_symbol_0(batch: OrderBatch) -> OrderBatch:
+    return batch.replace(symbol=np.zeros_like(batch.symbol))
+
+
+def compare(stp: int, batches: list[OrderBatch], capacity: int = CAPACITY) -> None:
+    exact = ExactEngine(np.array([TICK], np.int64), stp)
+    book = device.empty_book(capacity)
+    for batch in batches:
+        batch = on_symbol_0(batch)
+        want_outcomes, want_fills, _ = as_lists(exact.process(batch))
+        if len(batch) == 0:
+            continue
+        book, steps = PROCESS(book, device_orders(batch, pad=CAPACITY), stp)
+        outcomes, fills = device_lists(batch, steps)
+        assert outcomes == want_outcomes
+        # a MODIFY's fills carry its order's side, which the exact engine knows
+        assert [f[:5] + f[6:] for f in fills] == [f[:5] + f[6:] for f in want_fills]
+        assert [f[5] for f in fills if f[5] is not None] == [
+            w[5] for f, w in zip(fills, want_fills) if f[5] is not None]
+        assert book_tuples(book) == resting_tuples(exact)
+
+
+@settings(PROFILE, max_examples=300)
+@given(streams())
+def test_device_book_equals_the_exact_engine_on_random_streams(case):
+    _ticks, stp, batches = case
+    compare(stp, batches)
+
+
+@settings(PROFILE, max_examples=100)
+@given(streams(extreme=True))
+def test_device_book_equals_the_exact_engine_at_the_bounds(case):
+    _ticks, stp, batches = case
+    compare(stp, batches)
+
+
+def rows(*orders) -> OrderBatch:
+    """``(id, agent, side, kind, price, qty)`` tuples as a one-symbol batch."""
+    cols = list(zip(*orders))
+    return OrderBatch.from_numpy(id=cols[0], agent=cols[1], symbol=[0] * len(orders), side=cols[2],
+                                 kind=cols[3], price=cols[4], qty=cols[5])
+
+
+B, S = int(Side.BUY), int(Side.SELL)
+LIMIT, MARKET, CANCEL, MODIFY = (int(OrderType.LIMIT), int(OrderType.MARKET),
+                                 int(OrderType.CANCEL), int(OrderType.MODIFY))
+
+
+@pytest.mark.parametrize("stp", list(STP))
+def test_a_sweep_through_three_levels_ends_inside_the_third(stp):
+    """JAX-LOB #49: one buy crossing several ask levels must fill each at its own price,
+    in price-time order, and leave the last level's remainder resting."""
+    asks = [(1, 1, S, LIMIT, 10_100, 5), (2, 2, S, LIMIT, 10_000, 3), (3, 1, S, LIMIT, 10_000, 4),
+            (4, 2, S, LIMIT, 10_200, 6), (5, 1, S, LIMIT, 10_300, 9)]
+    batch = rows(*asks, (9, 0, B, LIMIT, 10_200, 15))
+    compare(int(stp), [batch])
+    book, steps = PROCESS(device.empty_book(8), device_orders(batch), int(stp))
+    s = jax.tree.map(np.asarray, steps)
+    assert (int(s.status[-1]), int(s.filled[-1]), int(s.resting[-1])) == (int(Status.FILLED), 15, 0)
+    assert s.fill_qty[-1][:4].tolist() == [3, 4, 5, 3] and s.fill_price[-1][:4].tolist() == [10_000, 10_000, 10_100, 10_200]
+    assert int(s.filled_value[-1]) == 3 * 10_000 + 4 * 10_000 + 5 * 10_100 + 3 * 10_200
+    assert book_tuples(book) == [(4, 2, 0, 1, 10_200, 3), (5, 1, 0, 1, 10_300, 9)]
+
+
+def test_a_full_side_rejects_with_book_full_and_touches_nothing():
+    batch = rows((1, 0, B, LIMIT, 9_900, 5), (2, 1, B, LIMIT, 9_800, 5),
+                 (3, 2, B, LIMIT, 10_000, 5),  # the bid side holds 2: refused
+                 (4, 2, S, MARKET, 0, 1),  # the other side is not full: it takes 1 at 9,900
+                 (5, 2, B, LIMIT, 9_900, 1),  # still full
+                 (2, 1, B, MODIFY, 10_000, 7),  # a MODIFY leaves and re-enters: it fits
+                 (1, 0, B, CANCEL, 0, 0),
+                 (6, 2, B, LIMIT, 9_700, 2))  # a slot is free again
+    book, steps = PROCESS(device.empty_book(2), device_orders(batch), int(STP.NONE))
+    s = jax.tree.map(np.asarray, steps)
+    assert s.status.tolist() == [int(Status.ACCEPTED)] * 2 + [int(Status.REJECTED), int(Status.FILLED),
+                                                              int(Status.REJECTED)] + [int(Status.ACCEPTED)] * 3
+    assert s.reason.tolist() == [0, 0, int(Reason.BOOK_FULL), 0, int(Reason.BOOK_FULL), 0, 0, 0]
+    assert s.filled[2] == s.resting[2] == s.arrival_bid[2] == 0
+    assert book_tuples(book) == [(2, 1, 0, 0, 10_000, 7), (6, 2, 0, 0, 9_700, 2)]
+
+
+def test_vmap_over_books_equals_each_book_alone_without_retracing():
+    rng = np.random.default_rng(5)
+    n, books = 40, 4
+    batches = [rows(*[(1000 * k + i, int(rng.integers(0, 3)), int(rng.integers(0, 2)),
+                       int(rng.choice([LIMIT, LIMIT, LIMIT, MARKET])), int(rng.integers(95, 106)) * TICK,
+                       int(rng.integers(1, 9))) for i in range(n)]) for k in range(books)]
+    stacked = jax.tree.map(lambda *a: jnp.stack(a), *[device_orders(b) for b in batches])
+    empty = jax.tree.map(lambda a: jnp.stack([a] * books), device.empty_book(16))
+    run = jax.jit(jax.vmap(lambda b, o: device.process_orders(b, o, TICK, int(STP.CANCEL_MAKER))))
+    together, steps = run(empty, stacked)
+    for k, batch in enumerate(batches):
+        alone, one = PROCESS(device.empty_book(16), device_orders(batch), int(STP.CANCEL_MAKER))
+        for a, b in zip(jax.tree.leaves((together, steps)), jax.tree.leaves((alone, one))):
+            np.testing.assert_array_equal(np.asarray(a)[k], np.asarray(b))
+    before = TRACES["count"]
+    PROCESS(device.empty_book(16), device_orders(batches[0]), int(STP.CANCEL_MAKER))
+    PROCESS(device.empty_book(16), device_orders(batches[1]), int(STP.CANCEL_MAKER))
+    assert TRACES["count"] == before  # same shapes and mode: the compiled step is reused
