@@ -6,6 +6,7 @@
     python -m qtg.bench --only world --agents 10000 100000 --ticks 200
     python -m qtg.bench --only world --agents 100000 --mix all   # the seven single-symbol kinds
     python -m qtg.bench --only world --agents 10000 --market default --mix all  # 10 symbols, news, shorts
+    python -m qtg.bench --only world --agents 10000 --engine device   # the same world on the device engine
     python -m qtg.bench --only world --mix tiers --market default --agents 10000 100000 1000000 --plot scaling.png
     python -m qtg.bench --only wake           # the tier 2 wake mask at 10k / 100k / 1M rows
     python -m qtg.bench --only storage        # seed_100k with the storage hook off and on
@@ -45,6 +46,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--plot", help="with --only world: write ms/tick against agents (log-log) to this PNG")
     ap.add_argument("--market", choices=["two", "default"], default="two",
                     help="two symbols (default) or the default 10-symbol market with news and shorting")
+    ap.add_argument("--engine", choices=["fast", "exact", "device"], default="fast",
+                    help="matching engine of the world benchmark (default fast)")
     ap.add_argument("--orders", type=int, default=200_000, help="engine stream length")
     ap.add_argument("--out", help="also write the JSON to this file")
     ap.add_argument("--_world-child", type=int, help=argparse.SUPPRESS)
@@ -53,7 +56,8 @@ def main(argv: list[str] | None = None) -> int:
     import qtg  # noqa: F401
 
     if args._world_child:
-        print(json.dumps(bench_world(args._world_child, args.ticks, mix=args.mix, market=args.market)))
+        print(json.dumps(bench_world(args._world_child, args.ticks, engine=args.engine, mix=args.mix,
+                                     market=args.market)))
         return 0
 
     result: dict = {"machine": machine()}
@@ -93,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
         result["world"] = []
         for n in args.agents:
             print(f"benchmarking world with {n:,} agents ...", file=sys.stderr)
-            result["world"].append(world_in_subprocess(n, args.ticks, args.mix, args.market))
+            result["world"].append(world_in_subprocess(n, args.ticks, args.mix, args.market, args.engine))
         if args.plot:
             plot_scaling(result["world"], args.plot, f"{args.mix} mix, {args.market} market")
     text = json.dumps(result, indent=2)

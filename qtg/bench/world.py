@@ -114,12 +114,13 @@ def bench_world(agents: int, ticks: int, warmup: int = 20, engine: str = "fast",
         "build_s": round(build_s, 2),
         "warmup_s": round(warm_s, 2),
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        **({"book_full": sim.engine.stats()["book_full"], "capacity": sim.engine.capacity} if engine == "device" else {}),
     }
 
 
-def world_in_subprocess(agents: int, ticks: int, mix: str, market: str) -> dict:
+def world_in_subprocess(agents: int, ticks: int, mix: str, market: str, engine: str = "fast") -> dict:
     cmd = [sys.executable, "-m", "qtg.bench", "--_world-child", str(agents), "--ticks", str(ticks), "--mix", mix,
-           "--market", market]
+           "--market", market, "--engine", engine]
     out = subprocess.run(cmd, capture_output=True, text=True, env=os.environ | {"JAX_PLATFORMS": os.environ.get("JAX_PLATFORMS", "cpu")})
     if out.returncode != 0:
         return {"agents": agents, "error": out.stderr.strip().splitlines()[-1:] or ["failed"]}

@@ -173,8 +173,13 @@ class NewsConfig:
 
 @dataclasses.dataclass
 class EngineConfig:
-    name: str = setting("fast", doc="Matching engine: fast (compiled kernel) or exact (readable reference).")
+    name: str = setting("fast", doc=(
+        "Matching engine: fast (compiled kernel), exact (readable reference) or device (JAX books of "
+        "fixed capacity, one jitted call per batch)."))
     stp: str = setting("cancel_maker", doc="Self-trade prevention: none, cancel_taker or cancel_maker.")
+    capacity: int = setting(256, lo=1, hi=1_000_000, doc=(
+        "Device engine only: orders per book side. An order that would rest on a full side is refused "
+        "(BOOK_FULL, counted in the run's rejections); the host engines grow instead."))
 
 
 @dataclasses.dataclass

@@ -178,4 +178,5 @@ def make_engine_for(cfg: Config, static: WorldStatic):
     """The configured matching engine for the world's symbols."""
     from systems.matching import make_engine
 
-    return make_engine(cfg.engine.name, cfg.market.ticks(), int(STP[cfg.engine.stp.upper()]))
+    extra = {"capacity": cfg.engine.capacity} if cfg.engine.name == "device" else {}
+    return make_engine(cfg.engine.name, cfg.market.ticks(), int(STP[cfg.engine.stp.upper()]), **extra)

@@ -6,6 +6,9 @@
   docstring defines the semantics.
 * ``fast``: :class:`~systems.matching.fast.FastEngine`, a numba kernel over arrays with
   identical results.
+* ``device``: :class:`~systems.matching.device.DeviceEngine`, books as fixed-capacity
+  JAX arrays matched by one jitted call per batch; identical results while no book side
+  is full (then ``Reason.BOOK_FULL``).
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 
 from components.orders import STP, Depth, MatchResult, OrderBatch, TopOfBook
+from systems.matching.device import DeviceEngine
 from systems.matching.exact import ExactEngine
 from systems.matching.fast import FastEngine
 
@@ -62,7 +66,7 @@ class Engine(Protocol):
         ...
 
 
-ENGINES: dict[str, type] = {"exact": ExactEngine, "fast": FastEngine}
+ENGINES: dict[str, type] = {"device": DeviceEngine, "exact": ExactEngine, "fast": FastEngine}
 """Engine classes by config name."""
 
 
@@ -81,4 +85,4 @@ def make_engine(name: str, tick_size, stp: int = STP.NONE, **kwargs) -> Engine:
     return cls(tick_size, stp, **kwargs)
 
 
-__all__ = ["ENGINES", "Engine", "ExactEngine", "FastEngine", "make_engine"]
+__all__ = ["ENGINES", "DeviceEngine", "Engine", "ExactEngine", "FastEngine", "make_engine"]

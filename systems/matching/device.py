@@ -38,10 +38,25 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from flax import struct
 
 from components.money import MAX_PRICE, MAX_QTY
-from components.orders import OrderType, Reason, Side, Status, STP
+from components.orders import (
+    check_engine_state,
+    Depth,
+    FillBatch,
+    MatchResult,
+    OrderBatch,
+    OrderType,
+    OrderUpdates,
+    Outcomes,
+    Reason,
+    Side,
+    Status,
+    STP,
+    TopOfBook,
+)
 
 _LIMIT, _MARKET, _IOC = int(OrderType.LIMIT), int(OrderType.MARKET), int(OrderType.IOC)
 _POST_ONLY, _CANCEL, _MODIFY = int(OrderType.POST_ONLY), int(OrderType.CANCEL), int(OrderType.MODIFY)
@@ -90,10 +105,12 @@ class Step:
     arrival_bid: jax.Array
     arrival_ask: jax.Array
     arrival_depth: jax.Array
+    side: jax.Array  # i8 the side the order trades from (a MODIFY's: its order's)
     fill_qty: jax.Array  # i64[capacity]
     fill_price: jax.Array  # i64[capacity]
     maker_id: jax.Array  # i64[capacity]
     maker_agent: jax.Array  # i32[capacity]
+    maker_removed: jax.Array  # bool[capacity] removed by self-trade prevention CANCEL_MAKER
 
 
 def empty_book(capacity: int) -> Book:
@@ -143,13 +160,22 @@ def _row(book: Book, r):
 
 
 def _set_row(book: Book, r, fields) -> Book:
+    """``book`` with row ``r`` replaced by ``fields``, as a select. (Two dynamic
+    ``.at[r].set`` writes in a row, on a book read by a dynamic index, came out wrong
+    under jit on XLA's CPU backend with JAX 0.10.2: the id and agent rows were filled
+    with the inserted value. The select form is exact; the device tests pin it.)"""
+    m = (jnp.arange(2) == r)[:, None]
     price, qty, oid, agent = fields
-    return Book(price=book.price.at[r].set(price), qty=book.qty.at[r].set(qty),
-                id=book.id.at[r].set(oid), agent=book.agent.at[r].set(agent))
+    return Book(price=jnp.where(m, price[None], book.price), qty=jnp.where(m, qty[None], book.qty),
+                id=jnp.where(m, oid[None], book.id), agent=jnp.where(m, agent[None], book.agent))
 
 
-def process_order(book: Book, o: Order, tick_size, stp: int) -> tuple[Book, Step]:
-    """Apply one order to ``book`` (``stp``: a static :class:`STP` mode)."""
+def process_order(book: Book, o: Order, tick_size, stp: int, symbol_ok=True,
+                  live_elsewhere=False) -> tuple[Book, Step]:
+    """Apply one order to ``book`` (``stp``: a static :class:`STP` mode). In a market of
+    several books, ``symbol_ok`` says whether the order's symbol exists (else
+    ``UNKNOWN_SYMBOL``) and ``live_elsewhere`` whether its id rests in another book (a new
+    order with it is a ``DUPLICATE_ID``)."""
     i64 = jnp.int64
     price, qty = o.price.astype(i64), o.qty.astype(i64)
     kind, side = o.kind.astype(jnp.int32), o.side.astype(jnp.int32)
@@ -175,11 +201,12 @@ def process_order(book: Book, o: Order, tick_size, stp: int) -> tuple[Book, Step
     full = live[own, -1]
     checks = [
         ((kind < 0) | (kind > _MODIFY), Reason.BAD_KIND),
+        (~jnp.asarray(symbol_ok), Reason.UNKNOWN_SYMBOL),
         (is_new & (side != int(Side.BUY)) & (side != int(Side.SELL)), Reason.BAD_SIDE),
         ((kind != _CANCEL) & ((qty <= 0) | (qty > MAX_QTY)), Reason.BAD_QTY),
         (priced & ((price <= 0) | (price > MAX_PRICE)), Reason.BAD_PRICE),
         (priced & (price % safe_tick != 0), Reason.OFF_TICK),
-        (is_new & found, Reason.DUPLICATE_ID),
+        (is_new & (found | live_elsewhere), Reason.DUPLICATE_ID),
         (targets & ~found, Reason.UNKNOWN_ORDER),
         (targets & found & (t_agent != o.agent), Reason.NOT_OWNER),
         ((kind == _POST_ONLY) & crosses_opp, Reason.WOULD_CROSS),
@@ -247,7 +274,8 @@ def process_order(book: Book, o: Order, tick_size, stp: int) -> tuple[Book, Step
         filled_value=jnp.where(ok, (take * m_price).sum(), z),
         arrival_bid=jnp.where(ok, best_bid, z), arrival_ask=jnp.where(ok, best_ask, z),
         arrival_depth=jnp.where(ok & (kind != _CANCEL), depth[opp], z),
-        fill_qty=jnp.where(ok, take, 0), fill_price=m_price, maker_id=m_id, maker_agent=m_agent,
+        side=own.astype(jnp.int8), fill_qty=jnp.where(ok, take, 0), fill_price=m_price, maker_id=m_id,
+        maker_agent=m_agent, maker_removed=ok & used & (take == 0),
     )
     return book, step
 
@@ -256,3 +284,234 @@ def process_orders(book: Book, orders: Order, tick_size, stp: int) -> tuple[Book
     """Apply ``orders`` (each field ``[B]``) in array order: ``lax.scan`` of
     :func:`process_order`; the steps come back stacked ``[B, ...]``."""
     return jax.lax.scan(lambda b, o: process_order(b, o, tick_size, stp), book, orders)
+
+
+@struct.dataclass
+class MarketOrder(Order):
+    """An order of a market of several books: :class:`Order` plus its ``symbol``."""
+
+    symbol: jax.Array
+
+
+def process_market(books: Book, orders: MarketOrder, tick_size, stp: int) -> tuple[Book, Step]:
+    """Apply ``orders`` (``[B]``) in array order to a market's books (each field
+    ``[S, 2, capacity]``): each row works on its symbol's book, with the symbol and the
+    id checked across the market (an unknown symbol is ``UNKNOWN_SYMBOL``; a new order's
+    id resting in any book is a ``DUPLICATE_ID``)."""
+    n_symbols = books.qty.shape[0]
+    symbols = jnp.arange(n_symbols)
+
+    def step(bk: Book, o: MarketOrder):
+        s = jnp.clip(o.symbol, 0, n_symbols - 1)
+        here = jax.tree.map(lambda a: a[s], bk)
+        rests = ((bk.qty > 0) & (bk.id == o.id)).any(axis=(1, 2))
+        elsewhere = (rests & (symbols != s)).any()
+        ok_symbol = (o.symbol >= 0) & (o.symbol < n_symbols)
+        here, out = process_order(here, o, tick_size[s], stp, ok_symbol, elsewhere)
+        mine = (symbols == s)[:, None, None]
+        return jax.tree.map(lambda a, b: jnp.where(mine, b[None], a), bk, here), out
+
+    return jax.lax.scan(step, books, orders)
+
+
+# ---------------------------------------------------------------------- the host engine
+DEFAULT_CAPACITY = 256
+"""Orders per book side of ``engine=device`` unless ``engine.capacity`` says otherwise."""
+_MIN_ROWS = 16
+_BATCH_DTYPES = {"valid": np.bool_, "id": np.int64, "agent": np.int32, "symbol": np.int32,
+                 "side": np.int8, "kind": np.int8, "price": np.int64, "qty": np.int64}
+_RESTING_DTYPES = {"id": np.int64, "agent": np.int32, "symbol": np.int32,
+                   "side": np.int8, "price": np.int64, "qty": np.int64}
+_run_market = jax.jit(process_market, static_argnames=("stp",))
+
+
+def _rows(n: int) -> int:
+    """Padded batch length: the next power of two, at least _MIN_ROWS (few compilations)."""
+    return max(_MIN_ROWS, 1 << max(n - 1, 0).bit_length())
+
+
+class DeviceEngine:
+    """The :class:`~systems.matching.Engine` protocol over :func:`process_market`: the
+    books live on the device as ``[S, 2, capacity]`` arrays, a batch is padded to a power
+    of two rows (invalid rows) and matched by one jitted call, and the outcomes, fills
+    and updates are assembled on the host with NumPy. Identical to the exact engine for
+    every stream that never finds a side full; an order that would rest on a full side
+    is refused with ``Reason.BOOK_FULL`` and counted (``stats()["book_full"]``).
+
+    Args:
+        tick_size: array-like i64[S], each symbol's tick size in units (> 0).
+        stp: self-trade prevention mode (:class:`STP`).
+        capacity: orders per book side (>= 1).
+    """
+
+    name = "device"
+
+    def __init__(self, tick_size, stp: int = STP.NONE, capacity: int = DEFAULT_CAPACITY):
+        tick = np.atleast_1d(np.asarray(tick_size, dtype=np.int64))
+        if tick.ndim != 1 or tick.shape[0] == 0 or np.any(tick <= 0):
+            raise ValueError(f"tick_size must be a non-empty 1-D array of positive ints, got {tick_size!r}")
+        if int(capacity) < 1:
+            raise ValueError(f"capacity must be >= 1, got {capacity}")
+        self.tick_size = tick
+        self.n_symbols = int(tick.shape[0])
+        self.stp = STP(int(stp))
+        self.capacity = int(capacity)
+        self._tick = jnp.asarray(tick)
+        self._books = jax.tree.map(lambda a: jnp.stack([a] * self.n_symbols), empty_book(self.capacity))
+        self._host: Book | None = None  # a NumPy copy of the books, made when read
+        self._n_processed = self._n_fills = self._n_batches = self._n_full = 0
+
+    # ------------------------------------------------------------------ processing
+    def process(self, batch: OrderBatch) -> MatchResult:
+        """Match one batch of orders, rows in array order (see :class:`ExactEngine`)."""
+        cols = {k: np.asarray(getattr(batch, k), dt) for k, dt in _BATCH_DTYPES.items()}
+        n = cols["valid"].shape[0] if cols["valid"].ndim == 1 else -1
+        if any(c.shape != (n,) for c in cols.values()):
+            raise ValueError("OrderBatch fields must all be 1-D of the same length")
+        rows = _rows(n)
+        padded = {k: np.concatenate([c, np.zeros(rows - n, c.dtype)]) for k, c in cols.items()}
+        self._books, steps = _run_market(self._books, MarketOrder(**padded), self._tick, stp=int(self.stp))
+        self._host = None
+        s = jax.tree.map(lambda a: np.asarray(a)[:n], jax.device_get(steps))
+        outcomes = Outcomes(status=s.status, reason=s.reason, filled=s.filled, resting=s.resting,
+                            filled_value=s.filled_value, arrival_bid=s.arrival_bid,
+                            arrival_ask=s.arrival_ask, arrival_depth=s.arrival_depth)
+        row, slot = np.nonzero(s.fill_qty > 0)  # row-major: rows in order, makers by priority
+        fills = FillBatch(
+            taker_id=cols["id"][row], maker_id=s.maker_id[row, slot], taker_agent=cols["agent"][row],
+            maker_agent=s.maker_agent[row, slot], symbol=cols["symbol"][row], side=s.side[row],
+            price=s.fill_price[row, slot], qty=s.fill_qty[row, slot])
+        self._n_batches += 1
+        self._n_processed += int(cols["valid"].sum())
+        self._n_fills += len(row)
+        self._n_full += int((s.reason == int(Reason.BOOK_FULL)).sum())
+        return MatchResult(outcomes=outcomes, fills=fills, updates=self._updates(cols["id"], s))
+
+    def _updates(self, ids: np.ndarray, s: Step) -> OrderUpdates:
+        """The touched ids in order of first touch (an accepted row's own id, then the
+        makers it filled or removed, by priority), with their state at the end."""
+        accepted = (s.status != int(Status.NONE)) & (s.status != int(Status.REJECTED))
+        own_rows = np.flatnonzero(accepted)
+        m_row, m_slot = np.nonzero((s.fill_qty > 0) | s.maker_removed)
+        seq_row = np.concatenate([own_rows, m_row])
+        seq_pos = np.concatenate([np.full(len(own_rows), -1), m_slot])
+        seq_id = np.concatenate([ids[own_rows], s.maker_id[m_row, m_slot]])
+        order = np.lexsort((seq_pos, seq_row))
+        seq_id = seq_id[order]
+        _, first = np.unique(seq_id, return_index=True)
+        touched = seq_id[np.sort(first)]
+        r = self.resting_orders()
+        by_id = np.argsort(r["id"], kind="stable")
+        at = np.searchsorted(r["id"][by_id], touched)
+        at = np.minimum(at, max(len(by_id) - 1, 0))
+        live = (len(by_id) > 0) & (r["id"][by_id][at] == touched) if len(by_id) else np.zeros(len(touched), bool)
+        k = by_id[at] if len(by_id) else at
+        return OrderUpdates(
+            id=touched.astype(np.int64),
+            remaining=np.where(live, r["qty"][k] if len(by_id) else 0, 0).astype(np.int64),
+            price=np.where(live, r["price"][k] if len(by_id) else 0, 0).astype(np.int64),
+            symbol=np.where(live, r["symbol"][k] if len(by_id) else 0, 0).astype(np.int32))
+
+    # ------------------------------------------------------------------ reading the books
+    def _books_np(self) -> Book:
+        if self._host is None:
+            self._host = jax.tree.map(np.asarray, jax.device_get(self._books))
+        return self._host
+
+    def depth(self, levels: int) -> Depth:
+        """Top ``levels`` price levels per side per symbol, best first (``[S, L]``)."""
+        b, S, L = self._books_np(), self.n_symbols, int(levels)
+        out = {k: np.zeros((S, L), np.int64) for k in ("bid_price", "bid_qty", "ask_price", "ask_qty")}
+        for s in range(S):
+            for r, p_name, q_name in ((0, "bid_price", "bid_qty"), (1, "ask_price", "ask_qty")):
+                live = b.qty[s, r] > 0
+                price, qty = b.price[s, r][live], b.qty[s, r][live]
+                if not len(price):
+                    continue
+                start = np.flatnonzero(np.concatenate([[True], price[1:] != price[:-1]]))
+                level_qty = np.add.reduceat(qty, start)[:L]  # equal prices sit together
+                out[p_name][s, :len(level_qty)] = price[start[:L]]
+                out[q_name][s, :len(level_qty)] = level_qty
+        return Depth(**out)
+
+    def top_of_book(self) -> TopOfBook:
+        """Best price and total size at it per symbol (``[S]``; 0 where a side is empty)."""
+        d = self.depth(1)
+        return TopOfBook(bid_price=d.bid_price[:, 0], bid_qty=d.bid_qty[:, 0],
+                         ask_price=d.ask_price[:, 0], ask_qty=d.ask_qty[:, 0])
+
+    def resting_orders(self) -> dict[str, np.ndarray]:
+        """Every live order as columns ``id, agent, symbol, side, price, qty`` (each ``[R]``),
+        sorted by symbol, side (BUY first), then priority."""
+        b = self._books_np()
+        live = b.qty > 0  # [S, 2, C], each row's live slots first, in priority order
+        sym, side, _ = np.nonzero(live)
+        return {"id": b.id[live].astype(np.int64), "agent": b.agent[live].astype(np.int32),
+                "symbol": sym.astype(np.int32), "side": side.astype(np.int8),
+                "price": b.price[live].astype(np.int64), "qty": b.qty[live].astype(np.int64)}
+
+    def n_resting(self) -> int:
+        """Number of live resting orders."""
+        return int((self._books_np().qty > 0).sum())
+
+    def stats(self) -> dict:
+        """Counters: batches, valid orders processed, fills, resting orders, price levels,
+        orders refused for a full side, and the capacity per side."""
+        b = self._books_np()
+        live = b.qty > 0
+        new_level = live.copy()
+        new_level[..., 1:] &= b.price[..., 1:] != b.price[..., :-1]
+        return {"engine": self.name, "batches": self._n_batches, "orders_processed": self._n_processed,
+                "fills": self._n_fills, "resting": int(live.sum()), "levels": int(new_level.sum()),
+                "book_full": self._n_full, "capacity": self.capacity}
+
+    # ------------------------------------------------------------------ save / resume
+    def state_dict(self) -> dict:
+        """The resting orders in priority order (:meth:`resting_orders`), the counters,
+        the capacity, and the tick sizes and STP mode the engine was built with."""
+        return {"engine": self.name, "tick_size": self.tick_size.copy(), "stp": int(self.stp),
+                "capacity": self.capacity, "orders": self.resting_orders(),
+                "n_processed": self._n_processed, "n_fills": self._n_fills,
+                "n_batches": self._n_batches, "n_full": self._n_full}
+
+    def load_state_dict(self, d: dict) -> None:
+        """Rebuild the books from :meth:`state_dict`, each side in the saved priority
+        order. Raises ``ValueError`` (engine unchanged) for another engine, tick sizes or
+        STP mode, a malformed or duplicate order, a side out of priority order, or more
+        orders on a side than this engine's capacity."""
+        check_engine_state(d, self.name, self.tick_size, self.stp)
+        cols = d["orders"]
+        if set(cols) != set(_RESTING_DTYPES):
+            raise ValueError(f"engine state orders: fields {sorted(cols)}, expected {sorted(_RESTING_DTYPES)}")
+        c = {k: np.asarray(cols[k]) for k in _RESTING_DTYPES}
+        n = len(c["id"])
+        if any(v.shape != (n,) for v in c.values()):
+            raise ValueError("engine state orders: fields must be 1-D of one length")
+        S, C = self.n_symbols, self.capacity
+        sym = c["symbol"].astype(np.int64)
+        tick = self.tick_size[np.clip(sym, 0, S - 1)]
+        bad = (sym < 0) | (sym >= S) | ~np.isin(c["side"], (0, 1)) | (c["qty"] <= 0) | (c["qty"] > MAX_QTY) \
+            | (c["price"] <= 0) | (c["price"] > MAX_PRICE) | (c["price"] % tick != 0)
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
+            raise ValueError(f"engine state: malformed resting order {int(c['id'][i])} (symbol {int(sym[i])}, "
+                             f"side {int(c['side'][i])}, price {int(c['price'][i])}, qty {int(c['qty'][i])})")
+        ids, counts = np.unique(c["id"], return_counts=True)
+        if (counts > 1).any():
+            raise ValueError(f"engine state: order id {int(ids[counts > 1][0])} rests twice")
+        host = {k: np.zeros((S, 2, C), np.int64) for k in ("price", "qty", "id")}
+        host["agent"] = np.zeros((S, 2, C), np.int32)
+        for s in range(S):
+            for r in (0, 1):
+                at = np.flatnonzero((sym == s) & (c["side"] == r))
+                if len(at) > C:
+                    raise ValueError(f"engine state: {len(at)} orders on symbol {s} side {r}, capacity {C}")
+                keys = -c["price"][at] if r == 0 else c["price"][at]
+                if np.any(np.diff(keys) < 0):
+                    raise ValueError(f"engine state: symbol {s} side {r} is not in priority order")
+                for k in ("price", "qty", "id", "agent"):
+                    host[k][s, r, :len(at)] = c[k][at]
+        self._books = Book(**{k: jnp.asarray(v) for k, v in host.items()})
+        self._host = None
+        self._n_processed, self._n_fills = int(d["n_processed"]), int(d["n_fills"])
+        self._n_batches, self._n_full = int(d["n_batches"]), int(d.get("n_full", 0))

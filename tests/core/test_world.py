@@ -84,6 +84,18 @@ def test_exact_and_fast_engines_give_the_same_run(exact_run):
     assert (np.asarray(exact_run.sim.state.wallet.cash) == np.asarray(fast.sim.state.wallet.cash)).all()
 
 
+def test_device_engine_gives_the_same_run(exact_run):
+    """engine=device (books of 64 slots a side, never full here) trades exactly as the
+    exact engine: the same fills, the same wallets and the same book at the end."""
+    device = run_sim(make_config(**{"engine.name": "device", "engine.capacity": 64}), ticks=300)
+    stats = device.sim.engine.stats()
+    assert stats["engine"] == "device" and stats["book_full"] == 0 and stats["fills"] > 0
+    assert device.rec.fill_hash == exact_run.rec.fill_hash
+    assert (np.asarray(device.sim.state.wallet.cash) == np.asarray(exact_run.sim.state.wallet.cash)).all()
+    a, b = device.sim.engine.resting_orders(), exact_run.sim.engine.resting_orders()
+    assert all(np.array_equal(a[k], b[k]) for k in a)
+
+
 def test_multi_symbol_run_conserves_per_symbol():
     cfg = make_config(**{"market.symbols": ["ACME", "BOLT", "CRUX"], "population.noise.count": 30,
                          "population.market_maker.count": 6})

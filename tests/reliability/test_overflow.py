@@ -1,4 +1,4 @@
-"""Orders whose money arithmetic would overflow int64: admission, both engines, settlement.
+"""Orders whose money arithmetic would overflow int64: admission, every engine, settlement.
 
 The cases of issue 18, part 2, each reproduced: an agent whose per-agent sums wrap in
 admission, the exact engine raising after it mutated its book while the fast one wraps,
@@ -26,7 +26,7 @@ from components.orders import OrderBatch, OrderType, Reason, Side, Status
 from qtg.core.world import build_world
 from systems.admission import admit_orders, admit_orders_assuming_fits
 from systems.match import match_orders
-from systems.matching import ExactEngine, FastEngine
+from systems.matching import DeviceEngine, ExactEngine, FastEngine
 from systems.observe import observe_market
 from systems.settle import settle_fills
 from tests.support import make_config
@@ -35,7 +35,7 @@ from tests.systems.matching.test_engine_properties import run_differential, stre
 KEY = jax.random.key(0)
 I64 = 2**63 - 1
 P100 = 1_000_000  # 100.00 in units
-ENGINES = (ExactEngine, FastEngine)
+ENGINES = (ExactEngine, FastEngine, DeviceEngine)
 
 
 # ---------------------------------------------------------------------- helpers
@@ -221,13 +221,14 @@ def test_the_sum_of_many_rows_within_the_bounds_saturates(factor_world, cash):
      dict(id=3, agent=0, side=Side.BUY, price=P100 - 100, qty=1)],
 ], ids=["fill value", "side depth", "modify"])
 def test_engines_agree_and_never_raise_on_overflowing_batches(rows):
-    """Both engines give the same result on batches whose sums overflow int64 (the rows
-    beyond the bounds are refused with BAD_QTY), and neither raises."""
+    """Every engine gives the same result on batches whose sums overflow int64 (the rows
+    beyond the bounds are refused with BAD_QTY), and none raises."""
     batch = host_batch([dict(dict(symbol=0, kind=OrderType.LIMIT), **r) for r in rows])
     engines = [cls([100]) for cls in ENGINES]
     results = [e.process(batch) for e in engines]
-    same_result(*results)
-    assert resting(engines[0]) == resting(engines[1])
+    for other, engine in zip(results[1:], engines[1:]):
+        same_result(results[0], other)
+        assert resting(engines[0]) == resting(engine)
     assert Reason.BAD_QTY in results[0].outcomes.reason.tolist()
     assert (results[0].outcomes.filled_value >= 0).all() and (results[0].outcomes.arrival_depth >= 0).all()
 
@@ -414,10 +415,11 @@ def test_admission_engines_and_settlement_on_adversarial_orders(pipeline, market
                             jax.tree.leaves((quick.orders, quick.reject_reason, quick.rejects))):
                 assert np.array_equal(a, b)
         orders = jax.tree.map(np.asarray, checked.orders)
-        (exact, _, _, packed), (fast, _, _, packed_fast) = (match_orders(e, orders, seed) for e in engines)
-        same_result(exact, fast)
-        assert all(np.array_equal(packed[k], packed_fast[k]) for k in packed)
-        assert resting(engines[0]) == resting(engines[1])
+        (exact, _, _, packed), *others = (match_orders(e, orders, seed) for e in engines)
+        for (other, _, _, packed_other), engine in zip(others, engines[1:]):
+            same_result(exact, other)
+            assert all(np.array_equal(packed[k], packed_other[k]) for k in packed)
+            assert resting(engines[0]) == resting(engine)
         f = exact.fills
         assert ((f.qty > 0) & (f.qty <= MAX_QTY) & (f.price > 0) & (f.price <= MAX_PRICE)).all()
         assert (exact.outcomes.filled_value >= 0).all() and (exact.outcomes.filled_value <= MAX_NOTIONAL).all()

@@ -523,7 +523,7 @@ def test_fast_engine_accepts_read_only_inputs():
 
 # ---------------------------------------------------------------------- registry
 def test_make_engine_rejects_unknown_names_naming_the_allowed_ones():
-    with pytest.raises(ValueError, match="allowed: exact, fast"):
+    with pytest.raises(ValueError, match="allowed: device, exact, fast"):
         make_engine("quantum", [100])
 
 

@@ -23,6 +23,7 @@ from hypothesis import strategies as st
 
 from components.orders import OrderBatch
 from systems.matching import ENGINES
+from systems.matching.device import DeviceEngine
 from systems.matching.exact import ExactEngine
 from systems.matching.fast import FastEngine
 from systems.matching.stream import mixed_stream, split_batch
@@ -342,10 +343,15 @@ def assert_book_views(engine, book: list[tuple]) -> None:
     assert np.all(top.bid_price[both] < top.ask_price[both]), "crossed book at rest"
 
 
-def run_differential(ticks: list[int], stp: int, batches: list[OrderBatch]) -> None:
-    """Match ``batches`` on all three engines; compare them and check the ledger."""
+def run_differential(ticks: list[int], stp: int, batches: list[OrderBatch], device: bool = True) -> None:
+    """Match ``batches`` on the reference and every engine (the device engine with room
+    for every order of the stream on one side, unless ``device`` is False); compare them
+    and check the ledger."""
     reference = ReferenceEngine(ticks, stp)
     engines = [ExactEngine(ticks, stp), FastEngine(ticks, stp, **TINY)]
+    if device:
+        rows = sum(len(b) for b in batches)
+        engines.append(DeviceEngine(ticks, stp, capacity=max(64, 1 << max(rows - 1, 0).bit_length())))
     ledger = Ledger(stp)
     for batch in batches:
         rows = rows_of(batch)
@@ -353,9 +359,10 @@ def run_differential(ticks: list[int], stp: int, batches: list[OrderBatch]) -> N
         results = [engine.process(batch) for engine in engines]
         for engine, result in zip(engines, results):
             assert as_lists(result, engine) == expected, type(engine).__name__
-        exact_u, fast_u = (r.updates for r in results)
-        for field in ("id", "remaining", "price", "symbol"):
-            assert np.array_equal(getattr(exact_u, field), getattr(fast_u, field)), field
+        exact_u = results[0].updates
+        for other in results[1:]:
+            for field in ("id", "remaining", "price", "symbol"):
+                assert np.array_equal(getattr(exact_u, field), getattr(other.updates, field)), field
         book = reference.resting()
         for engine in engines:
             assert resting_tuples(engine) == book, type(engine).__name__
@@ -372,6 +379,15 @@ def run_differential(ticks: list[int], stp: int, batches: list[OrderBatch]) -> N
 @given(streams())
 def test_engines_match_reference_on_random_streams(stream):
     ticks, stp, batches = stream
+    run_differential(ticks, stp, batches, device=False)
+
+
+@settings(PROFILE, max_examples=150)
+@given(streams())
+def test_device_engine_matches_reference_on_random_streams(stream):
+    """The same streams on the device engine too (fewer: each stream costs it a few
+    jitted calls and a read of its books)."""
+    ticks, stp, batches = stream
     run_differential(ticks, stp, batches)
 
 
@@ -381,8 +397,9 @@ def test_engines_match_reference_on_dense_streams():
         n_symbols = 1 + seed % 3
         stp = seed % 3
         batch = mixed_stream(300, n_symbols=n_symbols, seed=seed, n_levels=3, tick=TICKS[:n_symbols])
-        run_differential(TICKS[:n_symbols], stp, split_batch(batch, 5, seed=seed))
+        # the device engine on one seed in four: each seed's book shape compiles anew
+        run_differential(TICKS[:n_symbols], stp, split_batch(batch, 5, seed=seed), device=seed % 4 == 0)
 
 
 def test_registry_names_both_engines():
-    assert ENGINES == {"exact": ExactEngine, "fast": FastEngine}
+    assert ENGINES == {"device": DeviceEngine, "exact": ExactEngine, "fast": FastEngine}
