@@ -29,12 +29,16 @@ What one order returns (:class:`Step`): its outcome fields (:class:`Outcomes` la
 its fills as ``[capacity]`` arrays in priority order (``qty == 0``: no fill), which the
 host compacts into a :class:`~components.orders.FillBatch`.
 
-Limits of this module (the multi-symbol engine, ids across symbols and the order updates
-are built on it, not here): one symbol per book; ``DUPLICATE_ID`` and ``UNKNOWN_ORDER``
-look only at this book.
+A market is ``[S, 2, capacity]`` books: :func:`process_market` takes a batch in order
+through one scan with the symbol and the id checked market-wide; :func:`process_symbols`
+runs each symbol's rows through its own book, all symbols at once, which is the same
+whenever no id is used on two symbols. :class:`DeviceEngine` is the host engine
+(``engine=device``) over both.
 """
 
 from __future__ import annotations
+
+import dataclasses
 
 import jax
 import jax.numpy as jnp
@@ -126,37 +130,54 @@ def _key(row, price):
     return jnp.where(row == 0, -price, price)
 
 
-def _remove_prefix(fields, k):
-    """Drop the first ``k`` slots of each ``[capacity]`` array (shift left, zero-fill)."""
+def _shift_left(f, n: int):
+    """``f`` moved ``n`` slots toward the front (a static shift), zeros behind."""
+    return jnp.concatenate([f[n:], jnp.zeros((n,), f.dtype)]) if n < f.shape[0] else jnp.zeros_like(f)
+
+
+def _shift_right(f, n: int):
+    """``f`` moved ``n`` slots toward the back (a static shift), zeros in front."""
+    return jnp.concatenate([jnp.zeros((n,), f.dtype), f[:-n]]) if n < f.shape[0] else jnp.zeros_like(f)
+
+
+def _remove_prefix(fields, k, gather: bool = False):
+    """Drop the first ``k`` slots of each ``[capacity]`` array (shift left, zero-fill).
+    ``gather``: one read at the shifted index (the cheaper form for a single book);
+    otherwise a barrel shifter of static shifts by the bits of ``k``. Under ``vmap`` the
+    gather form made XLA's CPU code generator (JAX 0.10.2, LLVM) crash in about half of
+    the compilations, so every batched path uses the shifter."""
     c = fields[0].shape[0]
-    src = jnp.arange(c) + k
-    ok = src < c
-    return [jnp.where(ok, f[jnp.minimum(src, c - 1)], 0) for f in fields]
+    if gather:
+        src = jnp.arange(c) + k
+        return [jnp.where(src < c, f[jnp.minimum(src, c - 1)], 0) for f in fields]
+    out = list(fields)
+    for bit in range(max(c - 1, 0).bit_length() + 1):
+        step = 1 << bit
+        on = (k >> bit) & 1 == 1
+        out = [jnp.where(on, _shift_left(f, step), f) for f in out]
+    return out
 
 
 def _remove_at(fields, p, on):
-    """Drop slot ``p`` of each array where ``on`` (shift the slots after it left)."""
-    c = fields[0].shape[0]
-    j = jnp.arange(c)
-    src = jnp.where(on & (j >= p), j + 1, j)
-    ok = src < c
-    return [jnp.where(ok, f[jnp.minimum(src, c - 1)], 0) for f in fields]
+    """Drop slot ``p`` of each array where ``on`` (the slots after it move up one)."""
+    after = on & (jnp.arange(fields[0].shape[0]) >= p)
+    return [jnp.where(after, _shift_left(f, 1), f) for f in fields]
 
 
 def _insert_at(fields, values, p, on):
-    """Write ``values`` at slot ``p`` where ``on``, the slots from ``p`` shifted right
+    """Write ``values`` at slot ``p`` where ``on``, the slots from ``p`` moved back one
     (the last slot falls off: callers insert only into a row with a free slot)."""
     j = jnp.arange(fields[0].shape[0])
-    src = jnp.maximum(j - 1, 0)
     out = []
     for f, v in zip(fields, values):
-        shifted = jnp.where(j > p, f[src], f)
-        out.append(jnp.where(on, jnp.where(j == p, v, shifted).astype(f.dtype), f))
+        moved = jnp.where(j > p, _shift_right(f, 1), jnp.where(j == p, jnp.asarray(v, f.dtype), f))
+        out.append(jnp.where(on, moved, f))
     return out
 
 
 def _row(book: Book, r):
-    return [book.price[r], book.qty[r], book.id[r], book.agent[r]]
+    """Row ``r`` (0 or 1) of each field, as a select."""
+    return [jnp.where(r == 0, a[0], a[1]) for a in (book.price, book.qty, book.id, book.agent)]
 
 
 def _set_row(book: Book, r, fields) -> Book:
@@ -171,11 +192,12 @@ def _set_row(book: Book, r, fields) -> Book:
 
 
 def process_order(book: Book, o: Order, tick_size, stp: int, symbol_ok=True,
-                  live_elsewhere=False) -> tuple[Book, Step]:
+                  live_elsewhere=False, gather: bool = False) -> tuple[Book, Step]:
     """Apply one order to ``book`` (``stp``: a static :class:`STP` mode). In a market of
     several books, ``symbol_ok`` says whether the order's symbol exists (else
     ``UNKNOWN_SYMBOL``) and ``live_elsewhere`` whether its id rests in another book (a new
-    order with it is a ``DUPLICATE_ID``)."""
+    order with it is a ``DUPLICATE_ID``). ``gather`` (static): see :func:`_remove_prefix`;
+    never under ``vmap``."""
     i64 = jnp.int64
     price, qty = o.price.astype(i64), o.qty.astype(i64)
     kind, side = o.kind.astype(jnp.int32), o.side.astype(jnp.int32)
@@ -190,15 +212,19 @@ def process_order(book: Book, o: Order, tick_size, stp: int, symbol_ok=True,
     priced = (kind == _LIMIT) | (kind == _IOC) | (kind == _POST_ONLY) | (kind == _MODIFY)
     hit = live & (book.id == o.id)
     found = hit.any()
-    t_row = jnp.argmax(hit.any(axis=1)).astype(jnp.int32)  # the target's row and slot
-    t_pos = jnp.argmax(hit[t_row]).astype(jnp.int32)
-    t_price, t_qty, t_agent = book.price[t_row, t_pos], book.qty[t_row, t_pos], book.agent[t_row, t_pos]
+    # the target's row, slot and fields (a live id is in one slot of a book at most)
+    t_row = hit[1].any().astype(jnp.int32)
+    t_pos = (hit.any(axis=0) * jnp.arange(book.capacity)).sum().astype(jnp.int32)
+    t_price, t_qty = jnp.where(hit, book.price, 0).sum(), jnp.where(hit, book.qty, 0).sum()
+    t_agent = jnp.where(hit, book.agent, 0).sum()
     safe_tick = jnp.maximum(tick_size, 1)
     # the side the order trades from: its own for a new order, its target's for a MODIFY
     own = jnp.where(targets, t_row, side)
     opp = 1 - own
-    crosses_opp = live[opp, 0] & jnp.where(own == 0, book.price[opp, 0] <= price, book.price[opp, 0] >= price)
-    full = live[own, -1]
+    opp_best = jnp.where(opp == 0, book.price[0, 0], book.price[1, 0])
+    opp_live = jnp.where(opp == 0, live[0, 0], live[1, 0])
+    crosses_opp = opp_live & jnp.where(own == 0, opp_best <= price, opp_best >= price)
+    full = jnp.where(own == 0, live[0, -1], live[1, -1])
     checks = [
         ((kind < 0) | (kind > _MODIFY), Reason.BAD_KIND),
         (~jnp.asarray(symbol_ok), Reason.UNKNOWN_SYMBOL),
@@ -246,7 +272,7 @@ def process_order(book: Book, o: Order, tick_size, stp: int, symbol_ok=True,
     reached = before < q  # the taker still had shares left when it came to this maker
     used = ((take == fq) & (fq > 0)) | ((stp == int(STP.CANCEL_MAKER)) & mine & reached)
     stp_dropped = (stp == int(STP.CANCEL_TAKER)) & (mine & reached).any() & (filled < q)
-    opp_fields = _remove_prefix([m_price, m_qty - take, m_id, m_agent], used.sum())
+    opp_fields = _remove_prefix([m_price, m_qty - take, m_id, m_agent], used.sum(), gather)
 
     # The remainder rests (LIMIT, POST_ONLY, MODIFY) behind every key at most its own.
     rem = qty - filled
@@ -273,7 +299,7 @@ def process_order(book: Book, o: Order, tick_size, stp: int, symbol_ok=True,
         filled=jnp.where(ok, filled, z), resting=resting,
         filled_value=jnp.where(ok, (take * m_price).sum(), z),
         arrival_bid=jnp.where(ok, best_bid, z), arrival_ask=jnp.where(ok, best_ask, z),
-        arrival_depth=jnp.where(ok & (kind != _CANCEL), depth[opp], z),
+        arrival_depth=jnp.where(ok & (kind != _CANCEL), jnp.where(opp == 0, depth[0], depth[1]), z),
         side=own.astype(jnp.int8), fill_qty=jnp.where(ok, take, 0), fill_price=m_price, maker_id=m_id,
         maker_agent=m_agent, maker_removed=ok & used & (take == 0),
     )
@@ -307,7 +333,7 @@ def process_market(books: Book, orders: MarketOrder, tick_size, stp: int) -> tup
         rests = ((bk.qty > 0) & (bk.id == o.id)).any(axis=(1, 2))
         elsewhere = (rests & (symbols != s)).any()
         ok_symbol = (o.symbol >= 0) & (o.symbol < n_symbols)
-        here, out = process_order(here, o, tick_size[s], stp, ok_symbol, elsewhere)
+        here, out = process_order(here, o, tick_size[s], stp, ok_symbol, elsewhere, gather=True)
         mine = (symbols == s)[:, None, None]
         return jax.tree.map(lambda a, b: jnp.where(mine, b[None], a), bk, here), out
 
@@ -323,6 +349,18 @@ _BATCH_DTYPES = {"valid": np.bool_, "id": np.int64, "agent": np.int32, "symbol":
 _RESTING_DTYPES = {"id": np.int64, "agent": np.int32, "symbol": np.int32,
                    "side": np.int8, "price": np.int64, "qty": np.int64}
 _run_market = jax.jit(process_market, static_argnames=("stp",))
+
+
+def process_symbols(books: Book, orders: Order, tick_size, stp: int) -> tuple[Book, Step]:
+    """Each symbol's orders (fields ``[S, L]``, in arrival order, padded with invalid
+    rows) through its own book (``[S, 2, capacity]``): a ``vmap`` over symbols of
+    :func:`process_orders`. The same as :func:`process_market` on the rows merged in
+    arrival order whenever no id is used on two symbols (the only way one symbol's orders
+    can change another's outcomes)."""
+    return jax.vmap(lambda b, o, t: process_orders(b, o, t, stp))(books, orders, tick_size)
+
+
+_run_symbols = jax.jit(process_symbols, static_argnames=("stp",))
 
 
 def _rows(n: int) -> int:
@@ -363,16 +401,18 @@ class DeviceEngine:
 
     # ------------------------------------------------------------------ processing
     def process(self, batch: OrderBatch) -> MatchResult:
-        """Match one batch of orders, rows in array order (see :class:`ExactEngine`)."""
+        """Match one batch of orders, rows in array order (see :class:`ExactEngine`).
+
+        When no id is used on two symbols (in the batch, or by a new order and a resting
+        order of another symbol) each symbol's rows go through its own book, all books at
+        once (:func:`process_symbols`); otherwise the rows run one market-wide scan
+        (:func:`process_market`). Both give what the exact engine gives."""
         cols = {k: np.asarray(getattr(batch, k), dt) for k, dt in _BATCH_DTYPES.items()}
         n = cols["valid"].shape[0] if cols["valid"].ndim == 1 else -1
         if any(c.shape != (n,) for c in cols.values()):
             raise ValueError("OrderBatch fields must all be 1-D of the same length")
-        rows = _rows(n)
-        padded = {k: np.concatenate([c, np.zeros(rows - n, c.dtype)]) for k, c in cols.items()}
-        self._books, steps = _run_market(self._books, MarketOrder(**padded), self._tick, stp=int(self.stp))
+        s = self._by_symbol(cols) if self._ids_stay_on_their_symbol(cols) else self._in_one_scan(cols)
         self._host = None
-        s = jax.tree.map(lambda a: np.asarray(a)[:n], jax.device_get(steps))
         outcomes = Outcomes(status=s.status, reason=s.reason, filled=s.filled, resting=s.resting,
                             filled_value=s.filled_value, arrival_bid=s.arrival_bid,
                             arrival_ask=s.arrival_ask, arrival_depth=s.arrival_depth)
@@ -386,6 +426,66 @@ class DeviceEngine:
         self._n_fills += len(row)
         self._n_full += int((s.reason == int(Reason.BOOK_FULL)).sum())
         return MatchResult(outcomes=outcomes, fills=fills, updates=self._updates(cols["id"], s))
+
+    def _in_one_scan(self, cols: dict[str, np.ndarray]) -> Step:
+        """Every row through :func:`process_market`; the steps as NumPy, ``[n, ...]``."""
+        n = cols["valid"].shape[0]
+        rows = _rows(n)
+        padded = {k: np.concatenate([c, np.zeros(rows - n, c.dtype)]) for k, c in cols.items()}
+        self._books, steps = _run_market(self._books, MarketOrder(**padded), self._tick, stp=int(self.stp))
+        return jax.tree.map(lambda a: np.asarray(a)[:n], jax.device_get(steps))
+
+    def _ids_stay_on_their_symbol(self, cols: dict[str, np.ndarray]) -> bool:
+        """Whether no id of the batch's valid rows is used on two symbols, and no new
+        order's id rests on another symbol."""
+        sym, ids, kind = cols["symbol"], cols["id"], cols["kind"]
+        on = cols["valid"] & (sym >= 0) & (sym < self.n_symbols)
+        if not on.any():
+            return True
+        pairs = np.unique(np.stack([ids[on], sym[on].astype(np.int64)]), axis=1)
+        if len(np.unique(pairs[0])) != pairs.shape[1]:
+            return False  # one id on two symbols within the batch
+        r = self.resting_orders()
+        new = on & (kind >= int(OrderType.LIMIT)) & (kind <= int(OrderType.POST_ONLY))
+        if not new.any() or not len(r["id"]):
+            return True
+        by_id = np.argsort(r["id"])
+        at = np.minimum(np.searchsorted(r["id"][by_id], ids[new]), len(by_id) - 1)
+        rests = r["id"][by_id][at] == ids[new]
+        return not np.any(rests & (r["symbol"][by_id][at] != sym[new]))
+
+    def _by_symbol(self, cols: dict[str, np.ndarray]) -> Step:
+        """Each symbol's rows through its own book (:func:`process_symbols`); rows of no
+        symbol are NONE (invalid) or refused here (BAD_KIND, else UNKNOWN_SYMBOL)."""
+        n, S, C = cols["valid"].shape[0], self.n_symbols, self.capacity
+        sym = cols["symbol"]
+        on = cols["valid"] & (sym >= 0) & (sym < S)
+        rows_on = np.flatnonzero(on)
+        s_on = sym[rows_on]
+        by = np.argsort(s_on, kind="stable")  # by symbol, arrival order kept within each
+        rows_on, s_on = rows_on[by], s_on[by]
+        counts = np.bincount(s_on, minlength=S)
+        k_on = np.arange(len(rows_on)) - np.repeat(np.cumsum(counts) - counts, counts)
+        length = _rows(int(counts.max()) if len(counts) else 0)
+        grid = {}
+        for k in ("valid", "id", "agent", "side", "kind", "price", "qty"):
+            g = np.zeros((S, length), _BATCH_DTYPES[k])
+            g[s_on, k_on] = cols[k][rows_on]
+            grid[k] = g
+        self._books, steps = _run_symbols(self._books, Order(**grid), self._tick, stp=int(self.stp))
+        steps = jax.tree.map(np.asarray, jax.device_get(steps))
+        out = {}
+        for f in dataclasses.fields(Step):
+            a = getattr(steps, f.name)
+            full = np.zeros((n,) + a.shape[2:], a.dtype)
+            full[rows_on] = a[s_on, k_on]
+            out[f.name] = full
+        refused = cols["valid"] & ~on
+        kind = cols["kind"]
+        out["status"][refused] = int(Status.REJECTED)
+        out["reason"][refused] = np.where((kind[refused] < 0) | (kind[refused] > _MODIFY),
+                                          int(Reason.BAD_KIND), int(Reason.UNKNOWN_SYMBOL))
+        return Step(**out)
 
     def _updates(self, ids: np.ndarray, s: Step) -> OrderUpdates:
         """The touched ids in order of first touch (an accepted row's own id, then the
