@@ -45,7 +45,7 @@ def bench_device_book(books=(1, 64, 1024), capacities=(32, 128), orders: int = 2
     import jax
     import jax.numpy as jnp
 
-    from components.orders import Reason, STP
+    from components.orders import STP, Reason
     from systems.matching import device
 
     rows = []
@@ -53,7 +53,7 @@ def bench_device_book(books=(1, 64, 1024), capacities=(32, 128), orders: int = 2
         for n_books in books:
             fields = stream(np.random.default_rng([seed, capacity, n_books]), n_books, orders)
             batch = device.Order(**{k: jnp.asarray(v) for k, v in fields.items()})
-            empty = jax.tree.map(lambda a: jnp.stack([a] * n_books), device.empty_book(capacity))
+            empty = jax.tree.map(lambda a, k=n_books: jnp.stack([a] * k), device.empty_book(capacity))
             run = jax.jit(jax.vmap(lambda b, o: device.process_orders(b, o, TICK, int(STP.CANCEL_MAKER))))
             t0 = time.perf_counter()
             _, steps = jax.block_until_ready(run(empty, batch))

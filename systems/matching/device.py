@@ -47,7 +47,7 @@ from flax import struct
 
 from components.money import MAX_PRICE, MAX_QTY
 from components.orders import (
-    check_engine_state,
+    STP,
     Depth,
     FillBatch,
     MatchResult,
@@ -58,14 +58,13 @@ from components.orders import (
     Reason,
     Side,
     Status,
-    STP,
     TopOfBook,
+    check_engine_state,
 )
+from systems.matching.exact import _BATCH_DTYPES, _RESTING_DTYPES
 
 _LIMIT, _MARKET, _IOC = int(OrderType.LIMIT), int(OrderType.MARKET), int(OrderType.IOC)
 _POST_ONLY, _CANCEL, _MODIFY = int(OrderType.POST_ONLY), int(OrderType.CANCEL), int(OrderType.MODIFY)
-EMPTY_KEY = 2**62
-"""Sort key of an empty slot: above every price's key, so empty slots sort last."""
 
 
 @struct.dataclass
@@ -344,10 +343,6 @@ def process_market(books: Book, orders: MarketOrder, tick_size, stp: int) -> tup
 DEFAULT_CAPACITY = 256
 """Orders per book side of ``engine=device`` unless ``engine.capacity`` says otherwise."""
 _MIN_ROWS = 16
-_BATCH_DTYPES = {"valid": np.bool_, "id": np.int64, "agent": np.int32, "symbol": np.int32,
-                 "side": np.int8, "kind": np.int8, "price": np.int64, "qty": np.int64}
-_RESTING_DTYPES = {"id": np.int64, "agent": np.int32, "symbol": np.int32,
-                   "side": np.int8, "price": np.int64, "qty": np.int64}
 _run_market = jax.jit(process_market, static_argnames=("stp",))
 
 
@@ -457,7 +452,7 @@ class DeviceEngine:
     def _by_symbol(self, cols: dict[str, np.ndarray]) -> Step:
         """Each symbol's rows through its own book (:func:`process_symbols`); rows of no
         symbol are NONE (invalid) or refused here (BAD_KIND, else UNKNOWN_SYMBOL)."""
-        n, S, C = cols["valid"].shape[0], self.n_symbols, self.capacity
+        n, S = cols["valid"].shape[0], self.n_symbols
         sym = cols["symbol"]
         on = cols["valid"] & (sym >= 0) & (sym < S)
         rows_on = np.flatnonzero(on)

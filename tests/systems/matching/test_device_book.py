@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 
-from components.orders import OrderBatch, OrderType, Reason, Side, Status, STP
+from components.orders import STP, OrderBatch, OrderType, Reason, Side, Status
 from systems.matching import device
 from systems.matching.exact import ExactEngine
 from tests.systems.matching.test_engine_properties import OUTCOME_FIELDS, PROFILE, as_lists, resting_tuples, streams
