@@ -397,8 +397,8 @@ def test_engines_match_reference_on_dense_streams():
         n_symbols = 1 + seed % 3
         stp = seed % 3
         batch = mixed_stream(300, n_symbols=n_symbols, seed=seed, n_levels=3, tick=TICKS[:n_symbols])
-        # the device engine on one seed in eight: each seed's book shape compiles anew
-        run_differential(TICKS[:n_symbols], stp, split_batch(batch, 5, seed=seed), device=seed % 8 == 0)
+        # the device engine on one seed in twenty: its books hold all 300 orders (512 slots)
+        run_differential(TICKS[:n_symbols], stp, split_batch(batch, 5, seed=seed), device=seed % 20 == 0)
 
 
 def test_registry_names_both_engines():
