@@ -85,14 +85,14 @@ def compare(stp: int, batches: list[OrderBatch], capacity: int = CAPACITY) -> No
         assert book_tuples(book) == resting_tuples(exact)
 
 
-@settings(PROFILE, max_examples=120)
+@settings(PROFILE, max_examples=80)
 @given(streams())
 def test_device_book_equals_the_exact_engine_on_random_streams(case):
     _ticks, stp, batches = case
     compare(stp, batches)
 
 
-@settings(PROFILE, max_examples=40)
+@settings(PROFILE, max_examples=30)
 @given(streams(extreme=True))
 def test_device_book_equals_the_exact_engine_at_the_bounds(case):
     _ticks, stp, batches = case
