@@ -151,7 +151,7 @@ def resume_case(engine: str, tmp) -> Case:
     return Case(cfg, straight, resumed, a, b, loaded, tables_a, stored(db), list(snaps.written), tick_after_restore)
 
 
-@pytest.fixture(scope="module", params=["fast", "exact", "device"])
+@pytest.fixture(scope="module", params=["fast", "exact"])
 def case(request, tmp_path_factory) -> Case:
     return resume_case(request.param, tmp_path_factory.mktemp(f"resume_{request.param}"))
 
@@ -162,7 +162,7 @@ def fast_case(tmp_path_factory) -> Case:
 
 
 # ---------------------------------------------------------------------- resume == straight
-@pytest.mark.slow  # the module's three resumed runs (one per engine)
+@pytest.mark.slow  # the module's two resumed runs (one per engine)
 def test_resume_starts_at_the_snapshot_tick(case):
     assert [p.name for p in case.snapshots] == [f"tick_{AT:07d}.qtgsnap", f"tick_{2 * AT:07d}.qtgsnap"]
     assert case.tick_after_restore == AT
@@ -170,14 +170,14 @@ def test_resume_starts_at_the_snapshot_tick(case):
     assert case.straight.tick == case.resumed.tick == TICKS
 
 
-@pytest.mark.slow  # the module's three resumed runs (one per engine)
+@pytest.mark.slow  # the module's two resumed runs (one per engine)
 def test_resume_gives_the_same_fills(case):
     a, b = case.a[-1].since(AT), case.b[-1].since(AT)
     assert len(b["tick"]) > 50 and set(b["tick"]) <= set(range(AT, TICKS))
     assert_bitwise_equal(a, b, "fills")
 
 
-@pytest.mark.slow  # the module's three resumed runs (one per engine)
+@pytest.mark.slow  # the module's two resumed runs (one per engine)
 def test_resume_gives_the_same_state_wallets_and_books(case):
     sa, sb = case.straight.state, case.resumed.state
     for field in ("cash", "position", "borrowed"):
@@ -189,7 +189,7 @@ def test_resume_gives_the_same_state_wallets_and_books(case):
     assert case.resumed.engine.n_resting() > 0
 
 
-@pytest.mark.slow  # the module's three resumed runs (one per engine)
+@pytest.mark.slow  # the module's two resumed runs (one per engine)
 def test_resume_gives_the_same_hook_results(case):
     ra, rb = case.a[0], case.b[0]
     assert ra.fill_hash == rb.fill_hash
@@ -209,7 +209,7 @@ def test_resume_gives_the_same_hook_results(case):
     assert (ma.orders, ma.fills, len(ma.seconds)) == (mb.orders, mb.fills, len(mb.seconds))
 
 
-@pytest.mark.slow  # the module's three resumed runs (one per engine)
+@pytest.mark.slow  # the module's two resumed runs (one per engine)
 def test_resume_gives_the_same_database(case):
     assert len(case.tables_a["trades"]) > 100 and len(case.tables_a["candles"]) > 0
     for table in STORED:
@@ -229,7 +229,7 @@ def test_comparisons_see_a_changed_world(fast_case, tmp_path):
 
 
 # ---------------------------------------------------------------------- engines
-@pytest.mark.parametrize("name", ["fast", "exact"])
+@pytest.mark.parametrize("name", ["fast", "exact", "device"])
 @pytest.mark.parametrize("stp", list(STP), ids=lambda s: s.name.lower())
 def test_engine_state_round_trip(name, stp):
     """An engine loaded with another's state_dict matches every later batch exactly
