@@ -2,7 +2,7 @@
 processed by branch-free vector arithmetic, a batch by ``lax.scan``, books by ``vmap``.
 
 The semantics are the exact engine's (:mod:`systems.matching.exact` defines them; the
-differential tests in ``tests/systems/test_device_book.py`` compare fill for fill), with
+differential tests in ``tests/systems/matching/test_device_book.py`` compare fill for fill), with
 one addition: a book side holds at most ``capacity`` orders, and an order that could rest
 on a full side is rejected with ``Reason.BOOK_FULL`` before it touches anything (never a
 silent drop). Everything else is the contract of :mod:`components.orders`.
@@ -15,7 +15,7 @@ orders first and empty slots (``qty == 0``) after them. Nothing is searched with
 * each maker's fill is ``clip(q - before, 0, qty)`` with ``before`` the cumulative
   quantity ahead of it;
 * the makers the order used up (filled in full, or removed by self-trade prevention
-  ``CANCEL_MAKER``) are a prefix, dropped by one shifted read;
+  ``CANCEL_MAKER``) are a prefix, dropped by shifting the row (:func:`_remove_prefix`);
 * a remainder that rests goes behind every live order with a key at most its own (the
   key is the price on the ask row and minus the price on the bid row, so both rows sort
   ascending), by one shifted write.
@@ -220,9 +220,8 @@ def process_order(book: Book, o: Order, tick_size, stp: int, symbol_ok=True,
     # the side the order trades from: its own for a new order, its target's for a MODIFY
     own = jnp.where(targets, t_row, side)
     opp = 1 - own
-    opp_best = jnp.where(opp == 0, book.price[0, 0], book.price[1, 0])
-    opp_live = jnp.where(opp == 0, live[0, 0], live[1, 0])
-    crosses_opp = opp_live & jnp.where(own == 0, opp_best <= price, opp_best >= price)
+    opp_best = jnp.where(opp == 0, best_bid, best_ask)  # 0: that side is empty
+    crosses_opp = (opp_best > 0) & jnp.where(own == 0, opp_best <= price, opp_best >= price)
     full = jnp.where(own == 0, live[0, -1], live[1, -1])
     checks = [
         ((kind < 0) | (kind > _MODIFY), Reason.BAD_KIND),
@@ -358,16 +357,27 @@ def process_symbols(books: Book, orders: Order, tick_size, stp: int) -> tuple[Bo
 _run_symbols = jax.jit(process_symbols, static_argnames=("stp",))
 
 
+def _look_up(resting: dict[str, np.ndarray], ids: np.ndarray, fields: tuple[str, ...]):
+    """For each of ``ids``: whether it rests, and its ``fields`` from ``resting`` (the
+    columns of :meth:`DeviceEngine.resting_orders`; 0 where it does not rest)."""
+    if not len(resting["id"]):
+        return np.zeros(len(ids), bool), {f: np.zeros(len(ids), resting[f].dtype) for f in fields}
+    by_id = np.argsort(resting["id"], kind="stable")
+    at = by_id[np.minimum(np.searchsorted(resting["id"][by_id], ids), len(by_id) - 1)]
+    live = resting["id"][at] == ids
+    return live, {f: np.where(live, resting[f][at], 0).astype(resting[f].dtype) for f in fields}
+
+
 def _rows(n: int) -> int:
     """Padded batch length: the next power of two, at least _MIN_ROWS (few compilations)."""
     return max(_MIN_ROWS, 1 << max(n - 1, 0).bit_length())
 
 
 class DeviceEngine:
-    """The :class:`~systems.matching.Engine` protocol over :func:`process_market`: the
-    books live on the device as ``[S, 2, capacity]`` arrays, a batch is padded to a power
-    of two rows (invalid rows) and matched by one jitted call, and the outcomes, fills
-    and updates are assembled on the host with NumPy. Identical to the exact engine for
+    """The :class:`~systems.matching.Engine` protocol over :func:`process_symbols` and
+    :func:`process_market`: the books live on the device as ``[S, 2, capacity]`` arrays,
+    a batch is padded to a power of two rows (invalid rows) and matched by one jitted
+    call, and the outcomes, fills and updates are assembled on the host with NumPy. Identical to the exact engine for
     every stream that never finds a side full; an order that would rest on a full side
     is refused with ``Reason.BOOK_FULL`` and counted (``stats()["book_full"]``).
 
@@ -440,14 +450,9 @@ class DeviceEngine:
         pairs = np.unique(np.stack([ids[on], sym[on].astype(np.int64)]), axis=1)
         if len(np.unique(pairs[0])) != pairs.shape[1]:
             return False  # one id on two symbols within the batch
-        r = self.resting_orders()
         new = on & (kind >= int(OrderType.LIMIT)) & (kind <= int(OrderType.POST_ONLY))
-        if not new.any() or not len(r["id"]):
-            return True
-        by_id = np.argsort(r["id"])
-        at = np.minimum(np.searchsorted(r["id"][by_id], ids[new]), len(by_id) - 1)
-        rests = r["id"][by_id][at] == ids[new]
-        return not np.any(rests & (r["symbol"][by_id][at] != sym[new]))
+        rests, found = _look_up(self.resting_orders(), ids[new], ("symbol",))
+        return not np.any(rests & (found["symbol"] != sym[new]))
 
     def _by_symbol(self, cols: dict[str, np.ndarray]) -> Step:
         """Each symbol's rows through its own book (:func:`process_symbols`); rows of no
@@ -495,17 +500,9 @@ class DeviceEngine:
         seq_id = seq_id[order]
         _, first = np.unique(seq_id, return_index=True)
         touched = seq_id[np.sort(first)]
-        r = self.resting_orders()
-        by_id = np.argsort(r["id"], kind="stable")
-        at = np.searchsorted(r["id"][by_id], touched)
-        at = np.minimum(at, max(len(by_id) - 1, 0))
-        live = (len(by_id) > 0) & (r["id"][by_id][at] == touched) if len(by_id) else np.zeros(len(touched), bool)
-        k = by_id[at] if len(by_id) else at
-        return OrderUpdates(
-            id=touched.astype(np.int64),
-            remaining=np.where(live, r["qty"][k] if len(by_id) else 0, 0).astype(np.int64),
-            price=np.where(live, r["price"][k] if len(by_id) else 0, 0).astype(np.int64),
-            symbol=np.where(live, r["symbol"][k] if len(by_id) else 0, 0).astype(np.int32))
+        _, found = _look_up(self.resting_orders(), touched, ("qty", "price", "symbol"))
+        return OrderUpdates(id=touched.astype(np.int64), remaining=found["qty"], price=found["price"],
+                            symbol=found["symbol"])
 
     # ------------------------------------------------------------------ reading the books
     def _books_np(self) -> Book:
