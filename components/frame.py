@@ -24,7 +24,7 @@ from components.orders import OrderBatch
 @struct.dataclass
 class Frame:
     """One tick's intermediate values, by the stage that writes them. B = batch rows,
-    S = symbols, K = strategy kinds, H = host stages after a device segment."""
+    S = symbols, K = strategy kinds."""
 
     # observe (read phase)
     view: MarketView | None = None  # [S] book summary and fair value the agents decide on, units
@@ -37,13 +37,14 @@ class Frame:
     reject_reason: jax.Array | None = None  # i8[B] Reason of each refused row, 0 = passed
     rejects: jax.Array | None = None  # i64[len(Reason)] refused rows per reason (entry 0 is 0)
     borrow_fits: jax.Array | None = None  # bool[] every symbol's borrow demand fit in its pool
-    # the device segment before host stages
-    seeds: jax.Array | None = None  # u32[H] one seed per host stage that follows, in order
+    # arrive (read phase)
+    priority: jax.Array | None = None  # u32[B] each row's arrival priority (systems.match)
     # match (host): packed rows, see systems.match.FILL_FIELDS / UPDATE_FIELDS / BOOK_FIELDS
     fills: jax.Array | None = None  # i64[6, F] fills in the order they happened; padding qty 0
     updates: jax.Array | None = None  # i64[4, U] engine order updates; padding id -1
     book: jax.Array | None = None  # i64[4, S] top of book after the match: prices units, qty shares
     status: jax.Array | None = None  # i64[len(Status)] engine outcomes per status
+    matched: Any = None  # the device match's outcomes (systems.matching.device.Matched), on device
     # write phase
     events: jax.Array | None = None  # f64[len(EVENT_FIELDS), 4 + E] the tick's news (fundamentals)
     marks: jax.Array | None = None  # f64[S] mark price after the tick, units (equity)

@@ -7,9 +7,9 @@ dtypes are part of the contract.
 Semantics (the exact engine is the readable definition; the fast engine must agree fill
 for fill):
 
-* Orders are processed one at a time in array order (the match system shuffles a tick's
-  orders into a seeded random arrival order before calling an engine). Rows with
-  ``valid == False`` are skipped and get ``Status.NONE``.
+* Orders are processed one at a time in array order (the match system puts a tick's
+  orders in a random arrival order, drawn from the tick's key, before calling an
+  engine). Rows with ``valid == False`` are skipped and get ``Status.NONE``.
 * Price-time priority: better price first, then earlier arrival at that price. A fill
   always happens at the resting (maker) order's price.
 * ``id`` names an order. A new order (LIMIT, MARKET, IOC, POST_ONLY) brings its own id,

@@ -120,3 +120,6 @@ class WorldState:
     kinds with order latency; slot ``tick % latency`` holds those decided at that tick."""
     background: Any = None
     """The background pool's aggregate state (``systems.background.BackgroundState``)."""
+    books: Any = None
+    """The market's books (``components.book.Book``, ``[S, 2, capacity]``) when the whole
+    tick runs on the device (``qtg.core.rollout``); None when a host engine holds them."""

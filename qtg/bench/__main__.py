@@ -12,6 +12,7 @@
     python -m qtg.bench --only storage        # seed_100k with the storage hook off and on
     python -m qtg.bench --only tui            # ticks/s with and without the terminal view
     python -m qtg.bench --only device_book    # orders/s of the device book, 1 to 1,024 books
+    python -m qtg.bench --only rollout        # market-ticks/s of the whole tick on the device, 1 to 1,024 markets
     python -m qtg.bench --out bench.json
 
 Engines: orders/s of each engine on the standard 200,000-order stream (see
@@ -19,7 +20,7 @@ Engines: orders/s of each engine on the standard 200,000-order stream (see
 every indicator for 10 symbols with 8 period sets each (``qtg/bench/indicators.py``). World: for each agent count, a market of 1% market makers
 and 99% noise traders on two symbols; ms per tick (median and p90, after warm-up), orders
 and fills per tick, peak resident memory of the process, and where the tick's time goes
-(read phase = observe+decide+admit on device, match = host engine incl. transfers,
+(read phase = observe+decide+admit+arrive on device, match = host engine incl. transfers,
 write phase = settle+measure on device). Each agent count runs in its own process so that
 its peak memory is its own.
 """
@@ -36,7 +37,7 @@ from qtg.bench.world import WORLD_AGENTS, bench_world, plot_scaling, world_in_su
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m qtg.bench", description=__doc__.split("\n\n")[0])
-    ap.add_argument("--only", choices=["engines", "indicators", "world", "wake", "storage", "tui", "device_book"], help="run one part only")
+    ap.add_argument("--only", choices=["engines", "indicators", "world", "wake", "storage", "tui", "device_book", "rollout"], help="run one part only")
     ap.add_argument("--agents", type=int, nargs="+", default=list(WORLD_AGENTS))
     ap.add_argument("--ticks", type=int, default=200, help="measured ticks per world (default 200)")
     ap.add_argument("--mix", choices=["basic", "all", "default", "tiers"], default="basic",
@@ -76,6 +77,11 @@ def main(argv: list[str] | None = None) -> int:
 
         print("benchmarking the device book ...", file=sys.stderr)
         result["device_book"] = bench_device_book()
+    if args.only == "rollout":
+        from qtg.bench.rollout import bench_rollout
+
+        print("benchmarking rollouts of the device tick ...", file=sys.stderr)
+        result["rollout"] = bench_rollout(ticks=min(args.ticks, 50))
     if args.only == "wake":
         from qtg.bench.wake import bench_wake
 

@@ -114,7 +114,7 @@ def hlo_frames(text: str) -> dict[str, list[Frame]]:
 
 
 def _phase_label(module: str) -> str:
-    # "jit_segment_observe_decide_admit" -> "observe+decide+admit"
+    # "jit_segment_observe_decide_admit_arrive" -> "observe+decide+admit+arrive"
     return module.removeprefix("jit_").removeprefix("segment_").replace("_", "+")
 
 

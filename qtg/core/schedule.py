@@ -2,7 +2,7 @@
 
 A device stage is a pure system ``fn(static, params, state, frame, key) -> (state, frame)``;
 ``frame`` is the tick's :class:`components.frame.Frame` of intermediate outputs. A host
-stage is ``fn(host, frame, seed) -> frame`` and runs outside JAX (the sequential matching
+stage is ``fn(host, frame) -> frame`` and runs outside JAX (the sequential matching
 engine). Consecutive device stages are folded into one jitted segment, so the default tick
 is two jitted calls around one engine call; the loop (``qtg.core.sim``) only runs the
 segments in order. :data:`DEFAULT_SCHEDULE` is the tick, with what each stage reads and
@@ -18,7 +18,6 @@ import functools
 from typing import Any, Callable, ClassVar, Protocol
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 from components.frame import Frame
@@ -28,7 +27,7 @@ from systems.background import settle_background
 from systems.decide import commit_decisions, decide_orders
 from systems.fundamentals import update_fundamentals
 from systems.indicators import update_market_indicators
-from systems.match import match_orders
+from systems.match import draw_priority, match_orders
 from systems.measure import measure_equity, measure_market
 from systems.observe import observe_market
 from systems.rng import unroll_threefry_on_cpu
@@ -75,10 +74,11 @@ def compose(*stages: Stage) -> tuple[Stage, ...]:
     return stages
 
 
-def _host_match(host: HostResources, frame: Frame, seed: int) -> Frame:
-    """The match stage: device orders -> engine -> packed fills/updates/book/status."""
+def _host_match(host: HostResources, frame: Frame) -> Frame:
+    """The match stage: device orders, in the arrival order of ``frame.priority`` ->
+    engine -> packed fills/updates/book/status."""
     orders = jax.tree.map(np.asarray, frame.orders)
-    result, arrival, arrived, packed = match_orders(host.engine, orders, seed)
+    result, arrival, arrived, packed = match_orders(host.engine, orders, np.asarray(frame.priority))
     host.last_match, host.last_arrival, host.last_orders = result, arrival, arrived
     return frame.replace(**packed)
 
@@ -86,6 +86,7 @@ def _host_match(host: HostResources, frame: Frame, seed: int) -> Frame:
 observe = Stage("observe", observe_market, writes=False)
 decide = Stage("decide", decide_orders, writes=False)
 admit = Stage("admit", admit_orders, writes=False, fast=admit_orders_assuming_fits, fast_ok=borrow_fitted)
+arrive = Stage("arrive", draw_priority, writes=False)
 match = Stage("match", _host_match, host=True)
 settle = Stage("settle", settle_fills)
 commit = Stage("commit", commit_decisions)
@@ -96,7 +97,7 @@ indicators = Stage("indicators", update_market_indicators)
 equity = Stage("equity", measure_equity)
 
 DEFAULT_SCHEDULE: tuple[Stage, ...] = compose(
-    observe, decide, admit, match, settle, commit, fundamentals, background, measure, indicators, equity
+    observe, decide, admit, arrive, match, settle, commit, fundamentals, background, measure, indicators, equity
 )
 """The tick, and what each stage reads and writes of the :class:`Frame` (and the state):
 
@@ -107,8 +108,8 @@ observe        state.market, .fundamentals, .indicators         view, indicators
 decide         view, indicators; state (kinds, delayed, ...)    orders, kind_state, delay_push
 admit          orders; state.wallet, .slots, .lender            orders.valid, reject_reason,
                                                                 rejects, borrow_fits
-(segment end)  the match stage's key                            seeds
-match (host)   orders, seeds                                    fills, updates, book, status
+arrive         orders (shape)                                   priority
+match (host)   orders, priority                                 fills, updates, book, status
 settle         fills, updates                                   state.wallet, .slots, .lender
 commit         kind_state, delay_push                           state.kinds, .delayed
 fundamentals   state.fundamentals (news of this tick)           state.fundamentals, events
@@ -118,8 +119,8 @@ indicators     state.market (the tick's bar)                    state.indicators
 equity         state.wallet, .market                            state.risk, marks, equity_by_kind
 =============  ===============================================  ================================
 
-observe, decide and admit read only (the read phase: one jitted call, with admission's
-fast variant first); match is the engine on the host; the rest write (one jitted call
+observe, decide, admit and arrive read only (the read phase: one jitted call, with
+admission's fast variant first); match is the engine on the host; the rest write (one jitted call
 that donates the state). Fundamentals runs after the match, so news of tick T is seen by
 decisions from T + 1; commit stores the kinds' own state and delayed orders decided this
 tick.
@@ -140,16 +141,14 @@ class Segment(Protocol):
 
 @dataclasses.dataclass(frozen=True)
 class HostSegment:
-    """One host stage, ``fn(host, frame, seed) -> frame``; its seed is ``frame.seeds[seed]``
-    (filled by the device segment before it)."""
+    """One host stage, ``fn(host, frame) -> frame``."""
 
     names: tuple[str, ...]
     fn: Callable[..., Frame]
-    seed: int
     host: ClassVar[bool] = True
 
     def __call__(self, static, params, state, frame: Frame, host: HostResources) -> tuple[Any, Frame]:
-        return state, self.fn(host, frame, int(np.asarray(frame.seeds)[self.seed]))
+        return state, self.fn(host, frame)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -200,12 +199,10 @@ def compile_schedule(schedule: tuple[Stage, ...], options: tuple = ()) -> tuple[
     not compile again. The segments are pure functions of their arguments (what varies
     per simulation lives in its HostResources).
 
-    A device segment followed by host stages also fills ``frame.seeds``: u32[H], a seed
-    for each of those host stages derived from that stage's key.
+    Random draws a host stage needs come from a device stage before it (the match takes
+    its arrival order from ``arrive``), so the host stages draw nothing themselves.
     """
     compose(*schedule)
-    if schedule and schedule[0].host:
-        raise ValueError(f"the first stage must run on the device (it seeds the host stages), got {schedule[0].name!r}")
     names = [s.name for s in schedule]
     n = len(schedule)
     groups: list[list[int]] = []
@@ -216,20 +213,11 @@ def compile_schedule(schedule: tuple[Stage, ...], options: tuple = ()) -> tuple[
             groups.append([i])
 
     segments: list[Segment] = []
-    seed = 0  # index of the next host stage in the seeds of the device segment before it
-    for g, idx in enumerate(groups):
+    for idx in groups:
         if schedule[idx[0]].host:
             stage = schedule[idx[0]]
-            segments.append(HostSegment((stage.name,), stage.fn, seed))
-            seed += 1
+            segments.append(HostSegment((stage.name,), stage.fn))
             continue
-        seed = 0
-        # Host stages that follow this segment, up to the next device segment.
-        seeds_for = []
-        for later in groups[g + 1 :]:
-            if not schedule[later[0]].host:
-                break
-            seeds_for.append(later[0])
         writes = any(schedule[i].writes for i in idx)
         fast_ok = tuple(schedule[i].fast_ok for i in idx if schedule[i].fast is not None)
         if fast_ok and writes:
@@ -239,7 +227,7 @@ def compile_schedule(schedule: tuple[Stage, ...], options: tuple = ()) -> tuple[
         opts = {**(compiler_options() or {}), **dict(options)} or None
 
         def jit(fast: bool):
-            fn = _segment(schedule, idx, seeds_for, n, writes, fast)
+            fn = _segment(schedule, idx, n, writes, fast)
             return jax.jit(fn, static_argnums=0, donate_argnums=(2,) if writes else (), compiler_options=opts)
 
         fast = jit(True) if fast_ok else None
@@ -268,7 +256,18 @@ def compiler_options() -> dict | None:
     return dict(CPU_COMPILER_OPTIONS)
 
 
-def _segment(schedule, idx, seeds_for, n, writes, fast):
+def tick_function(schedule: tuple[Stage, ...], idx: tuple[int, ...], writes: bool = True):
+    """Stages ``idx`` of ``schedule`` (all device stages) as one pure, unjitted
+    ``fn(static, params, state, frame) -> (state, frame)`` (``frame``: only what the stages
+    filled; no state when ``writes`` is false), each stage with its own key: what a
+    device segment jits, for callers that trace it inside their own ``jit``, ``scan`` or
+    ``vmap`` (``qtg.core.rollout``)."""
+    if any(schedule[i].host for i in idx):
+        raise ValueError(f"host stages cannot run inside a traced tick: {[schedule[i].name for i in idx if schedule[i].host]}")
+    return _segment(schedule, idx, len(schedule), writes, fast=False)
+
+
+def _segment(schedule, idx, n, writes, fast):
     def run(static, params, state, frame):
         keys = stage_keys(state.key, state.tick, n)
         given = frame
@@ -278,8 +277,6 @@ def _segment(schedule, idx, seeds_for, n, writes, fast):
             new_state, frame = fn(static, params, state, frame, keys[i])
             if stage.writes:
                 state = new_state
-        if seeds_for:
-            frame = frame.replace(seeds=jnp.stack([jax.random.bits(keys[j], (), jnp.uint32) for j in seeds_for]))
         # Only what this segment added or replaced goes out (pass-throughs would be copied).
         out = frame.changes(given)
         return (state, out) if writes else out

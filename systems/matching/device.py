@@ -7,9 +7,9 @@ one addition: a book side holds at most ``capacity`` orders, and an order that c
 on a full side is rejected with ``Reason.BOOK_FULL`` before it touches anything (never a
 silent drop). Everything else is the contract of :mod:`components.orders`.
 
-Layout (:class:`Book`). Each field is ``[2, capacity]``: row 0 the bids, row 1 the asks,
-each row in priority order (best price first, earlier arrival first within a price), live
-orders first and empty slots (``qty == 0``) after them. Nothing is searched with a loop
+Layout (:class:`components.book.Book`). Each field is ``[2, capacity]``: row 0 the bids,
+row 1 the asks, each row in priority order (best price first, earlier arrival first
+within a price), live orders first and empty slots (``qty == 0``) after them. Nothing is searched with a loop
 (``../shared/DEVICE.md``): with the eligible makers a prefix of the opposite row,
 
 * each maker's fill is ``clip(q - before, 0, qty)`` with ``before`` the cumulative
@@ -45,6 +45,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import struct
 
+from components.book import Book, empty_book
 from components.money import MAX_PRICE, MAX_QTY
 from components.orders import (
     STP,
@@ -65,20 +66,6 @@ from systems.matching.exact import _BATCH_DTYPES, _RESTING_DTYPES
 
 _LIMIT, _MARKET, _IOC = int(OrderType.LIMIT), int(OrderType.MARKET), int(OrderType.IOC)
 _POST_ONLY, _CANCEL, _MODIFY = int(OrderType.POST_ONLY), int(OrderType.CANCEL), int(OrderType.MODIFY)
-
-
-@struct.dataclass
-class Book:
-    """One symbol's book: ``[2, capacity]`` per field (row 0 bids, row 1 asks)."""
-
-    price: jax.Array  # i64 units; 0 in an empty slot
-    qty: jax.Array  # i64 shares left; 0 = empty slot
-    id: jax.Array  # i64 order id
-    agent: jax.Array  # i32 owner
-
-    @property
-    def capacity(self) -> int:
-        return int(self.qty.shape[-1])
 
 
 @struct.dataclass
@@ -114,14 +101,6 @@ class Step:
     maker_id: jax.Array  # i64[capacity]
     maker_agent: jax.Array  # i32[capacity]
     maker_removed: jax.Array  # bool[capacity] removed by self-trade prevention CANCEL_MAKER
-
-
-def empty_book(capacity: int) -> Book:
-    """A book with no orders and ``capacity`` slots per side."""
-    if capacity < 1:
-        raise ValueError(f"book capacity must be >= 1, got {capacity}")
-    z = jnp.zeros((2, capacity), jnp.int64)
-    return Book(price=z, qty=z, id=z, agent=jnp.zeros((2, capacity), jnp.int32))
 
 
 def _key(row, price):
@@ -317,25 +296,122 @@ class MarketOrder(Order):
     symbol: jax.Array
 
 
+def _market_step(books: Book, o: MarketOrder, tick_size, stp: int, gather: bool) -> tuple[Book, Step]:
+    """One order of a market (books ``[S, 2, capacity]``) on its symbol's book, with the
+    symbol and the id checked across the market."""
+    n_symbols = books.qty.shape[0]
+    symbols = jnp.arange(n_symbols)
+    s = jnp.clip(o.symbol, 0, n_symbols - 1)
+    here = jax.tree.map(lambda a: a[s], books)
+    rests = ((books.qty > 0) & (books.id == o.id)).any(axis=(1, 2))
+    elsewhere = (rests & (symbols != s)).any()
+    ok_symbol = (o.symbol >= 0) & (o.symbol < n_symbols)
+    here, out = process_order(here, o, tick_size[s], stp, ok_symbol, elsewhere, gather)
+    mine = (symbols == s)[:, None, None]
+    return jax.tree.map(lambda a, b: jnp.where(mine, b[None], a), books, here), out
+
+
 def process_market(books: Book, orders: MarketOrder, tick_size, stp: int) -> tuple[Book, Step]:
     """Apply ``orders`` (``[B]``) in array order to a market's books (each field
     ``[S, 2, capacity]``): each row works on its symbol's book, with the symbol and the
     id checked across the market (an unknown symbol is ``UNKNOWN_SYMBOL``; a new order's
     id resting in any book is a ``DUPLICATE_ID``)."""
-    n_symbols = books.qty.shape[0]
-    symbols = jnp.arange(n_symbols)
+    return jax.lax.scan(lambda bk, o: _market_step(bk, o, tick_size, stp, gather=True), books, orders)
 
-    def step(bk: Book, o: MarketOrder):
-        s = jnp.clip(o.symbol, 0, n_symbols - 1)
-        here = jax.tree.map(lambda a: a[s], bk)
-        rests = ((bk.qty > 0) & (bk.id == o.id)).any(axis=(1, 2))
-        elsewhere = (rests & (symbols != s)).any()
-        ok_symbol = (o.symbol >= 0) & (o.symbol < n_symbols)
-        here, out = process_order(here, o, tick_size[s], stp, ok_symbol, elsewhere, gather=True)
-        mine = (symbols == s)[:, None, None]
-        return jax.tree.map(lambda a, b: jnp.where(mine, b[None], a), bk, here), out
 
-    return jax.lax.scan(step, books, orders)
+FILL_ROWS = ("taker_agent", "maker_agent", "symbol", "side", "price", "qty")
+"""Rows of :attr:`Matched.fills` (``systems.match.FILL_FIELDS``, the write phase's layout)."""
+OUTCOME_FIELDS = ("status", "reason", "filled", "resting", "filled_value", "arrival_bid", "arrival_ask",
+                  "arrival_depth")
+
+
+@struct.dataclass
+class Matched:
+    """A batch matched on the device (:func:`match_batch`), in the write phase's layouts
+    (``systems.match``): B batch rows, S symbols, C capacity per side.
+
+    ``fills`` and the makers among ``updates`` sit in one buffer of ``S * 2C + 2B + C``
+    slots: each order writes its fills at the next free slot, and no tick can need more
+    (every fill but an order's last uses up a maker, and at most ``S * 2C`` makers rest at
+    the start of a tick and ``B`` come to rest during it), so nothing is ever dropped."""
+
+    fills: jax.Array  # i64[6, F] FILL_ROWS, in the order they happened; padding qty 0
+    updates: jax.Array  # i64[4, U] id, remaining, price, symbol at the end; padding id -1
+    top: jax.Array  # i64[4, S] bid price, bid qty, ask price, ask qty after the batch
+    status: jax.Array  # i64[len(Status)] outcomes of the valid rows, per status
+    arrival: jax.Array  # i32[B] batch row of each arrival (valid rows first)
+    n: jax.Array  # i32[] valid rows (arrivals)
+    outcomes: Outcomes  # [B] each arrival's outcome, in arrival order (rows >= n: NONE)
+    book_full: jax.Array  # i64[] arrivals refused for a full side (Reason.BOOK_FULL)
+
+
+def match_batch(books: Book, orders: OrderBatch, arrival, tick_size, stp: int) -> tuple[Book, Matched]:
+    """Match the valid rows of ``orders`` (fields ``[B]``, JAX) against a market's books
+    (``[S, 2, capacity]``), in the order ``arrival`` gives (i32[B], the valid rows first:
+    ``systems.match.arrival_rows``). Only the valid rows are looped over (a
+    ``lax.while_loop``; under ``vmap``, as many times as the busiest market needs), so a
+    long, mostly empty batch costs its gather, not a step per row. Pure and jit-able; the
+    same fills, outcomes and book as :func:`process_market` on those rows in that order."""
+    S, _, C = books.qty.shape
+    B = orders.valid.shape[0]
+    n = orders.valid.sum().astype(jnp.int32)
+    arrived = MarketOrder(**{f.name: getattr(orders, f.name)[arrival] for f in dataclasses.fields(MarketOrder)})
+    F = S * 2 * C + 2 * B + C
+    outs0 = {k: jnp.zeros((B,), jnp.int8 if k in ("status", "reason") else jnp.int64) for k in OUTCOME_FIELDS}
+    carry0 = (jnp.int32(0), books, jnp.zeros((6, F), jnp.int64), jnp.full((F,), -1, jnp.int64), jnp.int32(0), outs0)
+    slots = jnp.arange(C)
+
+    def body(carry):
+        i, bk, fills, makers, at, outs = carry
+        o = jax.tree.map(lambda a: a[i], arrived)
+        bk, st = _market_step(bk, o, tick_size, stp, gather=False)
+        traded = st.fill_qty > 0
+        touched = traded | st.maker_removed
+        used = jnp.max(jnp.where(touched, slots + 1, 0)).astype(jnp.int32)  # touched makers are a prefix
+        block = jnp.stack([jnp.full((C,), o.agent, jnp.int64), st.maker_agent.astype(jnp.int64),
+                           jnp.full((C,), o.symbol, jnp.int64), jnp.full((C,), st.side, jnp.int64),
+                           st.fill_price, st.fill_qty])
+        fills = jax.lax.dynamic_update_slice(fills, jnp.where(traded[None], block, 0), (jnp.int32(0), at))
+        makers = jax.lax.dynamic_update_slice(makers, jnp.where(touched, st.maker_id, -1), (at,))
+        outs = {k: v.at[i].set(getattr(st, k).astype(v.dtype)) for k, v in outs.items()}
+        return i + 1, bk, fills, makers, at + used, outs
+
+    _, books, fills, makers, _, outs = jax.lax.while_loop(lambda c: c[0] < n, body, carry0)
+    status = outs["status"].astype(jnp.int32)
+    accepted = (status != int(Status.NONE)) & (status != int(Status.REJECTED))
+    ids = jnp.concatenate([jnp.where(accepted, arrived.id.astype(jnp.int64), -1), makers])
+    first = jnp.arange(B) < n
+    counts = (jax.nn.one_hot(jnp.where(first, status, -1), len(Status), dtype=jnp.int64)).sum(axis=0)
+    matched = Matched(
+        fills=fills, updates=_final_state(books, ids), top=_top(books), status=counts, arrival=arrival, n=n,
+        outcomes=Outcomes(**outs),
+        book_full=(first & (outs["reason"] == int(Reason.BOOK_FULL))).sum().astype(jnp.int64))
+    return books, matched
+
+
+def _final_state(books: Book, ids):
+    """i64[4, U]: each of ``ids`` (-1: padding), its remaining quantity, price and symbol
+    in ``books`` (0, 0, 0 where it does not rest), found by one sort of the resting ids."""
+    C = books.qty.shape[-1]
+    live = books.qty.reshape(-1) > 0
+    book_ids = jnp.where(live, books.id.reshape(-1), jnp.iinfo(jnp.int64).max)
+    by_id = jnp.argsort(book_ids)
+    sorted_ids = book_ids[by_id]
+    at = by_id[jnp.clip(jnp.searchsorted(sorted_ids, ids), 0, book_ids.shape[0] - 1)]
+    found = (ids >= 0) & (book_ids[at] == ids)
+    remaining = jnp.where(found, books.qty.reshape(-1)[at], 0)
+    price = jnp.where(found, books.price.reshape(-1)[at], 0)
+    symbol = jnp.where(found, at // (2 * C), 0)
+    return jnp.stack([ids, remaining, price, symbol.astype(jnp.int64)])
+
+
+def _top(books: Book):
+    """i64[4, S]: best bid, shares at it, best ask, shares at it (0 where a side is empty)."""
+    live = books.qty > 0
+    best = jnp.where(live[..., 0], books.price[..., 0], 0)  # [S, 2]
+    at_best = live & (books.price == best[..., None])
+    size = jnp.where(at_best, books.qty, 0).sum(axis=-1)
+    return jnp.stack([best[:, 0], size[:, 0], best[:, 1], size[:, 1]])
 
 
 # ---------------------------------------------------------------------- the host engine
@@ -400,7 +476,7 @@ class DeviceEngine:
         self.stp = STP(int(stp))
         self.capacity = int(capacity)
         self._tick = jnp.asarray(tick)
-        self._books = jax.tree.map(lambda a: jnp.stack([a] * self.n_symbols), empty_book(self.capacity))
+        self._books = empty_book(self.capacity, self.n_symbols)
         self._host: Book | None = None  # a NumPy copy of the books, made when read
         self._n_processed = self._n_fills = self._n_batches = self._n_full = 0
 

@@ -90,7 +90,7 @@ def test_profiling_does_not_change_the_run(profiled):
 def test_the_report_charges_every_op_to_a_phase_and_to_real_project_lines(profiled):
     _, _, report = profiled
     phases = {p["phase"]: p for p in report["phases"]}
-    assert set(phases) == {"observe+decide+admit",
+    assert set(phases) == {"observe+decide+admit+arrive",
                            "settle+commit+fundamentals+background+measure+indicators+equity"}
     for p in phases.values():
         assert p["runs"] == 3 and p["ops"] > 10 and 0 < p["op_ms"] and 0 < p["span_ms"]

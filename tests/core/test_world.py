@@ -186,7 +186,7 @@ def test_a_custom_stage_plugs_into_the_schedule():
     world = build_world(cfg)
     sim = Simulation(world.static, world.params, world.state, make_engine_for(cfg, world.static), schedule)
     r = sim.step()
-    assert [s.names for s in sim.segments][0] == ("observe", "decide", "admit", "count")
+    assert [s.names for s in sim.segments][0] == ("observe", "decide", "admit", "count", "arrive")
     assert r.accepted == 2 * world.static.kind("market_maker").count
 
 
@@ -202,8 +202,8 @@ def test_segments_return_only_the_frame_fields_they_fill():
     filled = lambda f: {n for n in Frame.__dataclass_fields__ if getattr(f, n) is not None}  # noqa: E731
     out = read.fast(sim.static, sim.params, sim.state, Frame())
     assert filled(out) == {"view", "indicators", "orders", "kind_state", "delay_push", "reject_reason", "rejects",
-                           "borrow_fits", "seeds"}
-    assert out.seeds.shape == (1,) and match.seed == 0
+                           "borrow_fits", "priority"}
+    assert out.priority.shape == out.orders.valid.shape and out.priority.dtype == jnp.uint32
     _, frame = read(sim.static, sim.params, sim.state, Frame(), sim.host)
     _, frame = match(sim.static, sim.params, sim.state, frame, sim.host)
     state = jax.tree.map(jnp.copy, sim.state)  # the write segment donates its state

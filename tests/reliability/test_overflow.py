@@ -134,7 +134,7 @@ def test_two_rows_buying_int64_max_shares_cannot_spend_beyond_cash(small_world, 
 
     frame = admitted(w, state, batch)
     orders = jax.tree.map(np.asarray, frame.orders)
-    result, arrival, _, packed = match_orders(engine, orders, seed=0)
+    result, arrival, _, packed = match_orders(engine, orders, np.zeros(orders.valid.shape, np.uint32))
     matched = frame.replace(**{k: jnp.asarray(v) for k, v in packed.items()})
     out, _ = settle_fills(w.static, w.params, state, matched, KEY)
 
@@ -416,7 +416,8 @@ def test_admission_engines_and_settlement_on_adversarial_orders(pipeline, market
                             jax.tree.leaves((quick.orders, quick.reject_reason, quick.rejects))):
                 assert np.array_equal(a, b)
         orders = jax.tree.map(np.asarray, checked.orders)
-        (exact, _, _, packed), *others = (match_orders(e, orders, seed) for e in engines)
+        priority = np.random.default_rng(seed).integers(0, 1 << 32, orders.valid.shape, dtype=np.uint64).astype(np.uint32)
+        (exact, _, _, packed), *others = (match_orders(e, orders, priority) for e in engines)
         for (other, _, _, packed_other), engine in zip(others, engines[1:]):
             same_result(exact, other)
             assert all(np.array_equal(packed[k], packed_other[k]) for k in packed)

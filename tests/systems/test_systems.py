@@ -15,7 +15,9 @@ from systems.match import (
     MIN_BUCKET,
     UPDATE_FIELDS,
     arrival_order,
+    arrival_rows,
     arrive,
+    draw_priority,
     bucket,
 )
 from systems.measure import equity, measure_market
@@ -313,34 +315,42 @@ class TestStrategies:
             assert new.valid[1:].all()
 
 
-def test_arrival_order_is_a_seeded_permutation_of_the_valid_rows():
+def test_arrival_order_is_a_random_permutation_of_the_valid_rows():
     valid = np.zeros(1000, bool)
     valid[::3] = True
-    a, b, c = arrival_order(valid, 7), arrival_order(valid, 7), arrival_order(valid, 8)
+    frame = Frame(orders=OrderBatch.from_numpy(valid=valid, id=np.arange(1000), agent=np.zeros(1000),
+                                                 symbol=np.zeros(1000), side=np.zeros(1000),
+                                                 kind=np.zeros(1000), price=np.ones(1000), qty=np.ones(1000)))
+    prio = [np.asarray(draw_priority(None, None, None, frame, jax.random.key(k))[1].priority) for k in (7, 7, 8)]
+    assert prio[0].dtype == np.uint32 and prio[0].shape == (1000,)
+    a, b, c = (arrival_order(valid, p) for p in prio)
     assert sorted(a.tolist()) == np.flatnonzero(valid).tolist()  # every valid row once
     assert (a == b).all() and (a != c).any()
     assert (a != np.flatnonzero(valid)).any()  # shuffled, not batch order
 
 
 @pytest.mark.parametrize("n", [0, 1, 9, 5000])
-def test_arrive_equals_shuffling_the_valid_rows_then_taking_them(n):
-    """The compact-then-permute gather is the plain one: a Generator.shuffle of the valid
-    rows' indices, and those rows taken from the batch in that order."""
-    from components.orders import OrderBatch
-
+def test_arrival_order_sorts_by_priority_then_row_on_host_and_device(n):
+    """The host order (valid rows only), the device order (valid rows, then the invalid
+    ones in row order) and a plain sort by (priority, row) agree, ties included; ``arrive``
+    takes exactly those rows."""
     rng = np.random.default_rng(n)
     batch = OrderBatch.from_numpy(
         valid=rng.random(n) < 0.2, id=rng.integers(0, 1 << 40, n), agent=rng.integers(0, 99, n),
         symbol=rng.integers(0, 10, n), side=rng.integers(0, 2, n), kind=rng.integers(0, 6, n),
         price=rng.integers(1, 999, n), qty=rng.integers(1, 99, n),
     )
-    for seed in (3, 4):
+    for prio in (rng.integers(0, 1 << 32, n, dtype=np.uint64).astype(np.uint32),
+                 rng.integers(0, 3, n).astype(np.uint32),  # many ties
+                 np.full(n, (1 << 32) - 1, np.uint32)):
         idx = np.flatnonzero(batch.valid)
-        np.random.Generator(np.random.PCG64(seed)).shuffle(idx)
-        order, arrived = arrive(batch, seed)
-        assert np.array_equal(order, idx) and np.array_equal(arrival_order(batch.valid, seed), idx)
-        ref = batch.take(idx)
-        for name, col in ref.__dict__.items():
+        ref = np.array(sorted(idx, key=lambda i: (int(prio[i]), int(i))), np.int64)
+        order, arrived = arrive(batch, prio)
+        assert np.array_equal(order, ref) and np.array_equal(arrival_order(batch.valid, prio), ref)
+        on_device = np.asarray(arrival_rows(jnp.asarray(batch.valid), jnp.asarray(prio)))
+        assert np.array_equal(on_device, np.concatenate([ref, np.flatnonzero(~batch.valid)]))
+        want = batch.take(ref)
+        for name, col in want.__dict__.items():
             got = getattr(arrived, name)
             assert got.dtype == col.dtype and np.array_equal(got, col), name
 

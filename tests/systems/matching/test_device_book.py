@@ -18,6 +18,7 @@ import pytest
 from hypothesis import given, settings
 
 from components.orders import STP, OrderBatch, OrderType, Reason, Side, Status
+from systems import match
 from systems.matching import device
 from systems.matching.exact import ExactEngine
 from tests.systems.matching.test_engine_properties import OUTCOME_FIELDS, PROFILE, as_lists, resting_tuples, streams
@@ -162,3 +163,46 @@ def test_vmap_over_books_equals_each_book_alone_without_retracing():
     PROCESS(device.empty_book(16), device_orders(batches[0]), int(STP.CANCEL_MAKER))
     PROCESS(device.empty_book(16), device_orders(batches[1]), int(STP.CANCEL_MAKER))
     assert TRACES["count"] == before  # same shapes and mode: the compiled step is reused
+
+
+MATCH_BATCH = jax.jit(device.match_batch, static_argnames=("stp",))
+
+
+@settings(PROFILE, max_examples=20)
+@given(streams())
+def test_a_whole_batch_matched_on_the_device_is_what_the_exact_engine_does(stream):
+    """``match_batch`` (the device tick's match: a while loop over the arrivals of a
+    market's books) on multi-symbol streams: each arrival's outcome, the fills in order,
+    the order updates (as a set: the write phase applies them in any order), the top of
+    book and the books themselves, against the exact engine."""
+    ticks, stp, batches = stream
+    S = len(ticks)
+    exact = ExactEngine(ticks, stp)
+    books = device.empty_book(CAPACITY, S)
+    for batch in batches:
+        want = exact.process(batch)
+        pad = {k: np.concatenate([getattr(batch, k), np.zeros(64 - len(batch), getattr(batch, k).dtype)])
+               for k in batch.__dataclass_fields__}
+        orders = jax.tree.map(jnp.asarray, OrderBatch.from_numpy(**pad))
+        arrival = match.arrival_rows(orders.valid, jnp.zeros(64, jnp.uint32))  # valid rows in row order
+        books, m = MATCH_BATCH(books, orders, arrival, jnp.asarray(ticks), stp=stp)
+        m = jax.tree.map(np.asarray, m)
+        n = int(m.n)
+        rows = np.flatnonzero(batch.valid)
+        assert np.array_equal(m.arrival[:n], rows)
+        for k in OUTCOME_FIELDS:
+            assert np.array_equal(getattr(m.outcomes, k)[:n], getattr(want.outcomes, k)[rows]), k
+        traded = m.fills[5] > 0
+        f = want.fills
+        assert np.array_equal(m.fills[:, traded], np.stack([f.taker_agent, f.maker_agent, f.symbol, f.side,
+                                                            f.price, f.qty]).astype(np.int64))
+        u = want.updates
+        got = {tuple(c) for c in m.updates[:, m.updates[0] >= 0].T.tolist()}
+        assert got == set(zip(u.id.tolist(), u.remaining.tolist(), u.price.tolist(), u.symbol.tolist()))
+        top = exact.top_of_book()
+        assert np.array_equal(m.top, np.stack([top.bid_price, top.bid_qty, top.ask_price, top.ask_qty]))
+        assert m.status.tolist() == np.bincount(want.outcomes.status[rows], minlength=len(Status)).tolist()
+        b = jax.tree.map(np.asarray, books)
+        live = [(int(b.id[s, r, j]), int(b.agent[s, r, j]), s, r, int(b.price[s, r, j]), int(b.qty[s, r, j]))
+                for s in range(S) for r in (0, 1) for j in range(CAPACITY) if b.qty[s, r, j] > 0]
+        assert live == resting_tuples(exact)

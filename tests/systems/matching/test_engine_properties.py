@@ -382,7 +382,7 @@ def test_engines_match_reference_on_random_streams(stream):
     run_differential(ticks, stp, batches, device=False)
 
 
-@settings(PROFILE, max_examples=40)
+@settings(PROFILE, max_examples=25)
 @given(streams())
 def test_device_engine_matches_reference_on_random_streams(stream):
     """The same streams on the device engine too (fewer: each stream costs it a few
@@ -393,7 +393,7 @@ def test_device_engine_matches_reference_on_random_streams(stream):
 
 def test_engines_match_reference_on_dense_streams():
     """Longer seeded streams (every kind, reused ids, malformed rows), split in batches."""
-    for seed in range(400):
+    for seed in range(300):
         n_symbols = 1 + seed % 3
         stp = seed % 3
         batch = mixed_stream(300, n_symbols=n_symbols, seed=seed, n_levels=3, tick=TICKS[:n_symbols])

@@ -284,8 +284,10 @@ def test_world_run_keeps_invariants(name):
             "population.market_maker.count": 2, "population.noise.count": 10,
             "population.market_maker.anchor": [0.0, 0.0], "population.noise.anchor": [0.0, 0.0],
             "population.noise.vol_feedback": 0.0, "population.noise.max_short": 0}
-    # Momentum with thresholds near 50 and shares to sell, so a short run trades either way.
-    busy = {"momentum": {"oversold": [40.0, 45.0], "overbought": [55.0, 60.0], "shares": 100}}.get(name, {})
+    # Momentum with thresholds near 50 and shares to sell, bands of one standard deviation,
+    # so a short run trades either way.
+    busy = {"momentum": {"oversold": [40.0, 45.0], "overbought": [55.0, 60.0], "shares": 100},
+            "bollinger_reversion": {"k": 1.0}}.get(name, {})
     keys.update({f"population.{name}.{k}": v for k, v in {**cfg, **busy}.items()})
     config = make_config(**keys)
     world = build_world(config)

@@ -269,7 +269,8 @@ TICKS = 150
 @pytest.fixture(scope="module")
 def reactive_run():
     """4 symbols in 2 sectors on two tick grids; market makers, noise traders and a few
-    agents of each tier 2 kind; random news off, five scheduled events."""
+    agents of each tier 2 kind (news reactors with a wide collar, so their IOC orders reach
+    the book the news moved); random news off, five scheduled events."""
     changes = {
         "market.symbols": ["ACME", "BOLT", "CRUX", "DYNE"],
         "market.sectors": ["tech", "tech", "energy", "energy"],
@@ -281,6 +282,7 @@ def reactive_run():
         "population.take_profit.count": 4, "population.take_profit.target": [0.002, 0.005],
         "population.take_profit.dip": [0.001, 0.003],
         "population.news_reactor.count": 4, "population.news_reactor.subscribe": "earnings,guidance,sector",
+        "population.news_reactor.collar": 0.2,  # through a book the news has just moved
         "population.sector_rotator.count": 3, "population.sector_rotator.every": [15, 30],
         "news.scheduled": [
             ScheduledEvent(kind="earnings", tick=30, target="ACME", size=0.1),

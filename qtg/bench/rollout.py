@@ -1,0 +1,99 @@
+"""Throughput of the whole tick on the device (``qtg.core.rollout``): market-ticks per
+second of one jitted ``vmap`` over markets of a ``lax.scan`` over ticks.
+
+    python -m qtg.bench --only rollout
+    python -m qtg.bench.rollout --markets 1 64 1024 --market small default --ticks 50
+
+Markets: ``small`` is one symbol and 32 agents (2 market makers, 30 noise traders, book
+capacity 32 per side); ``default`` is the default configuration (10 symbols, every kind,
+the background pool, news, shorts; capacity 256). Every market of a call has its own seed
+(:func:`qtg.core.rollout.replicate`). Reported per market and market count: market-ticks/s
+(markets x ticks / seconds, the median of ``repeats`` timed calls after one compiling
+call), the compile time (the first call less a timed one), bytes of state per market, and
+the orders refused for a full book side (0: the same trades as ``engine=fast``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+
+MARKETS = {
+    "small": ({"population": {"market_maker": {"count": 2}, "noise": {"count": 30}}, "market.symbols": ["ACME"]}, 32),
+    "default": ({}, 256),
+}
+"""Market name -> (config changes, book capacity per side)."""
+
+
+def market_world(name: str):
+    """The world of market ``name`` and its state with empty books."""
+    from qtg.core import rollout as ro
+    from qtg.core.config import Config, to_config
+    from qtg.core.world import build_world
+
+    changes, capacity = MARKETS[name]
+    cfg = Config()
+    for dotted, value in changes.items():
+        obj, *path, last = [cfg, *dotted.split(".")]
+        for part in path:
+            obj = getattr(obj, part)
+        setattr(obj, last, value)
+    world = build_world(to_config(cfg))
+    return world, ro.with_books(world.state, world.static, capacity)
+
+
+def bench_rollout(markets=(1, 64, 1024), names=("small", "default"), ticks: int = 50, repeats: int = 3,
+                  seed: int = 0) -> list[dict]:
+    """One row per (market, count): ``market_ticks_per_s``, ``compile_s``, ``bytes_per_market``,
+    ``ms_per_tick`` (one tick of all the markets), ``fills_per_market_tick`` and ``book_full``."""
+    import jax
+    import numpy as np
+
+    from qtg.core import rollout as ro
+
+    run = jax.jit(ro.rollout_markets, static_argnums=(0, 3, 4))
+    rows = []
+    for name in names:
+        world, state = market_world(name)
+        per_market = sum(np.asarray(a).nbytes for a in jax.tree.leaves(state) if hasattr(a, "dtype")
+                         and not jax.dtypes.issubdtype(a.dtype, jax.dtypes.prng_key))
+        for n in markets:
+            params, states = ro.replicate(world.params, state, range(seed, seed + n))
+            t0 = time.perf_counter()
+            jax.block_until_ready(run(world.static, params, states, ticks, 0))
+            first = time.perf_counter() - t0
+            times = []
+            for _ in range(repeats):
+                t0 = time.perf_counter()
+                _, out = jax.block_until_ready(run(world.static, params, states, ticks, 0))
+                times.append(time.perf_counter() - t0)
+            sec = float(np.median(times))
+            rows.append({
+                "market": name, "agents": world.static.n_agents, "symbols": world.static.n_symbols,
+                "capacity": state.books.capacity, "markets": n, "ticks": ticks,
+                "market_ticks_per_s": round(n * ticks / sec), "ms_per_tick": round(sec / ticks * 1e3, 3),
+                "compile_s": round(first - sec, 2), "bytes_per_market": int(per_market),
+                "fills_per_market_tick": round(float(np.asarray(out.fills).mean()), 2),
+                "book_full": int(np.asarray(out.book_full).sum()),
+            })
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m qtg.bench.rollout", description=__doc__.split("\n\n")[0])
+    ap.add_argument("--markets", type=int, nargs="+", default=[1, 64, 1024])
+    ap.add_argument("--market", nargs="+", choices=sorted(MARKETS), default=["small", "default"])
+    ap.add_argument("--ticks", type=int, default=50)
+    ap.add_argument("--repeats", type=int, default=3)
+    args = ap.parse_args(argv)
+    import qtg  # noqa: F401
+    from qtg.bench import machine
+
+    rows = bench_rollout(tuple(args.markets), tuple(args.market), args.ticks, args.repeats)
+    print(json.dumps({"machine": machine(), "rollout": rows}, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
