@@ -5,8 +5,8 @@ second of one jitted ``vmap`` over markets of a ``lax.scan`` over ticks.
     python -m qtg.bench.rollout --markets 1 64 1024 --market small default --ticks 50
 
 Markets: ``small`` is one symbol and 32 agents (2 market makers, 30 noise traders, book
-capacity 32 per side); ``default`` is the default configuration (10 symbols, every kind,
-the background pool, news, shorts; capacity 256). Every market of a call has its own seed
+capacity 32 per side); ``default`` is ``python -m qtg.run``'s market (50 market makers and 100
+noise traders on 10 symbols, with news and shorts; capacity 256). Every market of a call has its own seed
 (:func:`qtg.core.rollout.replicate`). Reported per market and market count: market-ticks/s
 (markets x ticks / seconds, the median of ``repeats`` timed calls after one compiling
 call), the compile time (the first call less a timed one), bytes of state per market, and

@@ -70,12 +70,19 @@ def check_same_run(sim, results, state, out):
     assert int(np.asarray(out.fills).sum()) > 2 * len(results)  # a market that trades
 
 
-def test_a_rollout_trades_exactly_as_the_host_loop_on_the_default_market():
-    """Every kind of the default market: tiers 2 and 3, shorts and borrow, news."""
-    cfg = make_config(**{"engine.name": "fast"})
+KINDS = ("bollinger_reversion", "factor_long_short", "fundamentalist", "macd_cross", "momentum", "news_reactor",
+         "pairs", "sector_rotator", "stop_loss", "take_profit", "threshold_trader", "trend_follower", "vwap_executor")
+
+
+def test_a_rollout_trades_exactly_as_the_host_loop_with_every_kind():
+    """The default market (10 symbols in 5 sectors, news, shorts and borrow) with three
+    agents of every strategy kind (tier 2 among them; momentum with a latency of 2 ticks)
+    and a background pool of 1,000 (tier 3)."""
+    cfg = make_config(**{"engine.name": "fast", "population.background.count": 1000,
+                         **{f"population.{k}.count": 3 for k in KINDS}, "population.momentum.latency": 2})
     world = build_world(cfg)
     sim, results = host_run(cfg, world, 25)
-    state, out = RUN(world.static, world.params, ro.with_books(world.state, world.static, 128), 25,
+    state, out = RUN(world.static, world.params, ro.with_books(world.state, world.static, 256), 25,
                      int(sim.engine.stp))
     check_same_run(sim, results, state, out)
 

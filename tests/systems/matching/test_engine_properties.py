@@ -40,7 +40,7 @@ TICKS = [100, 200, 100]  # units per symbol; symbol 1's coarser grid makes odd p
 TINY = {"order_capacity": 1, "level_capacity": 1, "side_capacity": 1}
 
 PROFILE = settings(
-    max_examples=2000,
+    max_examples=1200,
     deadline=None,  # numba compiles (or loads its cache) on the first call
     derandomize=True,
     database=None,
@@ -393,7 +393,7 @@ def test_device_engine_matches_reference_on_random_streams(stream):
 
 def test_engines_match_reference_on_dense_streams():
     """Longer seeded streams (every kind, reused ids, malformed rows), split in batches."""
-    for seed in range(300):
+    for seed in range(200):
         n_symbols = 1 + seed % 3
         stp = seed % 3
         batch = mixed_stream(300, n_symbols=n_symbols, seed=seed, n_levels=3, tick=TICKS[:n_symbols])
