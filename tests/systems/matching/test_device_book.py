@@ -168,7 +168,7 @@ def test_vmap_over_books_equals_each_book_alone_without_retracing():
 MATCH_BATCH = jax.jit(device.match_batch, static_argnames=("stp",))
 
 
-@settings(PROFILE, max_examples=20)
+@settings(PROFILE, max_examples=12)
 @given(streams())
 def test_a_whole_batch_matched_on_the_device_is_what_the_exact_engine_does(stream):
     """``match_batch`` (the device tick's match: a while loop over the arrivals of a
