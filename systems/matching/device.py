@@ -300,6 +300,10 @@ def _market_step(books: Book, o: MarketOrder, tick_size, stp: int, gather: bool)
     """One order of a market (books ``[S, 2, capacity]``) on its symbol's book, with the
     symbol and the id checked across the market."""
     n_symbols = books.qty.shape[0]
+    if n_symbols == 1:  # no symbol to look up, no other book to search
+        here, out = process_order(jax.tree.map(lambda a: a[0], books), o, tick_size[0], stp, o.symbol == 0,
+                                  False, gather)
+        return jax.tree.map(lambda a: a[None], here), out
     symbols = jnp.arange(n_symbols)
     s = jnp.clip(o.symbol, 0, n_symbols - 1)
     here = jax.tree.map(lambda a: a[s], books)
