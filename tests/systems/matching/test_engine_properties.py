@@ -382,7 +382,7 @@ def test_engines_match_reference_on_random_streams(stream):
     run_differential(ticks, stp, batches, device=False)
 
 
-@settings(PROFILE, max_examples=15)
+@settings(PROFILE, max_examples=8)
 @given(streams())
 def test_device_engine_matches_reference_on_random_streams(stream):
     """The same streams on the device engine too (fewer: each stream costs it a few
@@ -397,8 +397,8 @@ def test_engines_match_reference_on_dense_streams():
         n_symbols = 1 + seed % 3
         stp = seed % 3
         batch = mixed_stream(300, n_symbols=n_symbols, seed=seed, n_levels=3, tick=TICKS[:n_symbols])
-        # the device engine on one seed in ten: its books hold all 300 orders (512 slots)
-        run_differential(TICKS[:n_symbols], stp, split_batch(batch, 5, seed=seed), device=seed % 10 == 0)
+        # the device engine on one seed in thirty: its books hold all 300 orders (512 slots)
+        run_differential(TICKS[:n_symbols], stp, split_batch(batch, 5, seed=seed), device=seed % 30 == 0)
 
 
 def test_registry_names_both_engines():
