@@ -1,6 +1,6 @@
-"""The whole tick on the device (qtg.core.rollout): the same trades and final state as the
-host loop with the fast engine, scan = repeated steps, vmapped market i = market i alone,
-and no retracing for new values of the same shapes."""
+"""The whole tick on the device (qtg.core.rollout): scan = repeated steps, vmapped market i
+= market i alone, no retracing for new values of the same shapes; and the helpers that
+compare a rollout with the host loop (``test_rollout_vs_host.py`` uses them)."""
 
 import jax
 import jax.numpy as jnp
@@ -9,8 +9,7 @@ import pytest
 
 from components.orders import STP, Status
 from qtg.core import rollout as ro
-from qtg.core.sim import Simulation
-from qtg.core.world import build_world, make_engine_for
+from qtg.core.world import build_world
 from tests.support import make_config
 
 RUN = jax.jit(ro.rollout, static_argnums=(0, 3, 4))
@@ -45,12 +44,6 @@ def resting(books) -> set[tuple]:
             for i, j, k in zip(s, side, slot)}
 
 
-def host_run(cfg, world, ticks):
-    """The host loop with the fast engine: its simulation and each tick's result."""
-    sim = Simulation(world.static, world.params, world.state, make_engine_for(cfg, world.static))
-    return sim, [sim.step() for _ in range(ticks)]
-
-
 def check_same_run(sim, results, state, out):
     """The host loop (its simulation and results) and a rollout (final state, outputs)
     traded alike: final state bit for bit, the books order for order, and every tick's
@@ -68,23 +61,6 @@ def check_same_run(sim, results, state, out):
     assert np.asarray(out.fills).tolist() == [len(r.fills) for r in results]
     assert np.array_equal(np.asarray(out.marks), np.stack([r.marks for r in results]))
     assert int(np.asarray(out.fills).sum()) > 2 * len(results)  # a market that trades
-
-
-KINDS = ("bollinger_reversion", "factor_long_short", "fundamentalist", "macd_cross", "momentum", "news_reactor",
-         "pairs", "sector_rotator", "stop_loss", "take_profit", "threshold_trader", "trend_follower", "vwap_executor")
-
-
-def test_a_rollout_trades_exactly_as_the_host_loop_with_every_kind():
-    """The default market (10 symbols in 5 sectors, news, shorts and borrow) with three
-    agents of every strategy kind (tier 2 among them; momentum with a latency of 2 ticks)
-    and a background pool of 1,000 (tier 3)."""
-    cfg = make_config(**{"engine.name": "fast", "population.background.count": 1000,
-                         **{f"population.{k}.count": 3 for k in KINDS}, "population.momentum.latency": 2})
-    world = build_world(cfg)
-    sim, results = host_run(cfg, world, 12)
-    state, out = RUN(world.static, world.params, ro.with_books(world.state, world.static, 256), 12,
-                     int(sim.engine.stp))
-    check_same_run(sim, results, state, out)
 
 
 TICKS = 6

@@ -382,7 +382,7 @@ def test_engines_match_reference_on_random_streams(stream):
     run_differential(ticks, stp, batches, device=False)
 
 
-@settings(PROFILE, max_examples=8)
+@settings(PROFILE, max_examples=5)
 @given(streams())
 def test_device_engine_matches_reference_on_random_streams(stream):
     """The same streams on the device engine too (fewer: each stream costs it a few
