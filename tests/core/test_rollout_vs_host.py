@@ -11,8 +11,8 @@ from tests.support import make_config
 
 KINDS = ("fundamentalist", "news_reactor", "pairs", "sector_rotator", "stop_loss", "vwap_executor")
 """Kinds beside the default market's makers and noise traders in the host comparison: a
-valuation trader, IOC news reactors, a two-symbol pairs trader, two reactive (tier 2)
-kinds and an executor that modifies its resting orders; with momentum at a latency of 2
+valuation trader, news reactors (tier 2, IOC orders), a two-symbol pairs trader, two more
+reactive kinds and an executor that modifies its resting orders; with momentum at a latency of 2
 ticks and the background pool (tier 3). Each kind's decisions are the same functions in
 both loops; what differs is the match, which these exercise with every order type."""
 
