@@ -53,12 +53,19 @@ def _arrival_keys(rows, priority):
     return (priority.astype(np.uint64) << np.uint64(31)) | rows.astype(np.uint64)
 
 
-def arrival_order(valid: np.ndarray, priority: np.ndarray) -> np.ndarray:
-    """Indices of the valid rows in arrival order: ascending ``priority`` (u32[B]), ties
-    by row. One argsort of u64 keys over the valid rows only (at a million agents, 43,000
+def _valid_in_order(valid: np.ndarray, priority: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The valid rows (batch order) and the permutation of them that puts them in arrival
+    order: one argsort of u64 keys over the valid rows only (at a million agents, 43,000
     of 313,680 rows: 1.6 ms)."""
     idx = np.flatnonzero(valid)
-    return idx[np.argsort(_arrival_keys(idx, np.asarray(priority)[idx]))]
+    return idx, np.argsort(_arrival_keys(idx, np.asarray(priority)[idx]))
+
+
+def arrival_order(valid: np.ndarray, priority: np.ndarray) -> np.ndarray:
+    """Indices of the valid rows in arrival order: ascending ``priority`` (u32[B]), ties
+    by row."""
+    idx, perm = _valid_in_order(valid, priority)
+    return idx[perm]
 
 
 def arrival_rows(valid: jax.Array, priority: jax.Array) -> jax.Array:
@@ -76,8 +83,7 @@ def arrive(orders: OrderBatch, priority: np.ndarray) -> tuple[np.ndarray, OrderB
     mostly empty batch), then put in order within those few rows, which stay in cache
     (gathering the ordered rows straight out of a million agents' batch took 2.9 ms
     where this took 2.0)."""
-    idx = np.flatnonzero(orders.valid)
-    perm = np.argsort(_arrival_keys(idx, np.asarray(priority)[idx]))
+    idx, perm = _valid_in_order(orders.valid, priority)
     return idx[perm], orders.take(idx).take(perm)
 
 

@@ -22,26 +22,21 @@ import sys
 import time
 
 MARKETS = {
-    "small": ({"population": {"market_maker": {"count": 2}, "noise": {"count": 30}}, "market.symbols": ["ACME"]}, 32),
-    "default": ({}, 256),
+    "small": (["population.market_maker.count=2", "population.noise.count=30", "market.symbols=[ACME]"], 32),
+    "default": ([], 256),
 }
-"""Market name -> (config changes, book capacity per side)."""
+"""Market name -> (``python -m qtg.run`` overrides, book capacity per side)."""
 
 
 def market_world(name: str):
-    """The world of market ``name`` and its state with empty books."""
+    """The world of market ``name`` (composed as ``python -m qtg.run`` composes it) and its
+    state with empty books."""
     from qtg.core import rollout as ro
-    from qtg.core.config import Config, to_config
+    from qtg.core.compose import load_config
     from qtg.core.world import build_world
 
-    changes, capacity = MARKETS[name]
-    cfg = Config()
-    for dotted, value in changes.items():
-        obj, *path, last = [cfg, *dotted.split(".")]
-        for part in path:
-            obj = getattr(obj, part)
-        setattr(obj, last, value)
-    world = build_world(to_config(cfg))
+    overrides, capacity = MARKETS[name]
+    world = build_world(load_config(overrides))
     return world, ro.with_books(world.state, world.static, capacity)
 
 

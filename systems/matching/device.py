@@ -323,12 +323,6 @@ def process_market(books: Book, orders: MarketOrder, tick_size, stp: int) -> tup
     return jax.lax.scan(lambda bk, o: _market_step(bk, o, tick_size, stp, gather=True), books, orders)
 
 
-FILL_ROWS = ("taker_agent", "maker_agent", "symbol", "side", "price", "qty")
-"""Rows of :attr:`Matched.fills` (``systems.match.FILL_FIELDS``, the write phase's layout)."""
-OUTCOME_FIELDS = ("status", "reason", "filled", "resting", "filled_value", "arrival_bid", "arrival_ask",
-                  "arrival_depth")
-
-
 @struct.dataclass
 class Matched:
     """A batch matched on the device (:func:`match_batch`), in the write phase's layouts
@@ -339,7 +333,7 @@ class Matched:
     (every fill but an order's last uses up a maker, and at most ``S * 2C`` makers rest at
     the start of a tick and ``B`` come to rest during it), so nothing is ever dropped."""
 
-    fills: jax.Array  # i64[6, F] FILL_ROWS, in the order they happened; padding qty 0
+    fills: jax.Array  # i64[6, F] systems.match.FILL_FIELDS, in the order they happened; padding qty 0
     updates: jax.Array  # i64[4, U] id, remaining, price, symbol at the end; padding id -1
     top: jax.Array  # i64[4, S] bid price, bid qty, ask price, ask qty after the batch
     status: jax.Array  # i64[len(Status)] outcomes of the valid rows, per status
@@ -361,7 +355,8 @@ def match_batch(books: Book, orders: OrderBatch, arrival, tick_size, stp: int) -
     n = orders.valid.sum().astype(jnp.int32)
     arrived = MarketOrder(**{f.name: getattr(orders, f.name)[arrival] for f in dataclasses.fields(MarketOrder)})
     F = S * 2 * C + 2 * B + C
-    outs0 = {k: jnp.zeros((B,), jnp.int8 if k in ("status", "reason") else jnp.int64) for k in OUTCOME_FIELDS}
+    outs0 = {f.name: jnp.zeros((B,), jnp.int8 if f.name in ("status", "reason") else jnp.int64)
+             for f in dataclasses.fields(Outcomes)}
     carry0 = (jnp.int32(0), books, jnp.zeros((6, F), jnp.int64), jnp.full((F,), -1, jnp.int64), jnp.int32(0), outs0)
     slots = jnp.arange(C)
 
