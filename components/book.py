@@ -32,5 +32,6 @@ def empty_book(capacity: int, n_symbols: int | None = None) -> Book:
     if capacity < 1:
         raise ValueError(f"book capacity must be >= 1, got {capacity}")
     shape = (2, capacity) if n_symbols is None else (n_symbols, 2, capacity)
-    z = jnp.zeros(shape, jnp.int64)
-    return Book(price=z, qty=z, id=z, agent=jnp.zeros(shape, jnp.int32))
+    # one buffer per field: a caller may donate the book to a jitted call
+    return Book(price=jnp.zeros(shape, jnp.int64), qty=jnp.zeros(shape, jnp.int64), id=jnp.zeros(shape, jnp.int64),
+                agent=jnp.zeros(shape, jnp.int32))

@@ -147,7 +147,7 @@ def build_or_resume(cfg: Config, out_dir: Path, overrides: Sequence[str] | None 
     one (see :func:`check_resume`; the run then continues in the run directory holding
     the snapshot). Refuses, before writing anything, a run directory it cannot write and
     a world that cannot be built (ConfigError naming the key)."""
-    from qtg.core.sim import Simulation
+    from qtg.core.sim import make_simulation
     from qtg.core.snapshot import read_snapshot
     from qtg.core.world import build_world, make_engine_for
 
@@ -169,7 +169,7 @@ def build_or_resume(cfg: Config, out_dir: Path, overrides: Sequence[str] | None 
         sim = snap.restore(world, engine)
         log.info("resumed %s at tick %d in %s", cfg.resume, sim.tick, out_dir, extra=CONSOLE)
     else:
-        sim = Simulation(world.static, world.params, world.state, engine)
+        sim = make_simulation(world.static, world.params, world.state, engine)
     log.info("run in %s: %s agents with rows%s, %d symbols, %d ticks, engine=%s, seed=%d",
              out_dir, f"{world.static.n_agents:,}", _pool_text(world.static), world.static.n_symbols,
              cfg.run.ticks, cfg.engine.name, cfg.seed)
@@ -497,7 +497,7 @@ COMMON_KEYS = (
     ("market.symbols", "one order book per symbol (set market.sectors to match, or [])"),
     ("population.noise.count", "noise traders"),
     ("population.market_maker.count", "market makers"),
-    ("engine.name", "matching engine: fast or exact (or engine=exact)"),
+    ("engine.name", "matching engine: fast, exact or device (the whole tick on the device; or engine=device)"),
     ("ui.name", "none (progress bar) or tui (terminal view; or ui=tui)"),
     ("hooks", "observers of the run"),
     ("run.chart", "write chart.png and the other plots"),

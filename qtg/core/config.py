@@ -174,8 +174,8 @@ class NewsConfig:
 @dataclasses.dataclass
 class EngineConfig:
     name: str = setting("fast", doc=(
-        "Matching engine: fast (compiled kernel), exact (readable reference) or device (JAX books of "
-        "fixed capacity, one jitted call per batch)."))
+        "Matching engine: fast (compiled kernel), exact (readable reference) or device (the whole tick "
+        "on the device: JAX books of fixed capacity, one jitted call per tick)."))
     stp: str = setting("cancel_maker", doc="Self-trade prevention: none, cancel_taker or cancel_maker.")
     capacity: int = setting(256, lo=1, hi=1_000_000, doc=(
         "Device engine only: orders per book side. An order that would rest on a full side is refused "

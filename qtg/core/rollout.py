@@ -63,11 +63,17 @@ class TickOutputs:
     book_full: jax.Array  # i64[] orders refused for a full book side
 
 
+MARKETS = "markets"
+"""The name of :func:`rollout_markets`' ``vmap`` axis (the match's loop runs to the
+largest count of arrivals along it: ``systems.matching.device.match_batch``)."""
+
+
 @functools.lru_cache(maxsize=8)
-def device_schedule(stp: int) -> tuple[sch.Stage, ...]:
+def device_schedule(stp: int, axis_name: str | None = None) -> tuple[sch.Stage, ...]:
     """The tick with the device match (self-trade prevention ``stp``): the default
-    schedule's stages in the same places, so each draws the same key."""
-    match = sch.Stage("match", functools.partial(match_on_device, stp=int(stp)))
+    schedule's stages in the same places, so each draws the same key. ``axis_name``: the
+    ``vmap`` axis over markets the tick runs inside, if any."""
+    match = sch.Stage("match", functools.partial(match_on_device, stp=int(stp), axis_name=axis_name))
     admit = sch.Stage("admit", admit_orders, writes=False)
     swap = {"match": match, "admit": admit}
     return sch.compose(*(swap.get(s.name, s) for s in sch.DEFAULT_SCHEDULE))
@@ -79,29 +85,71 @@ def with_books(state: WorldState, static: WorldStatic, capacity: int) -> WorldSt
     return state.replace(books=empty_book(int(capacity), static.n_symbols))
 
 
-def step(static: WorldStatic, params: WorldParams, state: WorldState, stp: int = STP.NONE) -> tuple[WorldState, TickOutputs]:
-    """One tick, all on the device: ``(state, outputs)``. ``state`` needs books
-    (:func:`with_books`). Pure: jit it with ``static`` and ``stp`` static."""
-    schedule = device_schedule(int(stp))
+def _tick(static, params, state, stp, axis_name):
+    """The tick's stages in order: the new state and the tick's frame."""
+    schedule = device_schedule(int(stp), axis_name)
     run = sch.tick_function(schedule, tuple(range(len(schedule))), writes=True)
-    tick = state.tick
-    state, frame = run(static, params, state, Frame())
+    return run(static, params, state, Frame())
+
+
+def _outputs(tick, state: WorldState, frame: Frame) -> TickOutputs:
     m, f = state.market, frame.matched
-    out = TickOutputs(
+    return TickOutputs(
         tick=tick, bid=m.bid, ask=m.ask, last=m.last, high=m.high, low=m.low, volume=m.volume,
         marks=frame.marks, equity_by_kind=frame.equity_by_kind, rejects=frame.rejects, status=frame.status,
         arrivals=f.n, fills=(frame.fills[-1] > 0).sum().astype(jnp.int64), book_full=f.book_full,
     )
-    return state, out
+
+
+def step(static: WorldStatic, params: WorldParams, state: WorldState, stp: int = STP.NONE,
+         axis_name: str | None = None) -> tuple[WorldState, TickOutputs]:
+    """One tick, all on the device: ``(state, outputs)``. ``state`` needs books
+    (:func:`with_books`). Pure: jit it with ``static`` and ``stp`` static. ``axis_name``:
+    the ``vmap`` axis over markets it runs inside, if any (:func:`rollout_markets`)."""
+    new, frame = _tick(static, params, state, stp, axis_name)
+    return new, _outputs(state.tick, new, frame)
+
+
+@struct.dataclass
+class TickRecord:
+    """All a host loop reports of one device tick (``qtg.core.sim.TickResult``), in fixed
+    shapes: B batch rows, S symbols, F fill slots. The first ``outputs.arrivals`` rows of
+    ``orders`` and ``outcomes`` are the orders that reached the book, in arrival order;
+    ``fills`` slots with a quantity are the fills, in the order they happened."""
+
+    outputs: TickOutputs
+    bid_qty: jax.Array  # i64[S] shares at the best bid after the tick
+    ask_qty: jax.Array  # i64[S]
+    fair: jax.Array  # f64[S] fair value in force after the tick
+    events: jax.Array  # f64[len(EVENT_FIELDS), E] the tick's news
+    fills: jax.Array  # i64[6, F] systems.match.FILL_FIELDS
+    fill_ids: jax.Array  # i64[2, F] taker and maker order ids
+    orders: Any  # OrderBatch [B] in arrival order
+    outcomes: Any  # Outcomes [B] in arrival order
+
+
+def step_record(static: WorldStatic, params: WorldParams, state: WorldState,
+                stp: int = STP.NONE) -> tuple[WorldState, TickRecord]:
+    """:func:`step` with everything the host loop reports of the tick
+    (:class:`TickRecord`): what ``python -m qtg.run engine=device`` runs each tick
+    (``qtg.core.sim.DeviceSimulation``)."""
+    new, frame = _tick(static, params, state, stp, None)
+    m = frame.matched
+    record = TickRecord(
+        outputs=_outputs(state.tick, new, frame), bid_qty=new.market.bid_qty, ask_qty=new.market.ask_qty,
+        fair=new.fundamentals.fair, events=frame.events, fills=m.fills, fill_ids=m.fill_ids,
+        orders=jax.tree.map(lambda a: a[m.arrival], frame.orders), outcomes=m.outcomes,
+    )
+    return new, record
 
 
 def rollout(static: WorldStatic, params: WorldParams, state: WorldState, ticks: int,
-            stp: int = STP.NONE) -> tuple[WorldState, TickOutputs]:
+            stp: int = STP.NONE, axis_name: str | None = None) -> tuple[WorldState, TickOutputs]:
     """``ticks`` ticks by ``lax.scan`` of :func:`step`: the final state and every tick's
     :class:`TickOutputs` stacked ``[ticks, ...]``. Jit it with ``static``, ``ticks`` and
     ``stp`` static; the same shapes never compile twice."""
     def body(s, _):
-        return step(static, params, s, stp)
+        return step(static, params, s, stp, axis_name)
 
     return jax.lax.scan(body, state, None, length=int(ticks))
 
@@ -112,7 +160,7 @@ def rollout_markets(static: WorldStatic, params: WorldParams, states: WorldState
     ``params`` and ``states`` has a leading market axis (:func:`replicate` makes them);
     outputs are ``[markets, ticks, ...]``. Market ``i`` is exactly the rollout of
     ``params[i]`` and ``states[i]`` alone."""
-    return jax.vmap(lambda p, s: rollout(static, p, s, ticks, stp))(params, states)
+    return jax.vmap(lambda p, s: rollout(static, p, s, ticks, stp, MARKETS), axis_name=MARKETS)(params, states)
 
 
 def replicate(params: WorldParams, state: WorldState, seeds: Iterable[int]) -> tuple[Any, Any]:

@@ -8,6 +8,7 @@ chosen in config and built by :mod:`qtg.hooks`).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 import threading
 import time
@@ -222,6 +223,81 @@ class Simulation:
             raise
         _end_all(started, self)
         return done
+
+
+class DeviceSimulation(Simulation):
+    """The run with the whole tick on the device (``engine=device``): each tick is one
+    jitted call of :func:`qtg.core.rollout.step_record` (decide, admit, match, settle and
+    measure, no host callback), and only its record comes back to build the
+    :class:`TickResult` the hooks read, so a run trades and reports exactly as the host
+    loop does with ``engine=fast``. The books live in the engine
+    (:class:`systems.matching.device.DeviceEngine`), which snapshots, the summary and
+    the viewer read as they read any engine; :attr:`state` is the world without them.
+    """
+
+    def __init__(self, static: WorldStatic, params: WorldParams, state: WorldState, engine: Any,
+                 schedule: tuple[Stage, ...] = DEFAULT_SCHEDULE) -> None:
+        if getattr(engine, "name", None) != "device" or schedule is not DEFAULT_SCHEDULE:
+            raise ValueError("DeviceSimulation runs the default tick with a device engine (engine=device)")
+        super().__init__(static, params, state, engine, schedule)
+        self._step = _device_step()
+
+    def step(self, profile: bool = False) -> TickResult:
+        """Run one tick on the device. With ``profile``, its wall time is added to
+        ``stage_seconds["device tick"]``."""
+        t0 = time.perf_counter()
+        engine = self.host.engine
+        state = self.state.replace(books=engine.books)
+        new, rec = self._step(self.static, self.params, state, int(engine.stp))
+        rec = jax.device_get(rec)
+        self.state = new.replace(books=None)
+        n, fills = int(rec.outputs.arrivals), rec.fills
+        traded = fills[5] > 0
+        engine.adopt(new.books, n, int(traded.sum()), int(rec.outputs.book_full))
+        if profile:
+            self.stage_seconds["device tick"] = self.stage_seconds.get("device tick", 0.0) + time.perf_counter() - t0
+        if self.static.background is not None:
+            self._check_background(int(rec.outputs.tick))
+        take = {f.name: np.asarray(getattr(rec.orders, f.name))[:n] for f in dataclasses.fields(rec.orders)}
+        orders = OrderBatch(**take)
+        self.host.last_orders = orders
+        o = rec.outputs
+        return TickResult(
+            tick=int(o.tick),
+            submitted=int(n + o.rejects.sum()),
+            accepted=n,
+            rejects=np.asarray(o.rejects),
+            status=np.asarray(o.status),
+            fills=FillBatch(
+                taker_id=rec.fill_ids[0][traded], maker_id=rec.fill_ids[1][traded],
+                taker_agent=fills[0][traded].astype(np.int32), maker_agent=fills[1][traded].astype(np.int32),
+                symbol=fills[2][traded].astype(np.int32), side=fills[3][traded].astype(np.int8),
+                price=fills[4][traded], qty=fills[5][traded]),
+            bid=np.asarray(o.bid), ask=np.asarray(o.ask), bid_qty=np.asarray(rec.bid_qty),
+            ask_qty=np.asarray(rec.ask_qty), last=np.asarray(o.last), high=np.asarray(o.high),
+            low=np.asarray(o.low), volume=np.asarray(o.volume), marks=np.asarray(o.marks),
+            equity_by_kind=np.asarray(o.equity_by_kind), fair=np.asarray(rec.fair),
+            events=np.asarray(rec.events), orders=orders,
+            outcomes=Outcomes(**{f.name: np.asarray(getattr(rec.outcomes, f.name))[:n]
+                                 for f in dataclasses.fields(rec.outcomes)}),
+            seconds=time.perf_counter() - t0,
+        )
+
+
+@functools.lru_cache(maxsize=1)
+def _device_step():
+    """:func:`qtg.core.rollout.step_record`, jitted once per process (every
+    :class:`DeviceSimulation` of a world's shapes shares its compilation)."""
+    from qtg.core.rollout import step_record
+
+    return jax.jit(step_record, static_argnums=(0, 3), donate_argnums=(2,))
+
+
+def make_simulation(static: WorldStatic, params: WorldParams, state: WorldState, engine: Any) -> Simulation:
+    """The run for ``engine``: the whole tick on the device for the device engine
+    (:class:`DeviceSimulation`), the host loop for the others."""
+    cls = DeviceSimulation if getattr(engine, "name", None) == "device" else Simulation
+    return cls(static, params, state, engine)
 
 
 def _end_all(hooks: Sequence[SimulationHook], sim: Simulation, failing: bool = False) -> None:

@@ -387,7 +387,7 @@ class Snapshot:
         state leaf replaced by the saved one, and ``engine`` (fresh, same kind) loaded
         with the saved books. Raises :class:`SnapshotError` when the world's layout
         (static fields, leaf names, shapes, dtypes) or the engine differs."""
-        from qtg.core.sim import Simulation
+        from qtg.core.sim import make_simulation
 
         saved = self.header["world"]
         here = _static_fields(world.static)
@@ -405,7 +405,7 @@ class Snapshot:
         except (ValueError, KeyError) as e:
             raise SnapshotError(f"snapshot '{self.path}': its engine state does not fit this engine ({e}); "
                                 "resume with the snapshot's engine config") from None
-        sim = Simulation(world.static, params, state, engine)
+        sim = make_simulation(world.static, params, state, engine)
         if sim.tick != self.tick:
             raise SnapshotError(f"snapshot '{self.path}' is inconsistent (state tick {sim.tick}, header "
                                 f"tick {self.tick}): resume from another snapshot")

@@ -298,21 +298,21 @@ class MarketOrder(Order):
 
 def _market_step(books: Book, o: MarketOrder, tick_size, stp: int, gather: bool) -> tuple[Book, Step]:
     """One order of a market (books ``[S, 2, capacity]``) on its symbol's book, with the
-    symbol and the id checked across the market."""
+    symbol and the id checked across the market. Only that book is read and written back
+    (a dynamic slice and update), so a step costs one book's work plus the id check."""
     n_symbols = books.qty.shape[0]
     if n_symbols == 1:  # no symbol to look up, no other book to search
         here, out = process_order(jax.tree.map(lambda a: a[0], books), o, tick_size[0], stp, o.symbol == 0,
                                   False, gather)
         return jax.tree.map(lambda a: a[None], here), out
-    symbols = jnp.arange(n_symbols)
     s = jnp.clip(o.symbol, 0, n_symbols - 1)
-    here = jax.tree.map(lambda a: a[s], books)
+    here = jax.tree.map(lambda a: jax.lax.dynamic_index_in_dim(a, s, 0, keepdims=False), books)
     rests = ((books.qty > 0) & (books.id == o.id)).any(axis=(1, 2))
-    elsewhere = (rests & (symbols != s)).any()
+    elsewhere = (rests & (jnp.arange(n_symbols) != s)).any()
     ok_symbol = (o.symbol >= 0) & (o.symbol < n_symbols)
-    here, out = process_order(here, o, tick_size[s], stp, ok_symbol, elsewhere, gather)
-    mine = (symbols == s)[:, None, None]
-    return jax.tree.map(lambda a, b: jnp.where(mine, b[None], a), books, here), out
+    tick = jax.lax.dynamic_index_in_dim(tick_size, s, 0, keepdims=False)
+    here, out = process_order(here, o, tick, stp, ok_symbol, elsewhere, gather)
+    return jax.tree.map(lambda a, h: jax.lax.dynamic_update_index_in_dim(a, h, s, 0), books, here), out
 
 
 def process_market(books: Book, orders: MarketOrder, tick_size, stp: int) -> tuple[Book, Step]:
@@ -334,6 +334,7 @@ class Matched:
     the start of a tick and ``B`` come to rest during it), so nothing is ever dropped."""
 
     fills: jax.Array  # i64[6, F] systems.match.FILL_FIELDS, in the order they happened; padding qty 0
+    fill_ids: jax.Array  # i64[2, F] the taker's and the maker's order id of each slot of ``fills``
     updates: jax.Array  # i64[4, U] id, remaining, price, symbol at the end; padding id -1
     top: jax.Array  # i64[4, S] bid price, bid qty, ask price, ask qty after the batch
     status: jax.Array  # i64[len(Status)] outcomes of the valid rows, per status
@@ -343,25 +344,34 @@ class Matched:
     book_full: jax.Array  # i64[] arrivals refused for a full side (Reason.BOOK_FULL)
 
 
-def match_batch(books: Book, orders: OrderBatch, arrival, tick_size, stp: int) -> tuple[Book, Matched]:
+def match_batch(books: Book, orders: OrderBatch, arrival, tick_size, stp: int,
+                axis_name: str | None = None) -> tuple[Book, Matched]:
     """Match the valid rows of ``orders`` (fields ``[B]``, JAX) against a market's books
     (``[S, 2, capacity]``), in the order ``arrival`` gives (i32[B], the valid rows first:
-    ``systems.match.arrival_rows``). Only the valid rows are looped over (a
-    ``lax.while_loop``; under ``vmap``, as many times as the busiest market needs), so a
-    long, mostly empty batch costs its gather, not a step per row. Pure and jit-able; the
-    same fills, outcomes and book as :func:`process_market` on those rows in that order."""
+    ``systems.match.arrival_rows``). Only the valid rows are looped over, so a long,
+    mostly empty batch costs its gather, not a step per row. Pure and jit-able; the same
+    fills, outcomes and book as :func:`process_market` on those rows in that order.
+
+    ``axis_name``: the name of a ``vmap`` axis over markets that this call is inside
+    (``qtg.core.rollout.rollout_markets``). The loop then runs to the largest count of
+    arrivals across that axis, a number every market shares, and the rows past a market's
+    own count are invalid, so they change nothing. Without it, under a ``vmap`` the count
+    differs per market and JAX turns the loop into one that selects every carried array
+    at every step (the same results, several times slower)."""
     S, _, C = books.qty.shape
     B = orders.valid.shape[0]
     n = orders.valid.sum().astype(jnp.int32)
+    trips = n if axis_name is None else jax.lax.pmax(n, axis_name)
     arrived = MarketOrder(**{f.name: getattr(orders, f.name)[arrival] for f in dataclasses.fields(MarketOrder)})
     F = S * 2 * C + 2 * B + C
     outs0 = {f.name: jnp.zeros((B,), jnp.int8 if f.name in ("status", "reason") else jnp.int64)
              for f in dataclasses.fields(Outcomes)}
-    carry0 = (jnp.int32(0), books, jnp.zeros((6, F), jnp.int64), jnp.full((F,), -1, jnp.int64), jnp.int32(0), outs0)
+    carry0 = (books, jnp.zeros((6, F), jnp.int64), jnp.zeros((2, F), jnp.int64), jnp.full((F,), -1, jnp.int64),
+              jnp.int32(0), outs0)
     slots = jnp.arange(C)
 
-    def body(carry):
-        i, bk, fills, makers, at, outs = carry
+    def body(i, carry):
+        bk, fills, ids, makers, at, outs = carry
         o = jax.tree.map(lambda a: a[i], arrived)
         bk, st = _market_step(bk, o, tick_size, stp, gather=False)
         traded = st.fill_qty > 0
@@ -371,18 +381,20 @@ def match_batch(books: Book, orders: OrderBatch, arrival, tick_size, stp: int) -
                            jnp.full((C,), o.symbol, jnp.int64), jnp.full((C,), st.side, jnp.int64),
                            st.fill_price, st.fill_qty])
         fills = jax.lax.dynamic_update_slice(fills, jnp.where(traded[None], block, 0), (jnp.int32(0), at))
+        pair = jnp.stack([jnp.full((C,), o.id, jnp.int64), st.maker_id])
+        ids = jax.lax.dynamic_update_slice(ids, jnp.where(traded[None], pair, 0), (jnp.int32(0), at))
         makers = jax.lax.dynamic_update_slice(makers, jnp.where(touched, st.maker_id, -1), (at,))
         outs = {k: v.at[i].set(getattr(st, k).astype(v.dtype)) for k, v in outs.items()}
-        return i + 1, bk, fills, makers, at + used, outs
+        return bk, fills, ids, makers, at + used, outs
 
-    _, books, fills, makers, _, outs = jax.lax.while_loop(lambda c: c[0] < n, body, carry0)
+    books, fills, fill_ids, makers, _, outs = jax.lax.fori_loop(0, trips, body, carry0)
     status = outs["status"].astype(jnp.int32)
     accepted = (status != int(Status.NONE)) & (status != int(Status.REJECTED))
     ids = jnp.concatenate([jnp.where(accepted, arrived.id.astype(jnp.int64), -1), makers])
     first = jnp.arange(B) < n
     counts = (jax.nn.one_hot(jnp.where(first, status, -1), len(Status), dtype=jnp.int64)).sum(axis=0)
     matched = Matched(
-        fills=fills, updates=_final_state(books, ids), top=_top(books), status=counts, arrival=arrival, n=n,
+        fills=fills, fill_ids=fill_ids, updates=_final_state(books, ids), top=_top(books), status=counts, arrival=arrival, n=n,
         outcomes=Outcomes(**outs),
         book_full=(first & (outs["reason"] == int(Reason.BOOK_FULL))).sum().astype(jnp.int64))
     return books, matched
@@ -578,6 +590,24 @@ class DeviceEngine:
         _, found = _look_up(self.resting_orders(), touched, ("qty", "price", "symbol"))
         return OrderUpdates(id=touched.astype(np.int64), remaining=found["qty"], price=found["price"],
                             symbol=found["symbol"])
+
+    # ------------------------------------------------------------------ the whole tick on the device
+    @property
+    def books(self) -> Book:
+        """The books as device arrays (``[S, 2, capacity]``)."""
+        return self._books
+
+    def adopt(self, books: Book, processed: int, fills: int, full: int) -> None:
+        """Take ``books`` as they are after a batch matched elsewhere (the device tick's
+        match, :func:`match_batch`), and count the batch: ``processed`` valid orders,
+        ``fills`` fills, ``full`` orders refused for a full side."""
+        if jax.tree.map(jnp.shape, books) != jax.tree.map(jnp.shape, self._books):
+            raise ValueError(f"books of shape {books.qty.shape}, this engine has {self._books.qty.shape}")
+        self._books, self._host = books, None
+        self._n_batches += 1
+        self._n_processed += int(processed)
+        self._n_fills += int(fills)
+        self._n_full += int(full)
 
     # ------------------------------------------------------------------ reading the books
     def _books_np(self) -> Book:

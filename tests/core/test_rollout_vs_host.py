@@ -1,12 +1,15 @@
-"""The whole tick on the device against the host loop: a rollout of a market with many
-strategy kinds, latency and the background pool trades exactly as ``engine=fast`` (its own
-file, so that pytest-xdist can run it beside the small-market checks of
-``test_rollout.py``)."""
+"""The whole tick on the device against the host loop: a market with many strategy kinds,
+latency and the background pool trades exactly as ``engine=fast`` (its own file, so that
+pytest-xdist can run it beside the small-market checks of ``test_rollout.py``)."""
 
-from qtg.core import rollout as ro
-from qtg.core.sim import Simulation
+import dataclasses
+
+import numpy as np
+
+from qtg.core.sim import DeviceSimulation, Simulation, TickResult
 from qtg.core.world import build_world, make_engine_for
-from tests.core.test_rollout import RUN, check_same_run
+from systems.matching import make_engine
+from tests.core.test_rollout import resting, same_state
 from tests.support import make_config
 
 KINDS = ("fundamentalist", "news_reactor", "pairs", "sector_rotator", "stop_loss", "vwap_executor")
@@ -17,17 +20,43 @@ ticks and the background pool (tier 3). Each kind's decisions are the same funct
 both loops; what differs is the match, which these exercise with every order type."""
 
 
-def test_a_rollout_trades_exactly_as_the_host_loop_with_many_kinds():
+def same_result(a: TickResult, b: TickResult) -> list[str]:
+    """Names of the fields in which two ticks' results differ (every field but the wall
+    time; arrays by value and dtype, the fills, orders and outcomes column by column)."""
+    differ = []
+    for f in dataclasses.fields(TickResult):
+        x, y = getattr(a, f.name), getattr(b, f.name)
+        if f.name == "seconds":
+            continue
+        if dataclasses.is_dataclass(x):
+            differ += [f"{f.name}.{g.name}" for g in dataclasses.fields(x)
+                       if not (np.array_equal(getattr(x, g.name), getattr(y, g.name))
+                               and np.asarray(getattr(x, g.name)).dtype == np.asarray(getattr(y, g.name)).dtype)]
+        elif not (np.array_equal(x, y) and np.asarray(x).dtype == np.asarray(y).dtype):
+            differ.append(f.name)
+    return differ
+
+
+def test_the_device_tick_reports_and_trades_exactly_as_the_host_loop_with_many_kinds():
     """The default market (10 symbols in 5 sectors, news, shorts and borrow, self-trade
     prevention CANCEL_MAKER) with three agents of each of KINDS, latency-delayed momentum
-    traders and a background pool of 1,000 (tier 3)."""
+    traders and a background pool of 1,000 (tier 3): every tick's result (fills, orders in
+    arrival order, outcomes, bars, refusals) and the final state and books are the same."""
     cfg = make_config(**{"engine.name": "fast", "population.background.count": 1000,
                          **{f"population.{k}.count": 3 for k in (*KINDS, "momentum")},
                          "population.momentum.latency": 2})
     world = build_world(cfg)
-    sim = Simulation(world.static, world.params, world.state, make_engine_for(cfg, world.static))
-    sim.fast_paths = False  # the exact admission only, as on the device (the same results; one compilation)
-    results = [sim.step() for _ in range(12)]
-    state, out = RUN(world.static, world.params, ro.with_books(world.state, world.static, 256), 12,
-                     int(sim.engine.stp))
-    check_same_run(sim, results, state, out)
+    host = Simulation(world.static, world.params, world.state, make_engine_for(cfg, world.static))
+    host.fast_paths = False  # the exact admission only, as on the device (the same results; one compilation)
+    engine = make_engine("device", cfg.market.ticks(), host.engine.stp, capacity=256)
+    device = DeviceSimulation(world.static, world.params, world.state, engine)
+    fills = 0
+    for _ in range(12):
+        a, b = host.step(), device.step()
+        assert same_result(a, b) == [], a.tick
+        fills += len(a.fills)
+    assert fills > 24 and engine.stats()["book_full"] == 0 and engine.stats()["fills"] == fills
+    assert same_state(host.state, device.state) == []
+    expected = host.engine.resting_orders()
+    assert resting(engine.books) == set(zip(*(expected[k].tolist() for k in
+                                              ("id", "agent", "symbol", "side", "price", "qty"))))

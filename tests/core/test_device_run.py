@@ -1,0 +1,60 @@
+"""``python -m qtg.run engine=device``: the whole tick on the device
+(``qtg.core.sim.DeviceSimulation``) writes the same trades, candles and fill hash as
+``engine=fast``, and resumes from its own snapshot onto the same fills."""
+
+import shutil
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from qtg.core.compose import load_config
+from qtg.core.sim import DeviceSimulation
+from qtg.run import build_or_resume, run_job
+
+WORLD = ["market.symbols=[ACME,BOLT]", "market.sectors=[]", "population.market_maker.count=4",
+         "population.noise.count=10", "population.momentum.count=2", "storage.batch_ticks=5"]
+RUN = ["run.chart=false", "run.table=false", "run.agents_table=false", "hooks=[metrics,storage]"]
+TICKS, EVERY = 30, 10
+DEVICE = ["engine=device", "engine.capacity=32"]
+
+
+def rows(run_dir: Path, table: str) -> list[tuple]:
+    con = sqlite3.connect(run_dir / "qtg.sqlite")
+    try:
+        return con.execute(f"SELECT * FROM {table} ORDER BY 1, 2, 3").fetchall()
+    finally:
+        con.close()
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory) -> dict[str, tuple[dict, Path]]:
+    """The same 30-tick run with each engine (summary, run directory); the device run
+    writes snapshots at ticks 10, 20 and 30."""
+    out = {}
+    for name, extra in (("fast", []), ("device", DEVICE + [f"snapshot.every={EVERY}"])):
+        run_dir = tmp_path_factory.mktemp(name) / "run"
+        out[name] = run_job(load_config(WORLD + RUN + extra + [f"run.ticks={TICKS}"]), run_dir), run_dir
+    return out
+
+
+def test_the_device_run_writes_what_the_fast_run_writes(runs):
+    (fast, fast_dir), (device, device_dir) = runs["fast"], runs["device"]
+    assert device["run"]["engine"] == "device"
+    assert device["engine"]["engine"] == "device" and device["engine"]["book_full"] == 0
+    assert device["engine"]["fills"] == fast["engine"]["fills"] > TICKS
+    assert device["fill_hash"] == fast["fill_hash"]
+    assert rows(device_dir, "trades") == rows(fast_dir, "trades")
+    assert rows(device_dir, "candles") == rows(fast_dir, "candles")
+    assert device["engine"]["resting"] == fast["engine"]["resting"]
+
+
+def test_a_device_run_resumes_from_its_snapshot_onto_the_same_fills(runs, tmp_path):
+    device, device_dir = runs["device"]
+    copy = Path(shutil.copytree(device_dir, tmp_path / "copy"))  # the resume writes into the snapshot's run
+    snap = copy / "snapshots" / f"tick_{EVERY:07d}.qtgsnap"
+    cfg = load_config(WORLD + RUN + DEVICE + [f"resume={snap}", f"run.ticks={TICKS}"])
+    job = build_or_resume(cfg, tmp_path / "unused")
+    assert isinstance(job.sim, DeviceSimulation) and job.sim.tick == EVERY
+    resumed = run_job(cfg, tmp_path / "unused")
+    assert resumed["fill_hash"] == device["fill_hash"]
