@@ -69,13 +69,13 @@ def bench_world(agents: int, ticks: int, warmup: int = 20, engine: str = "fast",
     """Run one world in this process and measure it."""
     import numpy as np
 
-    from qtg.core.sim import Simulation
+    from qtg.core.sim import make_simulation
     from qtg.core.world import build_world, make_engine_for
 
     t0 = time.perf_counter()
     cfg = world_config(agents, ticks, engine, mix, market)
     world = build_world(cfg)
-    sim = Simulation(world.static, world.params, world.state, make_engine_for(cfg, world.static))
+    sim = make_simulation(world.static, world.params, world.state, make_engine_for(cfg, world.static))
     n_symbols = world.static.n_symbols
     del world  # the simulation runs on its own copy of the state; free the opening one
     build_s = time.perf_counter() - t0

@@ -21,6 +21,7 @@ from components.orders import STP, OrderBatch, OrderType, Reason, Side, Status
 from systems import match
 from systems.matching import device
 from systems.matching.exact import ExactEngine
+from systems.matching.stream import mixed_stream
 from tests.systems.matching.test_engine_properties import OUTCOME_FIELDS, PROFILE, as_lists, resting_tuples, streams
 
 TICK = 100
@@ -210,3 +211,93 @@ def test_a_whole_batch_matched_on_the_device_is_what_the_exact_engine_does(strea
         live = [(int(b.id[s, r, j]), int(b.agent[s, r, j]), s, r, int(b.price[s, r, j]), int(b.qty[s, r, j]))
                 for s in range(3) for r in (0, 1) for j in range(CAPACITY) if b.qty[s, r, j] > 0]
         assert live == resting_tuples(exact)
+
+
+IN_ORDER = jax.jit(device._in_arrival_order, static_argnames=("stp", "axis_name"))
+BY_SYMBOL = jax.jit(device._by_symbol, static_argnames=("stp", "axis_name"))
+MAY_CROSS = jax.jit(device._ids_may_cross)
+
+
+def arrived_rows(batch: OrderBatch, rows: int, seed: int):
+    """``batch`` padded to ``rows`` rows (JAX) in a random arrival order: the arrived
+    orders (valid first) and their count."""
+    pad = {k: np.concatenate([getattr(batch, k), np.zeros(rows - len(batch), getattr(batch, k).dtype)])
+           for k in batch.__dataclass_fields__}
+    orders = jax.tree.map(jnp.asarray, OrderBatch.from_numpy(**pad))
+    priority = jnp.asarray(np.random.default_rng(seed).integers(0, 2**32, rows, dtype=np.uint64).astype(np.uint32))
+    arrival = match.arrival_rows(orders.valid, priority)
+    arrived = device.MarketOrder(**{k: getattr(orders, k)[arrival] for k in device.MarketOrder.__dataclass_fields__})
+    return arrived, orders.valid.sum().astype(jnp.int32)
+
+
+def filled(m) -> tuple:
+    """A Matched's fills and fill ids without its empty slots, its outcomes, its order
+    updates as a set, its top of book, status counts and BOOK_FULL count."""
+    m = jax.tree.map(np.asarray, m)
+    traded = m.fills[5] > 0
+    updates = {tuple(c) for c in m.updates[:, m.updates[0] >= 0].T.tolist()}
+    outcomes = {k: getattr(m.outcomes, k).tolist() for k in OUTCOME_FIELDS}
+    return (m.fills[:, traded].tolist(), m.fill_ids[:, traded].tolist(), outcomes, updates,
+            m.top.tolist(), m.status.tolist(), int(m.book_full), int(m.n))
+
+
+def resting(books) -> list[tuple]:
+    """Every live order of ``[S, 2, C]`` books in priority order: (id, agent, symbol, side, price, qty)."""
+    b = jax.tree.map(np.asarray, books)
+    S, _, C = b.qty.shape
+    return [(int(b.id[s, r, j]), int(b.agent[s, r, j]), s, r, int(b.price[s, r, j]), int(b.qty[s, r, j]))
+            for s in range(S) for r in (0, 1) for j in range(C) if b.qty[s, r, j] > 0]
+
+
+@pytest.mark.parametrize("stp", list(STP), ids=lambda s: s.name.lower())
+def test_matching_by_symbol_gives_what_matching_in_arrival_order_gives(stp):
+    """Dense streams on three books (every kind, reused ids, malformed rows): wherever no
+    id may cross symbols and no arrival touches more than WIDTH makers, the by-symbol
+    form gives the same books, fills, outcomes and updates as the arrival-order form;
+    where it says it is incomplete or ids may cross, ``match_batch`` (one market, several
+    symbols) still gives the arrival-order form's results."""
+    ticks = jnp.asarray([100, 50, 25])
+    books = device.empty_book(CAPACITY, 3)
+    compared = 0
+    for seed in range(16):
+        batch = mixed_stream(32, 3, seed=seed, tick=[100, 50, 25], first_id=1 + 1000 * seed, n_levels=4)
+        batch = batch.replace(symbol=np.mod(batch.symbol, 3).astype(batch.symbol.dtype))  # no unknown symbol
+        arrived, n = arrived_rows(batch, 48, seed)
+        want_books, want = IN_ORDER(books, arrived, n, ticks, stp=stp, axis_name=None)
+        if not bool(MAY_CROSS(books, arrived)):
+            got_books, got, complete = BY_SYMBOL(books, arrived, n, ticks, stp=stp)
+            if bool(complete):
+                assert resting(got_books) == resting(want_books)
+                assert filled(got) == filled(want)
+                compared += 1
+        arrival = jnp.arange(48, dtype=jnp.int32)  # arrived is already in arrival order
+        orders = OrderBatch(**{k: getattr(arrived, k) for k in OrderBatch.__dataclass_fields__})
+        both_books, both = MATCH_BATCH(books, orders, arrival, ticks, stp=stp)
+        assert resting(both_books) == resting(want_books) and filled(both) == filled(want)
+        books = want_books
+    assert compared >= 6  # the by-symbol form was taken and checked on many batches
+
+
+def test_ids_that_may_cross_symbols_are_found():
+    """A new order's id resting on another symbol, or also the id of a row that could rest
+    there, sends the batch to the arrival-order form; IOC orders that repeat one id on
+    several symbols (a factor trader's rebalance) and a symbol's own duplicates do not."""
+    books = device.empty_book(8, 2)
+    books = books.replace(id=books.id.at[1, 1, 0].set(7), qty=books.qty.at[1, 1, 0].set(5),
+                          price=books.price.at[1, 1, 0].set(300))
+
+    def batch(*rows):  # (id, symbol, kind)
+        return device.MarketOrder(
+            valid=jnp.ones(len(rows), bool), id=jnp.asarray([r[0] for r in rows], jnp.int64),
+            agent=jnp.zeros(len(rows), jnp.int32), symbol=jnp.asarray([r[1] for r in rows], jnp.int32),
+            side=jnp.zeros(len(rows), jnp.int8), kind=jnp.asarray([r[2] for r in rows], jnp.int8),
+            price=jnp.full(len(rows), 100, jnp.int64), qty=jnp.ones(len(rows), jnp.int64))
+
+    L, IOC, C, M = int(OrderType.LIMIT), int(OrderType.IOC), int(OrderType.CANCEL), int(OrderType.MODIFY)
+    assert bool(MAY_CROSS(books, batch((7, 0, L))))  # id 7 rests on symbol 1
+    assert not bool(MAY_CROSS(books, batch((7, 1, L))))  # a duplicate on its own book: the book refuses it
+    assert not bool(MAY_CROSS(books, batch((7, 0, C))))  # a cancel looks in its own book only
+    assert bool(MAY_CROSS(books, batch((9, 0, L), (9, 1, L))))  # one new id on two symbols, both may rest
+    assert bool(MAY_CROSS(books, batch((9, 0, IOC), (9, 1, M))))  # a modify may rest under that id
+    assert not bool(MAY_CROSS(books, batch((9, 0, IOC), (9, 1, IOC), (11, 1, L))))  # IOC never rests
+    assert bool(MAY_CROSS(books, batch((12, 2, L))))  # no such symbol
