@@ -49,6 +49,7 @@ def main(argv: list[str] | None = None) -> int:
                     help="two symbols (default) or the default 10-symbol market with news and shorting")
     ap.add_argument("--engine", choices=["fast", "exact", "device"], default="fast",
                     help="matching engine of the world benchmark (default fast)")
+    ap.add_argument("--capacity", type=int, help="with --engine device: orders per book side (default engine.capacity)")
     ap.add_argument("--orders", type=int, default=200_000, help="engine stream length")
     ap.add_argument("--out", help="also write the JSON to this file")
     ap.add_argument("--_world-child", type=int, help=argparse.SUPPRESS)
@@ -58,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
 
     if args._world_child:
         print(json.dumps(bench_world(args._world_child, args.ticks, engine=args.engine, mix=args.mix,
-                                     market=args.market)))
+                                     market=args.market, capacity=args.capacity)))
         return 0
 
     result: dict = {"machine": machine()}
@@ -103,7 +104,8 @@ def main(argv: list[str] | None = None) -> int:
         result["world"] = []
         for n in args.agents:
             print(f"benchmarking world with {n:,} agents ...", file=sys.stderr)
-            result["world"].append(world_in_subprocess(n, args.ticks, args.mix, args.market, args.engine))
+            result["world"].append(world_in_subprocess(n, args.ticks, args.mix, args.market, args.engine,
+                                                     args.capacity))
         if args.plot:
             plot_scaling(result["world"], args.plot, f"{args.mix} mix, {args.market} market")
     text = json.dumps(result, indent=2)

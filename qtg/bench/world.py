@@ -16,7 +16,8 @@ WORLD_AGENTS = (10_000, 100_000, 1_000_000)
 SIGNAL_KINDS = ("momentum", "trend_follower", "macd_cross", "bollinger_reversion", "vwap_executor")
 
 
-def world_config(agents: int, ticks: int, engine: str = "fast", mix: str = "basic", market: str = "two"):
+def world_config(agents: int, ticks: int, engine: str = "fast", mix: str = "basic", market: str = "two",
+                 capacity: int | None = None):
     """``market``: ``two`` symbols in one sector, or the ``default`` market (10 symbols in 5
     sectors with fundamentals, news and short selling). ``mix``: ``basic`` is 1% market
     makers (at least 2 per symbol), the rest noise traders; ``all`` is 1% market makers,
@@ -48,6 +49,8 @@ def world_config(agents: int, ticks: int, engine: str = "fast", mix: str = "basi
         counts["noise"] += agents - sum(counts.values())
         cfg.population = {k: {"count": v} for k, v in counts.items()}
     cfg.engine.name = engine
+    if capacity is not None:  # the device engine's orders per book side
+        cfg.engine.capacity = capacity
     cfg.run.ticks = ticks
     return to_config(cfg)
 
@@ -65,7 +68,7 @@ def tiers_population(agents: int) -> dict:
 
 
 def bench_world(agents: int, ticks: int, warmup: int = 20, engine: str = "fast", mix: str = "basic",
-                market: str = "two") -> dict:
+                market: str = "two", capacity: int | None = None) -> dict:
     """Run one world in this process and measure it."""
     import numpy as np
 
@@ -73,7 +76,7 @@ def bench_world(agents: int, ticks: int, warmup: int = 20, engine: str = "fast",
     from qtg.core.world import build_world, make_engine_for
 
     t0 = time.perf_counter()
-    cfg = world_config(agents, ticks, engine, mix, market)
+    cfg = world_config(agents, ticks, engine, mix, market, capacity)
     world = build_world(cfg)
     sim = make_simulation(world.static, world.params, world.state, make_engine_for(cfg, world.static))
     n_symbols = world.static.n_symbols
@@ -118,9 +121,10 @@ def bench_world(agents: int, ticks: int, warmup: int = 20, engine: str = "fast",
     }
 
 
-def world_in_subprocess(agents: int, ticks: int, mix: str, market: str, engine: str = "fast") -> dict:
+def world_in_subprocess(agents: int, ticks: int, mix: str, market: str, engine: str = "fast",
+                        capacity: int | None = None) -> dict:
     cmd = [sys.executable, "-m", "qtg.bench", "--_world-child", str(agents), "--ticks", str(ticks), "--mix", mix,
-           "--market", market, "--engine", engine]
+           "--market", market, "--engine", engine, *(["--capacity", str(capacity)] if capacity else [])]
     out = subprocess.run(cmd, capture_output=True, text=True, env=os.environ | {"JAX_PLATFORMS": os.environ.get("JAX_PLATFORMS", "cpu")})
     if out.returncode != 0:
         return {"agents": agents, "error": out.stderr.strip().splitlines()[-1:] or ["failed"]}

@@ -345,9 +345,12 @@ class Matched:
 
 
 WIDTH = 8
-"""Makers one arrival may touch (fill, or remove by self-trade prevention) in the
-by-symbol match (:func:`match_batch`); a tick with an arrival that touches more is matched
-again in arrival order."""
+"""Makers (filled, or removed by self-trade prevention) kept per arrival at each step of
+the by-symbol match (:func:`_by_symbol`); a step with an arrival that touches more keeps
+all of its makers in one of :data:`SPILLS` spill slots."""
+SPILLS = 64
+"""Steps of one by-symbol match that may keep an arrival's makers beyond :data:`WIDTH`; a
+batch that needs more is matched again in arrival order."""
 
 
 def match_batch(books: Book, orders: OrderBatch, arrival, tick_size, stp: int,
@@ -364,8 +367,8 @@ def match_batch(books: Book, orders: OrderBatch, arrival, tick_size, stp: int,
     runs only as many steps as the busiest symbol has arrivals: orders of different
     symbols meet only through their ids (a new order whose id rests in another book is a
     ``DUPLICATE_ID``), and it is taken only when no id of the batch can cross symbols
-    (:func:`_ids_may_cross`) and no arrival touches more than :data:`WIDTH` makers (else
-    the batch is matched again in arrival order). A single market of several symbols
+    (:func:`_ids_may_cross`) and at most :data:`SPILLS` steps have an arrival that touches
+    more than :data:`WIDTH` makers (else the batch is matched again in arrival order). A single market of several symbols
     takes the by-symbol form (about half the time of the other on the default market);
     markets under a ``vmap`` take the arrival order, whose steps are smaller (each
     touches one book, not all), which is what counts once a step's work is spread over
@@ -429,19 +432,23 @@ def _by_symbol(books: Book, arrived: MarketOrder, n, tick_size, stp: int,
                axis_name: str | None = None) -> tuple[Book, Matched, jax.Array]:
     """Each symbol's arrivals through its own book in their order, all symbols at once:
     loop step ``k`` applies every symbol's ``k``-th arrival (a ``vmap`` over the books of
-    :func:`process_order`). Each step keeps the first :data:`WIDTH` makers an arrival
-    touched; the third result is false when one touched more (then the fills are
-    incomplete and the caller matches the batch in arrival order). Right only when no id
-    crosses symbols (:func:`_ids_may_cross`)."""
+    :func:`process_order`). A step keeps the first :data:`WIDTH` makers each arrival
+    touched, and a step in which one touched more keeps all of its makers as well (at
+    most :data:`SPILLS` such steps: the third result is false when there were more, and
+    the caller matches the batch in arrival order). Right only when no id crosses
+    symbols (:func:`_ids_may_cross`)."""
     S, _, C = books.qty.shape
     B = arrived.valid.shape[0]
-    W = min(WIDTH, C)
+    W, J = min(WIDTH, C), SPILLS
+    F = S * 2 * C + 2 * B + C
     sym = jnp.clip(arrived.symbol.astype(jnp.int32), 0, S - 1)
     mine = arrived.valid[:, None] & (sym[:, None] == jnp.arange(S))  # [B, S]
     k_of = (jnp.cumsum(mine, axis=0) - 1)[jnp.arange(B), sym].astype(jnp.int32)  # its place among its symbol's
-    counts = mine.sum(axis=0).astype(jnp.int32)
-    trips = counts.max()
-    trips = trips if axis_name is None else jax.lax.pmax(trips, axis_name)
+    trips = mine.sum(axis=0).max().astype(jnp.int32)
+
+    def share(x):  # one value for every market along the axis: a real branch or loop bound
+        return x if axis_name is None else jax.lax.pmax(x, axis_name)
+
     # row of each symbol's k-th arrival; B (an invalid row appended below) where it has none
     grid = jnp.full((S, B), B, jnp.int32).at[jnp.where(arrived.valid, sym, S), k_of].set(
         jnp.arange(B, dtype=jnp.int32), mode="drop")
@@ -451,23 +458,35 @@ def _by_symbol(books: Book, arrived: MarketOrder, n, tick_size, stp: int,
     narrow = ("fill_qty", "fill_price", "maker_id", "maker_agent", "maker_removed")
     _, st0 = jax.eval_shape(lambda: process_order(jax.tree.map(lambda a: a[0], books),
                                                   jax.tree.map(lambda a: a[0], padded), tick_size[0], stp))
-    ys0 = {**{k: jnp.zeros((B, S), getattr(st0, k).dtype) for k in scalars},
+    ys0 = {**{k: jnp.zeros((B, S), getattr(st0, k).dtype) for k in scalars}, "used": jnp.zeros((B, S), jnp.int32),
            **{k: jnp.zeros((B, S, W), getattr(st0, k).dtype) for k in narrow}}
+    spill0 = {k: jnp.zeros((J, S, C), getattr(st0, k).dtype) for k in narrow}
     slots = jnp.arange(C)
     step = jax.vmap(lambda b, o, t: process_order(b, o, t, stp, True, False, False))
 
     def body(k, carry):
-        bk, ys, wide = carry
+        bk, ys, spill, spill_k, j = carry
         o = jax.tree.map(lambda a: a[grid[:, k]], padded)
         bk, st = step(bk, o, tick_size)
         touched = (st.fill_qty > 0) | st.maker_removed
-        wide = wide | (jnp.max(jnp.where(touched, slots + 1, 0), axis=-1) > W).any()
-        ys = {name: jax.lax.dynamic_update_index_in_dim(
-            buf, getattr(st, name)[:, :W] if name in narrow else getattr(st, name), k, 0)
-            for name, buf in ys.items()}
-        return bk, ys, wide
+        used = jnp.max(jnp.where(touched, slots + 1, 0), axis=-1).astype(jnp.int32)  # touched makers are a prefix
+        now = {**{name: getattr(st, name) for name in scalars}, "used": used,
+               **{name: getattr(st, name)[:, :W] for name in narrow}}
+        ys = {name: jax.lax.dynamic_update_index_in_dim(buf, now[name], k, 0) for name, buf in ys.items()}
 
-    books, ys, wide = jax.lax.fori_loop(0, trips, body, (books, ys0, jnp.bool_(False)))
+        def keep(args):
+            spill, spill_k, j = args
+            at = jnp.minimum(j, J - 1)
+            spill = {name: jax.lax.dynamic_update_index_in_dim(buf, getattr(st, name), at, 0)
+                     for name, buf in spill.items()}
+            return spill, spill_k.at[at].set(k), j + 1
+
+        spill, spill_k, j = jax.lax.cond(share((used > W).any().astype(jnp.int32)) > 0, keep, lambda a: a,
+                                         (spill, spill_k, j))
+        return bk, ys, spill, spill_k, j
+
+    books, ys, spill, spill_k, j = jax.lax.fori_loop(
+        0, share(trips), body, (books, ys0, spill0, jnp.full((J,), B, jnp.int32), jnp.int32(0)))
     # Back to arrival order: arrival p was step k_of[p] of symbol sym[p].
     first = jnp.arange(B) < n
     k_at = jnp.where(first, k_of, 0)
@@ -475,27 +494,57 @@ def _by_symbol(books: Book, arrived: MarketOrder, n, tick_size, stp: int,
     outcomes = Outcomes(**{f.name: jnp.where(first, pick[f.name], 0).astype(jnp.int8 if f.name in ("status", "reason")
                                                                               else jnp.int64)
                            for f in dataclasses.fields(Outcomes)})
-    fq = jnp.where(first[:, None], pick["fill_qty"], 0)  # [B, W], rows in arrival order, makers by priority
-    traded = fq > 0
-    touched = traded | (first[:, None] & pick["maker_removed"])
-    F = S * 2 * C + 2 * B + C
+    wide = first & (pick["used"] > W)  # arrivals whose makers are in a spill, not in ``ys``
+    narrow_on = (first & ~wide)[:, None]
+    fq = jnp.where(narrow_on, pick["fill_qty"], 0)  # [B, W] rows in arrival order, makers by priority
+    # spill j, symbol s: the arrival at step spill_k[j] of symbol s (row B: none)
+    row = grid[:, jnp.minimum(spill_k, B - 1)].T  # [J, S]
+    on = (jnp.arange(J) < j)[:, None] & (row < B)
+    row = jnp.minimum(row, B - 1)
+    on = (on & wide[row])[..., None]
+    fq_s = jnp.where(on, spill["fill_qty"], 0)  # [J, S, C]
 
-    def compact(values, keep, fill):
-        """``values`` ([..., B, W]) where ``keep``, row-major, into F slots (``fill`` after)."""
-        at = jnp.where(keep.reshape(-1), jnp.cumsum(keep.reshape(-1)) - 1, F)
+    def place(keep, keep_s):
+        """Slots of the kept entries in F: arrivals in order, each one's makers by priority."""
+        count = keep.sum(axis=1)
+        if keep_s is not None:
+            count = count.at[row.reshape(-1)].add(keep_s.sum(axis=-1).reshape(-1))
+        start = jnp.cumsum(count) - count
+        at = jnp.where(keep, start[:, None] + jnp.cumsum(keep, axis=1) - 1, F)
+        at_s = None if keep_s is None else jnp.where(keep_s, start[row][..., None] + jnp.cumsum(keep_s, axis=-1) - 1, F)
+        return at, at_s
+
+    def put(fill, values, at, values_s, at_s):
+        """``values`` ([..., B, W]) and ``values_s`` ([..., J, S, C]) at their slots of F."""
         lead = values.shape[:-2]
-        out = jnp.full(lead + (F,), fill, values.dtype)
-        return out.at[..., at].set(values.reshape(lead + (-1,)), mode="drop")
+        out = jnp.full(lead + (F,), fill, jnp.int64)
+        out = out.at[..., at.reshape(-1)].set(values.reshape(lead + (-1,)).astype(jnp.int64), mode="drop")
+        if at_s is None:
+            return out
+        return out.at[..., at_s.reshape(-1)].set(values_s.reshape(lead + (-1,)).astype(jnp.int64), mode="drop")
 
-    def per_row(a):
-        return jnp.broadcast_to(a.astype(jnp.int64)[:, None], (B, W))
+    def each(a):  # an arrival's value at each of its maker slots, both layouts
+        a = a.astype(jnp.int64)
+        return jnp.broadcast_to(a[:, None], (B, W)), jnp.broadcast_to(a[row][..., None], (J, S, C))
 
-    block = jnp.stack([per_row(arrived.agent), pick["maker_agent"].astype(jnp.int64), per_row(arrived.symbol),
-                       per_row(pick["side"]), pick["fill_price"], fq])
-    fills = compact(block, traded, 0)
-    fill_ids = compact(jnp.stack([per_row(arrived.id), pick["maker_id"]]), traded, 0)
-    makers = compact(pick["maker_id"], touched, -1)
-    return books, _matched(books, arrived, n, fills, fill_ids, makers, outcomes), ~wide
+    agent, symbol, side, taker = each(arrived.agent), each(arrived.symbol), each(pick["side"]), each(arrived.id)
+
+    def assemble(spilled: bool):
+        """The fills, their ids and the touched makers' ids, with the spills or (none
+        taken, the usual tick) without reading them."""
+        def sp(x):
+            return x if spilled else None
+        at, at_s = place(fq > 0, sp(fq_s > 0))
+        fills = put(0, jnp.stack([agent[0], pick["maker_agent"], symbol[0], side[0], pick["fill_price"], fq]), at,
+                    jnp.stack([agent[1], spill["maker_agent"], symbol[1], side[1], spill["fill_price"], fq_s]), at_s)
+        fill_ids = put(0, jnp.stack([taker[0], pick["maker_id"]]), at,
+                       jnp.stack([taker[1], spill["maker_id"]]), at_s)
+        at, at_s = place((fq > 0) | (narrow_on & pick["maker_removed"]),
+                         sp((fq_s > 0) | (on & spill["maker_removed"])))
+        return fills, fill_ids, put(-1, pick["maker_id"], at, spill["maker_id"], at_s)
+
+    fills, fill_ids, makers = jax.lax.cond(share(j) > 0, lambda: assemble(True), lambda: assemble(False))
+    return books, _matched(books, arrived, n, fills, fill_ids, makers, outcomes), j <= J
 
 
 def _in_arrival_order(books: Book, arrived: MarketOrder, n, tick_size, stp: int,

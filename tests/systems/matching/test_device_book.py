@@ -249,13 +249,19 @@ def resting(books) -> list[tuple]:
             for s in range(S) for r in (0, 1) for j in range(C) if b.qty[s, r, j] > 0]
 
 
-@pytest.mark.parametrize("stp", list(STP), ids=lambda s: s.name.lower())
-def test_matching_by_symbol_gives_what_matching_in_arrival_order_gives(stp):
-    """Dense streams on three books (every kind, reused ids, malformed rows): wherever no
-    id may cross symbols and no arrival touches more than WIDTH makers, the by-symbol
-    form gives the same books, fills, outcomes and updates as the arrival-order form;
-    where it says it is incomplete or ids may cross, ``match_batch`` (one market, several
-    symbols) still gives the arrival-order form's results."""
+@pytest.mark.parametrize("stp, width, spills", [
+    *((stp, device.WIDTH, device.SPILLS) for stp in STP),
+    (STP.CANCEL_MAKER, 2, device.SPILLS),  # steps keep makers beyond the width
+], ids=lambda v: v.name.lower() if isinstance(v, STP) else str(v))
+def test_matching_by_symbol_gives_what_matching_in_arrival_order_gives(stp, width, spills, monkeypatch):
+    """Dense streams on three books (every kind, reused ids, sweeps, malformed rows):
+    wherever no id may cross symbols and the spill slots suffice, the by-symbol form gives
+    the same books, fills, outcomes and updates as the arrival-order form, and
+    ``match_batch`` (one market of several symbols) gives them in every case."""
+    monkeypatch.setattr(device, "WIDTH", width)
+    monkeypatch.setattr(device, "SPILLS", spills)
+    by_symbol = jax.jit(lambda *a, stp: device._by_symbol(*a, stp), static_argnames=("stp",))  # traced anew
+    whole = jax.jit(lambda *a, stp: device.match_batch(*a, stp), static_argnames=("stp",))
     ticks = jnp.asarray([100, 50, 25])
     books = device.empty_book(CAPACITY, 3)
     compared = 0
@@ -265,17 +271,48 @@ def test_matching_by_symbol_gives_what_matching_in_arrival_order_gives(stp):
         arrived, n = arrived_rows(batch, 48, seed)
         want_books, want = IN_ORDER(books, arrived, n, ticks, stp=stp, axis_name=None)
         if not bool(MAY_CROSS(books, arrived)):
-            got_books, got, complete = BY_SYMBOL(books, arrived, n, ticks, stp=stp)
+            got_books, got, complete = by_symbol(books, arrived, n, ticks, stp=stp)
             if bool(complete):
                 assert resting(got_books) == resting(want_books)
                 assert filled(got) == filled(want)
                 compared += 1
         arrival = jnp.arange(48, dtype=jnp.int32)  # arrived is already in arrival order
         orders = OrderBatch(**{k: getattr(arrived, k) for k in OrderBatch.__dataclass_fields__})
-        both_books, both = MATCH_BATCH(books, orders, arrival, ticks, stp=stp)
+        both_books, both = whole(books, orders, arrival, ticks, stp=stp)
         assert resting(both_books) == resting(want_books) and filled(both) == filled(want)
         books = want_books
-    assert compared >= 6  # the by-symbol form was taken and checked on many batches
+    assert compared >= 6  # the by-symbol form was taken and checked
+
+
+@pytest.mark.parametrize("spills", [3, 2])
+def test_sweeps_through_many_makers_by_symbol(spills, monkeypatch):
+    """Market orders that sweep ten makers each, on three symbols in three steps: with a
+    width of 2 the by-symbol form keeps those steps' makers in its spill slots and gives
+    the arrival-order results; with fewer slots than such steps it says so, and
+    ``match_batch`` matches in arrival order."""
+    monkeypatch.setattr(device, "WIDTH", 2)
+    monkeypatch.setattr(device, "SPILLS", spills)
+    by_symbol = jax.jit(lambda *a: device._by_symbol(*a, 0))  # traced anew with these constants
+    ticks = jnp.asarray([100, 100, 100])
+    rests = [(1 + 100 * s + i, 1 + i % 3, s, int(Side.SELL), int(OrderType.LIMIT), 100 * (10 + i), 1)
+             for s in range(3) for i in range(12)]
+    sweeps = [(1000 + 10 * s + r, 5, s, int(Side.BUY), int(OrderType.MARKET), 0, q)
+              for r, q in enumerate((4, 4, 3)) for s in range(3)]
+    books = device.empty_book(CAPACITY, 3)
+    for rows in (rests, sweeps):
+        cols = dict(zip(("id", "agent", "symbol", "side", "kind", "price", "qty"), map(list, zip(*rows))))
+        arrived, n = arrived_rows(OrderBatch.from_numpy(**cols), 48, 0)
+        want_books, want = IN_ORDER(books, arrived, n, ticks, stp=0, axis_name=None)
+        got_books, got, complete = by_symbol(books, arrived, n, ticks)
+        orders = OrderBatch(**{k: getattr(arrived, k) for k in OrderBatch.__dataclass_fields__})
+        whole_books, whole = MATCH_BATCH(books, orders, jnp.arange(48, dtype=jnp.int32), ticks, stp=0)
+        assert resting(whole_books) == resting(want_books) and filled(whole) == filled(want)
+        if rows is sweeps:
+            assert len(filled(want)[0][0]) == 33  # 11 fills a symbol
+            assert bool(complete) == (spills >= 3)
+        if bool(complete):
+            assert resting(got_books) == resting(want_books) and filled(got) == filled(want)
+        books = want_books
 
 
 def test_ids_that_may_cross_symbols_are_found():
