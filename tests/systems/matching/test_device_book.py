@@ -249,26 +249,24 @@ def resting(books) -> list[tuple]:
             for s in range(S) for r in (0, 1) for j in range(C) if b.qty[s, r, j] > 0]
 
 
-@pytest.mark.parametrize("stp, width, spills", [
-    *((stp, device.WIDTH, device.SPILLS) for stp in STP),
-    (STP.CANCEL_MAKER, 2, device.SPILLS),  # steps keep makers beyond the width
+@pytest.mark.parametrize("stp, width", [
+    (STP.CANCEL_MAKER, device.WIDTH),  # makers removed by self-trade prevention are touched too
+    (STP.CANCEL_TAKER, 2),  # and many steps keep makers beyond the width
 ], ids=lambda v: v.name.lower() if isinstance(v, STP) else str(v))
-def test_matching_by_symbol_gives_what_matching_in_arrival_order_gives(stp, width, spills, monkeypatch):
+def test_matching_by_symbol_gives_what_matching_in_arrival_order_gives(stp, width, monkeypatch):
     """Dense streams on three books (every kind, reused ids, sweeps, malformed rows):
     wherever no id may cross symbols and the spill slots suffice, the by-symbol form gives
     the same books, fills, outcomes and updates as the arrival-order form, and
     ``match_batch`` (one market of several symbols) gives them in every case."""
     monkeypatch.setattr(device, "WIDTH", width)
-    monkeypatch.setattr(device, "SPILLS", spills)
     by_symbol = jax.jit(lambda *a, stp: device._by_symbol(*a, stp), static_argnames=("stp",))  # traced anew
-    whole = jax.jit(lambda *a, stp: device.match_batch(*a, stp), static_argnames=("stp",))
     ticks = jnp.asarray([100, 50, 25])
     books = device.empty_book(CAPACITY, 3)
     compared = 0
     for seed in range(16):
         batch = mixed_stream(32, 3, seed=seed, tick=[100, 50, 25], first_id=1 + 1000 * seed, n_levels=4)
         batch = batch.replace(symbol=np.mod(batch.symbol, 3).astype(batch.symbol.dtype))  # no unknown symbol
-        arrived, n = arrived_rows(batch, 48, seed)
+        arrived, n = arrived_rows(batch, 64, seed)  # the whole-batch test's shapes: its compilations serve
         want_books, want = IN_ORDER(books, arrived, n, ticks, stp=stp, axis_name=None)
         if not bool(MAY_CROSS(books, arrived)):
             got_books, got, complete = by_symbol(books, arrived, n, ticks, stp=stp)
@@ -276,9 +274,9 @@ def test_matching_by_symbol_gives_what_matching_in_arrival_order_gives(stp, widt
                 assert resting(got_books) == resting(want_books)
                 assert filled(got) == filled(want)
                 compared += 1
-        arrival = jnp.arange(48, dtype=jnp.int32)  # arrived is already in arrival order
+        arrival = jnp.arange(64, dtype=jnp.int32)  # arrived is already in arrival order
         orders = OrderBatch(**{k: getattr(arrived, k) for k in OrderBatch.__dataclass_fields__})
-        both_books, both = whole(books, orders, arrival, ticks, stp=stp)
+        both_books, both = MATCH_BATCH(books, orders, arrival, ticks, stp=stp)
         assert resting(both_books) == resting(want_books) and filled(both) == filled(want)
         books = want_books
     assert compared >= 6  # the by-symbol form was taken and checked
@@ -301,11 +299,11 @@ def test_sweeps_through_many_makers_by_symbol(spills, monkeypatch):
     books = device.empty_book(CAPACITY, 3)
     for rows in (rests, sweeps):
         cols = dict(zip(("id", "agent", "symbol", "side", "kind", "price", "qty"), map(list, zip(*rows))))
-        arrived, n = arrived_rows(OrderBatch.from_numpy(**cols), 48, 0)
+        arrived, n = arrived_rows(OrderBatch.from_numpy(**cols), 64, 0)
         want_books, want = IN_ORDER(books, arrived, n, ticks, stp=0, axis_name=None)
         got_books, got, complete = by_symbol(books, arrived, n, ticks)
         orders = OrderBatch(**{k: getattr(arrived, k) for k in OrderBatch.__dataclass_fields__})
-        whole_books, whole = MATCH_BATCH(books, orders, jnp.arange(48, dtype=jnp.int32), ticks, stp=0)
+        whole_books, whole = MATCH_BATCH(books, orders, jnp.arange(64, dtype=jnp.int32), ticks, stp=0)
         assert resting(whole_books) == resting(want_books) and filled(whole) == filled(want)
         if rows is sweeps:
             assert len(filled(want)[0][0]) == 33  # 11 fills a symbol
