@@ -367,12 +367,13 @@ def match_batch(books: Book, orders: OrderBatch, arrival, tick_size, stp: int,
     runs only as many steps as the busiest symbol has arrivals: orders of different
     symbols meet only through their ids (a new order whose id rests in another book is a
     ``DUPLICATE_ID``), and it is taken only when no id of the batch can cross symbols
-    (:func:`_ids_may_cross`) and at most :data:`SPILLS` steps have an arrival that touches
-    more than :data:`WIDTH` makers (else the batch is matched again in arrival order). A single market of several symbols
-    takes the by-symbol form (about half the time of the other on the default market);
-    markets under a ``vmap`` take the arrival order, whose steps are smaller (each
-    touches one book, not all), which is what counts once a step's work is spread over
-    many markets (at 8 default markets it is already the faster by 10%).
+    (:func:`_ids_may_cross`) and at most :data:`SPILLS` steps have an arrival that
+    touches more than :data:`WIDTH` makers (else the batch is matched again in arrival
+    order). A single market of several symbols takes the by-symbol form (about half the
+    time of the other on the default market); markets under a ``vmap`` take the arrival
+    order, whose steps are smaller (each touches one book, not all), which is what counts
+    once a step's work is spread over many markets (at 8 default markets it is already
+    the faster by 10%).
 
     ``axis_name``: the name of a ``vmap`` axis over markets that this call is inside
     (``qtg.core.rollout.rollout_markets``). The loop then runs to the largest count of

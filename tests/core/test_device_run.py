@@ -10,7 +10,7 @@ import pytest
 
 from qtg.core.compose import load_config
 from qtg.core.sim import DeviceSimulation
-from qtg.run import build_or_resume, run_job
+from qtg.run import run_job
 
 WORLD = ["market.symbols=[ACME,BOLT]", "market.sectors=[]", "population.market_maker.count=4",
          "population.noise.count=10", "population.momentum.count=2", "storage.batch_ticks=5"]
@@ -49,12 +49,13 @@ def test_the_device_run_writes_what_the_fast_run_writes(runs):
     assert device["engine"]["resting"] == fast["engine"]["resting"]
 
 
-def test_a_device_run_resumes_from_its_snapshot_onto_the_same_fills(runs, tmp_path):
+def test_a_device_run_resumes_from_its_snapshot_onto_the_same_fills(runs, tmp_path, monkeypatch):
     device, device_dir = runs["device"]
     copy = Path(shutil.copytree(device_dir, tmp_path / "copy"))  # the resume writes into the snapshot's run
     snap = copy / "snapshots" / f"tick_{EVERY:07d}.qtgsnap"
-    cfg = load_config(WORLD + RUN + DEVICE + [f"resume={snap}", f"run.ticks={TICKS}"])
-    job = build_or_resume(cfg, tmp_path / "unused")
-    assert isinstance(job.sim, DeviceSimulation) and job.sim.tick == EVERY
-    resumed = run_job(cfg, tmp_path / "unused")
+    ticks = []  # the resumed run's ticks, run by the device simulation
+    step = DeviceSimulation.step
+    monkeypatch.setattr(DeviceSimulation, "step", lambda self, *a, **k: ticks.append(self.tick) or step(self, *a, **k))
+    resumed = run_job(load_config(WORLD + RUN + DEVICE + [f"resume={snap}", f"run.ticks={TICKS}"]), tmp_path / "unused")
+    assert ticks == list(range(EVERY, TICKS))
     assert resumed["fill_hash"] == device["fill_hash"]
