@@ -240,6 +240,7 @@ class DeviceSimulation(Simulation):
         if getattr(engine, "name", None) != "device" or schedule is not DEFAULT_SCHEDULE:
             raise ValueError("DeviceSimulation runs the default tick with a device engine (engine=device)")
         super().__init__(static, params, state, engine, schedule)
+        engine.place(jax.tree.leaves(self.state)[0].sharding)  # committed, like every later tick's books
         self._step = _device_step()
 
     def step(self, profile: bool = False) -> TickResult:

@@ -795,6 +795,13 @@ class DeviceEngine:
         """The books as device arrays (``[S, 2, capacity]``)."""
         return self._books
 
+    def place(self, device) -> None:
+        """Commit the books to ``device``, as a jitted call's outputs are: a device tick
+        whose first call got books that were not committed (loaded from a snapshot)
+        compiled its program a second time on the next call."""
+        self._books = jax.device_put(self._books, device)
+        self._host = None
+
     def adopt(self, books: Book, processed: int, fills: int, full: int) -> None:
         """Take ``books`` as they are after a batch matched elsewhere (the device tick's
         match, :func:`match_batch`), and count the batch: ``processed`` valid orders,
