@@ -13,7 +13,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from components.orders import MatchResult, OrderBatch, Status
+from components.orders import FillBatch, MatchResult, OrderBatch, Status
 from systems.matching import device
 
 FILL_FIELDS = ("taker_agent", "maker_agent", "symbol", "side", "price", "qty")
@@ -111,6 +111,18 @@ def _pack(columns, names: tuple[str, ...], fill: int) -> np.ndarray:
     for row, name in enumerate(names):
         packed[row, :n] = getattr(columns, name)
     return packed
+
+
+def unpack_fills(fills: np.ndarray, fill_ids: np.ndarray) -> FillBatch:
+    """The fills of a packed i64[len(FILL_FIELDS), F] array (slots without a quantity are
+    padding) and their i64[2, F] taker and maker order ids, as a FillBatch in the
+    contract's dtypes: the inverse of the packing :func:`match_orders` does."""
+    traded = fills[FILL_FIELDS.index("qty")] > 0
+    cols = dict(zip(FILL_FIELDS, fills[:, traded]))
+    return FillBatch(taker_id=fill_ids[0][traded], maker_id=fill_ids[1][traded],
+                     taker_agent=cols["taker_agent"].astype(np.int32), maker_agent=cols["maker_agent"].astype(np.int32),
+                     symbol=cols["symbol"].astype(np.int32), side=cols["side"].astype(np.int8), price=cols["price"],
+                     qty=cols["qty"])
 
 
 def match_orders(engine, orders: OrderBatch, priority: np.ndarray) -> tuple[MatchResult, np.ndarray, OrderBatch, dict]:

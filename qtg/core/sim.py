@@ -22,6 +22,7 @@ from components.frame import Frame
 from components.orders import FillBatch, OrderBatch, Outcomes
 from components.world import WorldParams, WorldState, WorldStatic
 from qtg.core.schedule import DEFAULT_SCHEDULE, HostResources, Stage, compile_schedule
+from systems.match import unpack_fills
 
 log = logging.getLogger("qtg")
 
@@ -252,35 +253,21 @@ class DeviceSimulation(Simulation):
         new, rec = self._step(self.static, self.params, state, int(engine.stp))
         rec = jax.device_get(rec)
         self.state = new.replace(books=None)
-        n, fills = int(rec.outputs.arrivals), rec.fills
-        traded = fills[5] > 0
-        engine.adopt(new.books, n, int(traded.sum()), int(rec.outputs.book_full))
+        fills = unpack_fills(rec.fills, rec.fill_ids)
+        n = int(rec.outputs.arrivals)
+        engine.adopt(new.books, n, len(fills), int(rec.outputs.book_full))
         if profile:
             self.stage_seconds["device tick"] = self.stage_seconds.get("device tick", 0.0) + time.perf_counter() - t0
         if self.static.background is not None:
             self._check_background(int(rec.outputs.tick))
-        take = {f.name: np.asarray(getattr(rec.orders, f.name))[:n] for f in dataclasses.fields(rec.orders)}
-        orders = OrderBatch(**take)
+        orders = jax.tree.map(lambda a: a[:n], rec.orders)  # the arrivals; padding rows after them
         self.host.last_orders = orders
         o = rec.outputs
         return TickResult(
-            tick=int(o.tick),
-            submitted=int(n + o.rejects.sum()),
-            accepted=n,
-            rejects=np.asarray(o.rejects),
-            status=np.asarray(o.status),
-            fills=FillBatch(
-                taker_id=rec.fill_ids[0][traded], maker_id=rec.fill_ids[1][traded],
-                taker_agent=fills[0][traded].astype(np.int32), maker_agent=fills[1][traded].astype(np.int32),
-                symbol=fills[2][traded].astype(np.int32), side=fills[3][traded].astype(np.int8),
-                price=fills[4][traded], qty=fills[5][traded]),
-            bid=np.asarray(o.bid), ask=np.asarray(o.ask), bid_qty=np.asarray(rec.bid_qty),
-            ask_qty=np.asarray(rec.ask_qty), last=np.asarray(o.last), high=np.asarray(o.high),
-            low=np.asarray(o.low), volume=np.asarray(o.volume), marks=np.asarray(o.marks),
-            equity_by_kind=np.asarray(o.equity_by_kind), fair=np.asarray(rec.fair),
-            events=np.asarray(rec.events), orders=orders,
-            outcomes=Outcomes(**{f.name: np.asarray(getattr(rec.outcomes, f.name))[:n]
-                                 for f in dataclasses.fields(rec.outcomes)}),
+            tick=int(o.tick), submitted=int(n + o.rejects.sum()), accepted=n, rejects=o.rejects, status=o.status,
+            fills=fills, bid=o.bid, ask=o.ask, bid_qty=rec.bid_qty, ask_qty=rec.ask_qty, last=o.last, high=o.high,
+            low=o.low, volume=o.volume, marks=o.marks, equity_by_kind=o.equity_by_kind, fair=rec.fair,
+            events=rec.events, orders=orders, outcomes=jax.tree.map(lambda a: a[:n], rec.outcomes),
             seconds=time.perf_counter() - t0,
         )
 

@@ -441,7 +441,7 @@ def _by_symbol(books: Book, arrived: MarketOrder, n, tick_size, stp: int,
     S, _, C = books.qty.shape
     B = arrived.valid.shape[0]
     W, J = min(WIDTH, C), SPILLS
-    F = S * 2 * C + 2 * B + C
+    F = _fill_slots(books, B)
     sym = jnp.clip(arrived.symbol.astype(jnp.int32), 0, S - 1)
     mine = arrived.valid[:, None] & (sym[:, None] == jnp.arange(S))  # [B, S]
     k_of = (jnp.cumsum(mine, axis=0) - 1)[jnp.arange(B), sym].astype(jnp.int32)  # its place among its symbol's
@@ -454,8 +454,7 @@ def _by_symbol(books: Book, arrived: MarketOrder, n, tick_size, stp: int,
     grid = jnp.full((S, B), B, jnp.int32).at[jnp.where(arrived.valid, sym, S), k_of].set(
         jnp.arange(B, dtype=jnp.int32), mode="drop")
     padded = jax.tree.map(lambda a: jnp.concatenate([a, jnp.zeros((1,), a.dtype)]), arrived)
-    scalars = ("status", "reason", "filled", "resting", "filled_value", "arrival_bid", "arrival_ask",
-               "arrival_depth", "side")
+    scalars = (*(f.name for f in dataclasses.fields(Outcomes)), "side")
     narrow = ("fill_qty", "fill_price", "maker_id", "maker_agent", "maker_removed")
     _, st0 = jax.eval_shape(lambda: process_order(jax.tree.map(lambda a: a[0], books),
                                                   jax.tree.map(lambda a: a[0], padded), tick_size[0], stp))
@@ -492,9 +491,7 @@ def _by_symbol(books: Book, arrived: MarketOrder, n, tick_size, stp: int,
     first = jnp.arange(B) < n
     k_at = jnp.where(first, k_of, 0)
     pick = {name: buf[k_at, sym] for name, buf in ys.items()}
-    outcomes = Outcomes(**{f.name: jnp.where(first, pick[f.name], 0).astype(jnp.int8 if f.name in ("status", "reason")
-                                                                              else jnp.int64)
-                           for f in dataclasses.fields(Outcomes)})
+    outcomes = Outcomes(**{f.name: jnp.where(first, pick[f.name], 0) for f in dataclasses.fields(Outcomes)})
     wide = first & (pick["used"] > W)  # arrivals whose makers are in a spill, not in ``ys``
     narrow_on = (first & ~wide)[:, None]
     fq = jnp.where(narrow_on, pick["fill_qty"], 0)  # [B, W] rows in arrival order, makers by priority
@@ -548,14 +545,22 @@ def _by_symbol(books: Book, arrived: MarketOrder, n, tick_size, stp: int,
     return books, _matched(books, arrived, n, fills, fill_ids, makers, outcomes), j <= J
 
 
+def _fill_slots(books: Book, rows: int) -> int:
+    """F, the fill slots of a batch of ``rows`` rows (:class:`Matched`): every fill but an
+    order's last uses up a maker, and at most ``S * 2C`` makers rest at the start and
+    ``rows`` come to rest during it, so ``S * 2C + 2 * rows + C`` slots always suffice."""
+    S, _, C = books.qty.shape
+    return S * 2 * C + 2 * rows + C
+
+
 def _in_arrival_order(books: Book, arrived: MarketOrder, n, tick_size, stp: int,
                       axis_name: str | None) -> tuple[Book, Matched]:
     """Every arrival in turn through its symbol's book (one loop step each), the symbol
     and the id checked across the market: the general form of :func:`match_batch`."""
-    S, _, C = books.qty.shape
+    C = books.qty.shape[-1]
     B = arrived.valid.shape[0]
     trips = n if axis_name is None else jax.lax.pmax(n, axis_name)
-    F = S * 2 * C + 2 * B + C
+    F = _fill_slots(books, B)
     outs0 = {f.name: jnp.zeros((B,), jnp.int8 if f.name in ("status", "reason") else jnp.int64)
              for f in dataclasses.fields(Outcomes)}
     carry0 = (books, jnp.zeros((6, F), jnp.int64), jnp.zeros((2, F), jnp.int64), jnp.full((F,), -1, jnp.int64),

@@ -207,10 +207,7 @@ def test_a_whole_batch_matched_on_the_device_is_what_the_exact_engine_does(strea
         top = exact.top_of_book()
         assert np.array_equal(m.top[:, :S], np.stack([top.bid_price, top.bid_qty, top.ask_price, top.ask_qty]))
         assert m.status.tolist() == np.bincount(want.outcomes.status[rows], minlength=len(Status)).tolist()
-        b = jax.tree.map(np.asarray, books)
-        live = [(int(b.id[s, r, j]), int(b.agent[s, r, j]), s, r, int(b.price[s, r, j]), int(b.qty[s, r, j]))
-                for s in range(3) for r in (0, 1) for j in range(CAPACITY) if b.qty[s, r, j] > 0]
-        assert live == resting_tuples(exact)
+        assert resting(books) == resting_tuples(exact)
 
 
 IN_ORDER = jax.jit(device._in_arrival_order, static_argnames=("stp", "axis_name"))
