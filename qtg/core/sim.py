@@ -241,7 +241,13 @@ class DeviceSimulation(Simulation):
         if getattr(engine, "name", None) != "device" or schedule is not DEFAULT_SCHEDULE:
             raise ValueError("DeviceSimulation runs the default tick with a device engine (engine=device)")
         super().__init__(static, params, state, engine, schedule)
-        engine.place(jax.tree.leaves(self.state)[0].sharding)  # committed, like every later tick's books
+        # Params, state and books committed to the device, as every later tick's state is
+        # (a jitted call's outputs): the tick compiles once per shapes, whether the arrays
+        # were built here or loaded from a snapshot; arrays not committed on the first
+        # call would compile it a second time on the next.
+        device = jax.tree.leaves(self.state)[0].sharding
+        self.params, self.state = jax.device_put((self.params, self.state), device)
+        engine.place(device)
         self._step = _device_step()
 
     def step(self, profile: bool = False) -> TickResult:

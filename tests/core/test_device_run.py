@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from qtg.core.compose import load_config
-from qtg.core.sim import DeviceSimulation
+from qtg.core.sim import DeviceSimulation, _device_step
 from qtg.run import run_job
 
 WORLD = ["market.symbols=[ACME,BOLT]", "market.sectors=[]", "population.market_maker.count=4",
@@ -30,11 +30,13 @@ def rows(run_dir: Path, table: str) -> list[tuple]:
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory) -> dict[str, tuple[dict, Path]]:
     """The same 30-tick run with each engine (summary, run directory); the device run
-    writes snapshots at ticks 10, 20 and 30."""
+    writes snapshots at ticks 10, 20 and 30, and compiles its tick once."""
     out = {}
     for name, extra in (("fast", []), ("device", DEVICE + [f"snapshot.every={EVERY}"])):
         run_dir = tmp_path_factory.mktemp(name) / "run"
+        before = _device_step()._cache_size()
         out[name] = run_job(load_config(WORLD + RUN + extra + [f"run.ticks={TICKS}"]), run_dir), run_dir
+        assert _device_step()._cache_size() - before <= (name == "device")  # not again on the second tick
     return out
 
 
@@ -56,6 +58,8 @@ def test_a_device_run_resumes_from_its_snapshot_onto_the_same_fills(runs, tmp_pa
     ticks = []  # the resumed run's ticks, run by the device simulation
     step = DeviceSimulation.step
     monkeypatch.setattr(DeviceSimulation, "step", lambda self, *a, **k: ticks.append(self.tick) or step(self, *a, **k))
+    compiled = _device_step()._cache_size()  # the fresh run compiled this world's tick
     resumed = run_job(load_config(WORLD + RUN + DEVICE + [f"resume={snap}", f"run.ticks={TICKS}"]), tmp_path / "unused")
     assert ticks == list(range(EVERY, TICKS))
+    assert _device_step()._cache_size() == compiled  # params, state and books from the snapshot: no new program
     assert resumed["fill_hash"] == device["fill_hash"]
