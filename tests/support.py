@@ -9,7 +9,7 @@ import numpy as np
 import qtg  # noqa: F401  (x64 on)
 from qtg.bench.soak import Violation, check_world, opening_totals
 from qtg.core.config import Config, to_config
-from qtg.core.sim import Simulation
+from qtg.core.sim import Simulation, TickResult
 from qtg.core.world import build_world, make_engine_for
 from qtg.hooks import Recorder
 
@@ -74,3 +74,20 @@ def run_sim(cfg: Config, ticks: int | None = None, engine=None) -> Run:
     rec, check = Recorder(), InvariantCheck()
     sim.run(cfg.run.ticks if ticks is None else ticks, hooks=[rec, check])
     return Run(cfg, world.state, sim, rec, check)
+
+
+def same_result(a: TickResult, b: TickResult) -> list[str]:
+    """Names of the fields in which two ticks' results differ (every field but the wall
+    time; arrays by value and dtype, the fills, orders and outcomes column by column)."""
+    differ = []
+    for f in dataclasses.fields(TickResult):
+        x, y = getattr(a, f.name), getattr(b, f.name)
+        if f.name == "seconds":
+            continue
+        if dataclasses.is_dataclass(x):
+            differ += [f"{f.name}.{g.name}" for g in dataclasses.fields(x)
+                       if not (np.array_equal(getattr(x, g.name), getattr(y, g.name))
+                               and np.asarray(getattr(x, g.name)).dtype == np.asarray(getattr(y, g.name)).dtype)]
+        elif not (np.array_equal(x, y) and np.asarray(x).dtype == np.asarray(y).dtype):
+            differ.append(f.name)
+    return differ

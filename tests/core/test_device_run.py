@@ -63,3 +63,16 @@ def test_a_device_run_resumes_from_its_snapshot_onto_the_same_fills(runs, tmp_pa
     assert ticks == list(range(EVERY, TICKS))
     assert _device_step()._cache_size() == compiled  # params, state and books from the snapshot: no new program
     assert resumed["fill_hash"] == device["fill_hash"]
+
+
+def test_the_large_experiment_at_small_shapes_runs_on_the_device_as_with_fast(tmp_path):
+    """``+experiment=large`` (two symbols, a billion shares outstanding, noise traders
+    active 1% to 5% of ticks) with this file's counts: the same shapes as the runs above,
+    so nothing compiles again."""
+    out = {}
+    for name, extra in (("fast", []), ("device", DEVICE)):
+        cfg = load_config(["+experiment=large", *WORLD, *RUN, *extra, f"run.ticks={TICKS}"])
+        out[name] = run_job(cfg, tmp_path / name)
+    assert cfg.market.shares_outstanding == 1_000_000_000 and cfg.population["noise"].activity == [0.01, 0.05]
+    assert out["device"]["fill_hash"] == out["fast"]["fill_hash"]
+    assert out["device"]["engine"]["fills"] == out["fast"]["engine"]["fills"] > 0

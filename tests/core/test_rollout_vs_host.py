@@ -2,15 +2,13 @@
 latency and the background pool trades exactly as ``engine=fast`` (its own file, so that
 pytest-xdist can run it beside the small-market checks of ``test_rollout.py``)."""
 
-import dataclasses
 
-import numpy as np
 
-from qtg.core.sim import DeviceSimulation, Simulation, TickResult
+from qtg.core.sim import DeviceSimulation, Simulation
 from qtg.core.world import build_world, make_engine_for
 from systems.matching import make_engine
 from tests.core.test_rollout import resting, same_state
-from tests.support import make_config
+from tests.support import make_config, same_result
 
 KINDS = ("fundamentalist", "news_reactor", "pairs", "sector_rotator", "stop_loss", "vwap_executor")
 """Kinds beside the default market's makers and noise traders in the host comparison: a
@@ -18,23 +16,6 @@ valuation trader, news reactors (tier 2, IOC orders), a two-symbol pairs trader,
 reactive kinds and an executor that modifies its resting orders; with momentum at a latency of 2
 ticks and the background pool (tier 3). Each kind's decisions are the same functions in
 both loops; what differs is the match, which these exercise with every order type."""
-
-
-def same_result(a: TickResult, b: TickResult) -> list[str]:
-    """Names of the fields in which two ticks' results differ (every field but the wall
-    time; arrays by value and dtype, the fills, orders and outcomes column by column)."""
-    differ = []
-    for f in dataclasses.fields(TickResult):
-        x, y = getattr(a, f.name), getattr(b, f.name)
-        if f.name == "seconds":
-            continue
-        if dataclasses.is_dataclass(x):
-            differ += [f"{f.name}.{g.name}" for g in dataclasses.fields(x)
-                       if not (np.array_equal(getattr(x, g.name), getattr(y, g.name))
-                               and np.asarray(getattr(x, g.name)).dtype == np.asarray(getattr(y, g.name)).dtype)]
-        elif not (np.array_equal(x, y) and np.asarray(x).dtype == np.asarray(y).dtype):
-            differ.append(f.name)
-    return differ
 
 
 def test_the_device_tick_reports_and_trades_exactly_as_the_host_loop_with_many_kinds():
