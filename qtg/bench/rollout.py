@@ -48,8 +48,9 @@ def bench_rollout(markets=(1, 64, 1024), names=("small", "default"), ticks: int 
     import numpy as np
 
     from qtg.core import rollout as ro
+    from qtg.core import schedule as sch
 
-    run = jax.jit(ro.rollout_markets, static_argnums=(0, 3, 4))
+    run = jax.jit(ro.rollout_markets, static_argnums=(0, 3, 4), compiler_options=sch.compiler_options())
     rows = []
     for name in names:
         world, state = market_world(name)
@@ -111,11 +112,12 @@ def bench_split(name: str = "small", markets: int = 1024, ticks: int = 20) -> di
     import jax
 
     from qtg.core import rollout as ro
+    from qtg.core import schedule as sch
 
     world, state = market_world(name)
     params, states = ro.replicate(world.params, state, range(markets))
-    full = jax.jit(ro.rollout_markets, static_argnums=(0, 3, 4))
-    bare = jax.jit(_without_match, static_argnums=(0, 3))
+    full = jax.jit(ro.rollout_markets, static_argnums=(0, 3, 4), compiler_options=sch.compiler_options())
+    bare = jax.jit(_without_match, static_argnums=(0, 3), compiler_options=sch.compiler_options())
     out = {"market": name, "markets": markets, "ticks": ticks}
     for label, call in (("us_per_market_tick", lambda: full(world.static, params, states, ticks, 0)),
                         ("us_per_market_tick_without_match", lambda: bare(world.static, params, states, ticks))):

@@ -21,7 +21,7 @@ import numpy as np
 from components.frame import Frame
 from components.orders import FillBatch, OrderBatch, Outcomes
 from components.world import WorldParams, WorldState, WorldStatic
-from qtg.core.schedule import DEFAULT_SCHEDULE, HostResources, Stage, compile_schedule
+from qtg.core.schedule import DEFAULT_SCHEDULE, HostResources, Stage, compile_schedule, compiler_options
 from systems.match import unpack_fills
 
 log = logging.getLogger("qtg")
@@ -281,10 +281,11 @@ class DeviceSimulation(Simulation):
 @functools.lru_cache(maxsize=1)
 def _device_step():
     """:func:`qtg.core.rollout.step_record`, jitted once per process (every
-    :class:`DeviceSimulation` of a world's shapes shares its compilation)."""
+    :class:`DeviceSimulation` of a world's shapes shares its compilation), with the
+    host segments' CPU options (:func:`qtg.core.schedule.compiler_options`)."""
     from qtg.core.rollout import step_record
 
-    return jax.jit(step_record, static_argnums=(0, 3), donate_argnums=(2,))
+    return jax.jit(step_record, static_argnums=(0, 3), donate_argnums=(2,), compiler_options=compiler_options())
 
 
 def make_simulation(static: WorldStatic, params: WorldParams, state: WorldState, engine: Any) -> Simulation:
