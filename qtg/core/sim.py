@@ -92,8 +92,13 @@ class Simulation:
         schedule: tuple[Stage, ...] = DEFAULT_SCHEDULE,
     ) -> None:
         # Write segments donate the state they are given: work on a private copy so the
-        # caller's arrays stay valid.
-        self.static, self.params, self.state = static, params, jax.tree.map(jnp.copy, state)
+        # caller's arrays stay valid. Params and state are committed to the device, as a
+        # jitted call's outputs are, so the tick compiles once per world's shapes whether
+        # they were built here or loaded from a snapshot (else a resumed run in a process
+        # that ran the same world would compile its tick again).
+        device = jax.tree.leaves(state)[0].sharding
+        self.static = static
+        self.params, self.state = jax.device_put((params, jax.tree.map(jnp.copy, state)), device)
         self.host = HostResources(engine)
         self.schedule = schedule
         self.segments = compile_schedule(schedule)
@@ -241,13 +246,9 @@ class DeviceSimulation(Simulation):
         if getattr(engine, "name", None) != "device" or schedule is not DEFAULT_SCHEDULE:
             raise ValueError("DeviceSimulation runs the default tick with a device engine (engine=device)")
         super().__init__(static, params, state, engine, schedule)
-        # Params, state and books committed to the device, as every later tick's state is
-        # (a jitted call's outputs): the tick compiles once per shapes, whether the arrays
-        # were built here or loaded from a snapshot; arrays not committed on the first
-        # call would compile it a second time on the next.
-        device = jax.tree.leaves(self.state)[0].sharding
-        self.params, self.state = jax.device_put((self.params, self.state), device)
-        engine.place(device)
+        # The books committed too, like params and state (Simulation): a first call with
+        # arrays not committed would compile the tick a second time on the next call.
+        engine.place(jax.tree.leaves(self.state)[0].sharding)
         self._step = _device_step()
 
     def step(self, profile: bool = False) -> TickResult:

@@ -19,6 +19,7 @@ import qtg
 from components.orders import STP
 from qtg.core.compose import load_config
 from qtg.core.config import config_dict
+from qtg.core.schedule import DeviceSegment
 from qtg.core.sim import Simulation
 from qtg.core.snapshot import (
     FORMAT_VERSION,
@@ -114,6 +115,13 @@ def run_hooks(cfg, db, fills):
             Storage(db, cfg.storage, config_dict(cfg), cfg.seed), fills]
 
 
+def programs(sim: Simulation) -> int:
+    """Programs compiled so far by the jitted segments ``sim`` runs (shared by every
+    simulation of its schedule in this process)."""
+    return sum(f._cache_size() for seg in sim.segments if isinstance(seg, DeviceSegment)
+               for f in (seg.call, seg.fast) if f is not None)
+
+
 @dataclasses.dataclass
 class Case:
     cfg: object
@@ -126,6 +134,7 @@ class Case:
     tables_b: dict
     snapshots: list
     tick_after_restore: int
+    compiled: int  # programs the resumed run compiled (the straight run had compiled its shapes)
 
 
 def resume_case(engine: str, tmp) -> Case:
@@ -141,6 +150,7 @@ def resume_case(engine: str, tmp) -> Case:
     tables_a = stored(db)
 
     snap = read_snapshot(snaps.written[0])
+    before = programs(straight)
     rcfg = snap.merged_config(cfg)
     fresh = build_world(rcfg)
     resumed = snap.restore(fresh, make_engine_for(rcfg, fresh.static))
@@ -148,7 +158,8 @@ def resume_case(engine: str, tmp) -> Case:
     b = run_hooks(rcfg, db, Fills())
     loaded = snap.load_hooks(b)
     resumed.run(TICKS - AT, b)
-    return Case(cfg, straight, resumed, a, b, loaded, tables_a, stored(db), list(snaps.written), tick_after_restore)
+    return Case(cfg, straight, resumed, a, b, loaded, tables_a, stored(db), list(snaps.written), tick_after_restore,
+                programs(resumed) - before)
 
 
 @pytest.fixture(scope="module", params=["fast", "exact"])
@@ -168,6 +179,7 @@ def test_resume_starts_at_the_snapshot_tick(case):
     assert case.tick_after_restore == AT
     assert sorted(case.loaded) == ["impact", "metrics", "recorder", "storage"]
     assert case.straight.tick == case.resumed.tick == TICKS
+    assert case.compiled == 0  # restored params and state are committed like built ones: the same programs
 
 
 @pytest.mark.slow  # the module's two resumed runs (one per engine)
