@@ -17,15 +17,14 @@ from components.fundamentals import EVENT_FIELDS, EVENT_KINDS
 from qtg.core.compose import load_config
 from qtg.core.sim import DeviceSimulation, Simulation
 from qtg.core.world import build_world, make_engine_for
-from tests.core.test_rollout import resting, same_state
+from tests.core.test_rollout import resting, resting_of, same_state
 from tests.support import same_result
 
 TICKS = 24
 SMALL = ["population.market_maker.count=10", "population.noise.count=20", f"run.ticks={TICKS}",
          "engine.capacity=64"]
 """Ten symbols in five sectors (the default market), one maker a symbol and 20 noise traders."""
-EVERY_KIND = ["population.market_maker.count=10", "population.noise.count=20", f"run.ticks={TICKS}",
-              "engine.capacity=64", "population.vwap_executor.count=2"] + [
+EVERY_KIND = SMALL + ["population.vwap_executor.count=2"] + [
     f"population.{k}.count=1" for k in ("momentum", "trend_follower", "macd_cross", "bollinger_reversion",
                                         "pairs", "fundamentalist")]
 """The tournament's kinds, one or two of each: the shapes of ``strategy_tournament`` and
@@ -60,9 +59,7 @@ def run_both(overrides: list[str]):
         assert same_result(a, b) == [], a.tick
         results.append(a)
     assert same_state(host.state, device.state) == []
-    expected = host.engine.resting_orders()
-    assert resting(engine.books) == set(zip(*(expected[k].tolist() for k in
-                                              ("id", "agent", "symbol", "side", "price", "qty"))))
+    assert resting(engine.books) == resting_of(host.engine)
     assert engine.stats()["book_full"] == 0
     return host, device, results
 
@@ -90,5 +87,5 @@ def test_each_experiment_trades_on_the_device_as_on_the_host(name):
 def test_seeds_and_values_of_the_same_shapes_trade_alike_on_both(seed, borrow, size):
     """Seeds, borrow rates and event sizes of ``sector_shock``'s small shapes (no new
     compilation): the device tick and the host loop trade alike."""
-    run_both(["+experiment=sector_shock", *SMALL[:-1], f"seed={seed}", f"market.borrow_rate={borrow}",
-              "engine.capacity=64", f"news.scheduled=[{{kind:sector,tick:6,target:tech,size:{size}}}]"])
+    run_both(["+experiment=sector_shock", *SMALL, f"seed={seed}", f"market.borrow_rate={borrow}",
+              f"news.scheduled=[{{kind:sector,tick:6,target:tech,size:{size}}}]"])

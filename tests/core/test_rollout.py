@@ -44,15 +44,19 @@ def resting(books) -> set[tuple]:
             for i, j, k in zip(s, side, slot)}
 
 
+def resting_of(engine) -> set[tuple]:
+    """A host engine's resting orders in the tuples of :func:`resting`."""
+    r = engine.resting_orders()
+    return set(zip(*(r[k].tolist() for k in ("id", "agent", "symbol", "side", "price", "qty"))))
+
+
 def check_same_run(sim, results, state, out):
     """The host loop (its simulation and results) and a rollout (final state, outputs)
     traded alike: final state bit for bit, the books order for order, and every tick's
     bars, outcome counts, refusals, arrivals, fills and marks."""
     assert int(out.book_full.sum()) == 0
     assert same_state(sim.state, state) == []
-    engine = sim.engine.resting_orders()
-    assert resting(state.books) == set(zip(*(engine[k].tolist() for k in
-                                             ("id", "agent", "symbol", "side", "price", "qty"))))
+    assert resting(state.books) == resting_of(sim.engine)
     for name in ("bid", "ask", "last", "high", "low", "volume"):
         assert np.array_equal(np.asarray(getattr(out, name)), np.stack([getattr(r, name) for r in results])), name
     assert np.array_equal(np.asarray(out.status), np.stack([r.status for r in results]))

@@ -2,12 +2,10 @@
 latency and the background pool trades exactly as ``engine=fast`` (its own file, so that
 pytest-xdist can run it beside the small-market checks of ``test_rollout.py``)."""
 
-
-
 from qtg.core.sim import DeviceSimulation, Simulation
 from qtg.core.world import build_world, make_engine_for
 from systems.matching import make_engine
-from tests.core.test_rollout import resting, same_state
+from tests.core.test_rollout import resting, resting_of, same_state
 from tests.support import make_config, same_result
 
 KINDS = ("fundamentalist", "news_reactor", "pairs", "sector_rotator", "stop_loss", "vwap_executor")
@@ -38,6 +36,4 @@ def test_the_device_tick_reports_and_trades_exactly_as_the_host_loop_with_many_k
         fills += len(a.fills)
     assert fills > 24 and engine.stats()["book_full"] == 0 and engine.stats()["fills"] == fills
     assert same_state(host.state, device.state) == []
-    expected = host.engine.resting_orders()
-    assert resting(engine.books) == set(zip(*(expected[k].tolist() for k in
-                                              ("id", "agent", "symbol", "side", "price", "qty"))))
+    assert resting(engine.books) == resting_of(host.engine)
