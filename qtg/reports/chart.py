@@ -110,7 +110,7 @@ def _symbol_cell(fig, spec, s: int, name: str, hist, ticks, ind) -> tuple[list, 
     ax_s.plot(ticks, np.round(ask - bid, 6), color="tab:brown", lw=0.7)  # no float noise in the labels
     ax_s.set_ylabel("spread", fontsize=7)
     ax_s.ticklabel_format(axis="y", useOffset=False)
-    ax_v.bar(ticks, hist["volume"][:, s], width=1.0, color="tab:gray")
+    _volume(ax_v, ticks, hist["volume"][:, s])
     ax_v.set_ylabel("volume", fontsize=7)
     for ax in (ax_p, ax_r, ax_m, ax_s, ax_v):
         ax.tick_params(labelsize=6)
@@ -150,10 +150,18 @@ def _sector_panel(fig, spec, title: str, members: list[int], symbols, hist, tick
     ax.tick_params(labelsize=6, labelbottom=False)
     ax.grid(alpha=0.25)
     ax.margins(x=0.06)
-    ax_v.bar(ticks, hist["volume"][:, members].sum(axis=1), width=1.0, color="tab:gray")
+    _volume(ax_v, ticks, hist["volume"][:, members].sum(axis=1))
     ax_v.set_ylabel("volume", fontsize=7)
     ax_v.tick_params(labelsize=6)
     ax_v.grid(alpha=0.25)
+
+
+def _volume(ax, ticks, volume) -> None:
+    """Each tick's volume as a bar one tick wide, centred on the tick: one filled step
+    outline for the whole run (a bar per tick is an artist per tick: 10,000 of them in a
+    default run's chart, 7 of its 9 seconds)."""
+    edges = np.append(ticks, ticks[-1] + 1) - 0.5 if len(ticks) else np.array([0.0])
+    ax.stairs(volume, edges, fill=True, color="tab:gray", lw=0)
 
 
 def _plt_colors(n: int) -> list[Any]:

@@ -72,6 +72,25 @@ def test_past_the_grid_every_symbol_is_a_line_in_its_sectors_panel():
     assert all(ax.get_legend() is None for ax in panels)
 
 
+@pytest.mark.parametrize("n_symbols", [3, 20])
+def test_volume_is_one_step_outline_of_every_ticks_volume(n_symbols):
+    """A symbol's volume panel (a sector's past the grid) is one artist, a bar one tick wide
+    centred on each tick: not one artist per tick (10,000 in a default run's chart)."""
+    from matplotlib.patches import StepPatch
+
+    static, hist = synthetic(n_symbols, ["a"] * (n_symbols // 2) + ["b"] * (n_symbols - n_symbols // 2))
+    fig = chart_figure(static, hist)
+    cells = fig.axes[4:-1:5] if n_symbols <= chart_mod.GRID_MAX_SYMBOLS else fig.axes[1:-1:2]
+    want = hist["volume"] if n_symbols <= chart_mod.GRID_MAX_SYMBOLS else np.stack(
+        [hist["volume"][:, :n_symbols // 2].sum(axis=1), hist["volume"][:, n_symbols // 2:].sum(axis=1)], axis=1)
+    assert len(cells) == want.shape[1]
+    for j, ax in enumerate(cells):
+        assert ax.get_ylabel() == "volume" and len(ax.patches) == 1 and isinstance(ax.patches[0], StepPatch)
+        values, edges, baseline = ax.patches[0].get_data()
+        assert np.array_equal(values, want[:, j]) and baseline == 0
+        assert np.array_equal(edges, np.arange(len(want) + 1) - 0.5)
+
+
 def test_symbol_groups_split_a_large_sector():
     assert symbol_groups(["a", "b", "a"]) == [("a", [0, 2]), ("b", [1])]
     groups = symbol_groups(["market"] * 60)
