@@ -2,6 +2,7 @@
 checks conservation every tick."""
 
 import dataclasses
+import functools
 
 import jax
 import numpy as np
@@ -91,3 +92,20 @@ def same_result(a: TickResult, b: TickResult) -> list[str]:
         elif not (np.array_equal(x, y) and np.asarray(x).dtype == np.asarray(y).dtype):
             differ.append(f.name)
     return differ
+
+
+@functools.cache
+def tiered_read_phase():
+    """A 2,000-agent world of every tier (``qtg.bench.world``'s "tiers" population, fast
+    engine) and the optimised HLO text of its read phase as the tick runs it (admission's
+    fast variant, on the committed state a Simulation holds). Shared: the tests that read
+    this program (``test_fusion``, ``test_wake``) compile it once per process, and the
+    session's persistent cache serves it to the other workers."""
+    from components.frame import Frame
+    from qtg.bench.world import world_config
+
+    cfg = world_config(2_000, 10, "fast", "tiers", "default")
+    world = build_world(cfg)
+    sim = Simulation(world.static, world.params, world.state, make_engine_for(cfg, world.static))
+    text = sim.segments[0].fast.lower(sim.static, sim.params, sim.state, Frame()).compile().as_text()
+    return cfg, world, text

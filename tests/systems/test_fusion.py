@@ -43,15 +43,10 @@ def test_a_gathered_per_symbol_pow_runs_once_per_symbol_not_per_row():
 def test_validation_reads_each_agents_sums_instead_of_recomputing_them_per_row():
     # The factor kind's agents have one row per symbol: fused into the loop over the rows,
     # each row would recompute its agent's sums over all its rows (a reduce in the loop).
-    from components.frame import Frame
-    from qtg.bench.world import world_config
-    from qtg.core.schedule import DEFAULT_SCHEDULE, compile_schedule
-    from qtg.core.world import build_world
+    from tests.support import tiered_read_phase
 
-    w = build_world(world_config(2_000, 10, "fast", "tiers", "default"))
+    _, w, text = tiered_read_phase()  # admission's fast variant, as the tick runs it
     assert max(k.rows_per_agent for k in w.static.kinds) == w.static.n_symbols
-    read = compile_schedule(DEFAULT_SCHEDULE)[0].fast  # admission's fast variant, as the tick runs it
-    text = read.lower(w.static, w.params, w.state, Frame()).compile().as_text()
     bodies = dict(re.findall(r"^%([\w.\-]+) \([^\n]*\{\n(.*?)\n\}", text, re.M | re.S))
     rows = f"s8[{w.static.batch_rows}]"
     reasons = [called for shape, called in re.findall(r"= (\S+) fusion\(.*calls=%([\w.\-]+)", text)

@@ -387,12 +387,11 @@ def test_each_kind_trades_within_limits_and_on_the_grid(reactive_run):
 
 @pytest.mark.slow
 def test_kind_state_fields_returned_unchanged_are_not_copied_through_the_frame():
-    from qtg.bench.world import world_config
     from systems.decide import commit_decisions, decide_orders
     from systems.observe import observe_market
+    from tests.support import tiered_read_phase
 
-    cfg = world_config(2_000, 10, "fast", "tiers", "default")
-    w = build_world(cfg)
+    _, w, text = tiered_read_phase()
     key = jax.random.key(0)
 
     @functools.partial(jax.jit, static_argnums=0)
@@ -417,6 +416,4 @@ def test_kind_state_fields_returned_unchanged_are_not_copied_through_the_frame()
             assert np.array_equal(got, old if fresh is None else fresh)
     assert kept > 0 and changed > 0
     # And the compiled read phase copies no kind state field into its outputs.
-    sim = Simulation(w.static, w.params, w.state, make_engine_for(cfg, w.static))
-    text = sim.segments[0].fast.lower(sim.static, sim.params, sim.state, Frame()).compile().as_text()
     assert "state_kinds" in text and "copy(%state_kinds" not in text
