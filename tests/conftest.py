@@ -17,6 +17,16 @@ import pytest  # noqa: E402
 from tests.support import Run, make_config, run_sim  # noqa: E402
 
 
+def pytest_collection_modifyitems(session, config, items):
+    """The files with a ``slow`` test first, each file's tests in their order. With
+    ``--dist loadfile --no-loadscope-reorder`` (pyproject's addopts) pytest-xdist hands out
+    whole files in this order, so the long files start early and the short ones fill the
+    gaps at the end (by default it starts the files with the most tests, which leaves a
+    file of one long device test to run alone at the end)."""
+    slow = {item.path for item in items if item.get_closest_marker("slow")}
+    items.sort(key=lambda item: item.path not in slow)
+
+
 @pytest.fixture(scope="session")
 def default_run() -> Run:
     """The default 1,000-tick run: 2 market makers, 10 noise traders, fast engine."""

@@ -21,14 +21,23 @@ from tests.core.test_rollout import resting, resting_of, same_state
 from tests.support import same_result
 
 TICKS = 24
+pytestmark = pytest.mark.slow  # each test runs a world through the device tick (two shapes, one compile each)
+
 SMALL = ["population.market_maker.count=10", "population.noise.count=20", f"run.ticks={TICKS}",
          "engine.capacity=64"]
 """Ten symbols in five sectors (the default market), one maker a symbol and 20 noise traders."""
-EVERY_KIND = SMALL + ["population.vwap_executor.count=2"] + [
+EVERY_KIND = SMALL + ["population.vwap_executor.count=2", "population.vwap_executor.start=[2,2]",
+                      "population.vwap_executor.horizon=[16,16]", "population.momentum.latency=2",
+                      "population.background.count=200"] + [
     f"population.{k}.count=1" for k in ("momentum", "trend_follower", "macd_cross", "bollinger_reversion",
-                                        "pairs", "fundamentalist")]
-"""The tournament's kinds, one or two of each: the shapes of ``strategy_tournament`` and
-of ``liquidity_crash`` (makers, noise and VWAP executors) at once."""
+                                        "pairs", "fundamentalist", "sector_rotator")] + [
+    f"population.{k}.count=2" for k in ("news_reactor", "stop_loss")]
+"""Every kind, one or two agents of each: the tournament's (the shapes of
+``strategy_tournament`` and of ``liquidity_crash``: makers, noise and VWAP executors), the
+tier 2 news reactors (IOC orders) and stop-loss holders, a sector rotator, momentum at a
+latency of 2 ticks and a background pool of 200 (tier 3); the executors start at tick 2. Each kind's decisions are the
+same functions in both loops; what differs is the match, which these exercise with every
+order type (an executor modifies its resting orders)."""
 
 EXPERIMENTS = {
     # one scheduled event each: the same shapes, one compilation for the three
@@ -76,10 +85,11 @@ def test_each_experiment_trades_on_the_device_as_on_the_host(name):
         fired = [EVENT_KINDS[int(k)] for v, k in zip(valid, kind) if v == 1.0]
         assert fired == [{"sector_shock": "sector", "rate_hike": "rate", "earnings_season": "earnings"}[name]]
         assert not np.array_equal(results[5].fair, results[6].fair)
-    if name in ("liquidity_crash", "strategy_tournament"):  # the executors traded
+    if name in ("liquidity_crash", "strategy_tournament"):  # the executors traded, and the pool sent orders
         vwap = static.kind("vwap_executor")
         takers = np.concatenate([r.fills.taker_agent for r in results])
         assert ((takers >= vwap.start) & (takers < vwap.stop)).any()
+        assert sum(int((r.orders.agent >= static.background.agent_base).sum()) for r in results) > 0
 
 
 @settings(max_examples=4, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck))

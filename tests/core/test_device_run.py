@@ -12,6 +12,8 @@ from qtg.core.compose import load_config
 from qtg.core.sim import DeviceSimulation, _device_step
 from qtg.run import run_job
 
+pytestmark = pytest.mark.slow  # a fast and a device run of this world (the device tick compiles)
+
 WORLD = ["market.symbols=[ACME,BOLT]", "market.sectors=[]", "population.market_maker.count=4",
          "population.noise.count=10", "population.momentum.count=2", "storage.batch_ticks=5"]
 RUN = ["run.chart=false", "run.table=false", "run.agents_table=false", "hooks=[metrics,storage]"]

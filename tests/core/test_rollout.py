@@ -1,6 +1,6 @@
 """The whole tick on the device (qtg.core.rollout): scan = repeated steps, vmapped market i
 = market i alone, no retracing for new values of the same shapes; and the helpers that
-compare a rollout with the host loop (``test_rollout_vs_host.py`` uses them)."""
+compare a rollout with the host loop (``test_device_experiments.py`` uses them)."""
 
 import jax
 import jax.numpy as jnp
@@ -11,6 +11,8 @@ from components.orders import STP, Status
 from qtg.core import rollout as ro
 from qtg.core.world import build_world
 from tests.support import make_config
+
+pytestmark = pytest.mark.slow  # the module fixture compiles the device tick; each test compiles another
 
 RUN = jax.jit(ro.rollout, static_argnums=(0, 3, 4))
 STEP = jax.jit(ro.step, static_argnums=(0, 3))

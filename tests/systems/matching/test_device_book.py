@@ -169,6 +169,7 @@ def test_vmap_over_books_equals_each_book_alone_without_retracing():
 MATCH_BATCH = jax.jit(device.match_batch, static_argnames=("stp",))
 
 
+@pytest.mark.slow
 @settings(PROFILE, max_examples=20)
 @given(streams())
 def test_a_whole_batch_matched_on_the_device_is_what_the_exact_engine_does(stream):
