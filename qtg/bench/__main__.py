@@ -13,6 +13,7 @@
     python -m qtg.bench --only tui            # ticks/s with and without the terminal view
     python -m qtg.bench --only device_book    # orders/s of the device book, 1 to 1,024 books
     python -m qtg.bench --only rollout        # market-ticks/s of the whole tick on the device, 1 to 1,024 markets
+    python -m qtg.bench --only env            # env steps/s of the trading environment, 1 and 1,024 envs
     python -m qtg.bench --out bench.json
 
 Engines: orders/s of each engine on the standard 200,000-order stream (see
@@ -37,7 +38,8 @@ from qtg.bench.world import WORLD_AGENTS, bench_world, plot_scaling, world_in_su
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m qtg.bench", description=__doc__.split("\n\n")[0])
-    ap.add_argument("--only", choices=["engines", "indicators", "world", "wake", "storage", "tui", "device_book", "rollout"], help="run one part only")
+    ap.add_argument("--only", choices=["engines", "indicators", "world", "wake", "storage", "tui", "device_book", "rollout", "env"],
+                    help="run one part only")
     ap.add_argument("--agents", type=int, nargs="+", default=list(WORLD_AGENTS))
     ap.add_argument("--ticks", type=int, default=200, help="measured ticks per world (default 200)")
     ap.add_argument("--mix", choices=["basic", "all", "default", "tiers"], default="basic",
@@ -83,6 +85,11 @@ def main(argv: list[str] | None = None) -> int:
 
         print("benchmarking rollouts of the device tick ...", file=sys.stderr)
         result["rollout"] = bench_rollout(ticks=min(args.ticks, 50))
+    if args.only == "env":
+        from qtg.bench.env import bench_env
+
+        print("benchmarking the trading environment ...", file=sys.stderr)
+        result["env"] = bench_env(steps=min(args.ticks, 50))
     if args.only == "wake":
         from qtg.bench.wake import bench_wake
 

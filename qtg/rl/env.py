@@ -1,0 +1,141 @@
+"""The reactive market as gymnax environments: a learner is a row of the agent table and
+the rest of the population keeps trading in the same tick.
+
+An environment is built from a config whose population has learners
+(``population.learner``, ``systems.strategies.learner``). Building it builds the world,
+gives it books of ``capacity`` orders a side, and runs ``warmup`` ticks so the book is
+two-sided and the indicators are ready: that world is the opening of every episode
+(:class:`EnvParams` ``.opening``). ``reset`` starts an episode from it with the reset key
+as the world's key, so every episode draws its own future; ``step`` sets the learners'
+actions, runs one tick of the whole market on the device (``qtg.core.rollout.step``) and
+returns the new observation (``systems.features``), the reward, ``terminated`` (never:
+the market goes on) and ``truncated`` (the episode's ticks are up). Both are pure
+and jit/vmap-able, with gymnax's auto-reset, and there is no Python branch on traced
+values: ``jax.vmap(env.step, in_axes=(0, 0, 0, None))`` runs many markets at once.
+
+Usage::
+
+    env = TradingEnv(load_config(["population.learner.count=1"]), warmup=30, episode=100)
+    params = env.default_params
+    obs, state = env.reset(jax.random.key(0), params)
+    obs, state, reward, terminated, truncated, info = env.step(jax.random.key(1), state, 2, params)
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import struct
+from gymnax.environments import environment, spaces
+
+from components.frame import Frame
+from components.money import SCALE
+from components.orders import STP
+from components.world import WorldParams, WorldState
+from qtg.core import rollout as ro
+from qtg.core.config import Config, ConfigError
+from qtg.core.world import build_world
+from systems.features import SPEC, features
+from systems.measure import marks
+from systems.observe import observe_market
+from systems.strategies import learner
+
+
+@struct.dataclass
+class EnvState(environment.EnvState):
+    world: WorldState
+    equity: jax.Array  # f64[L] each learner's equity after the last step, currency
+    opening_equity: jax.Array  # f64[L] at the episode's start
+
+
+@struct.dataclass
+class EnvParams(environment.EnvParams):
+    world: WorldParams = None
+    opening: WorldState = None  # the world every episode starts from
+
+
+class TradingEnv(environment.Environment):
+    """One symbol, discrete actions: the learner's action ``a`` in ``[0, 2 * levels]``
+    trades ``(a - levels) / levels`` of its order size (``levels`` holds); the episode is
+    ``episode`` ticks; the reward is the learner's change of equity (cash plus its shares
+    at the tick's marks) in percent of its equity at the episode's start."""
+
+    def __init__(self, cfg: Config, capacity: int = 64, warmup: int = 30, episode: int = 100):
+        n = cfg.population.get(learner.KIND)
+        if n is None or n.count < 1:
+            raise ConfigError(f"population.{learner.KIND}.count: an environment needs at least one learner, "
+                              f"got {0 if n is None else n.count}")
+        world = build_world(cfg)
+        self.static = world.static
+        self.kind = world.static.kind(learner.KIND)
+        self.stp = int(STP[cfg.engine.stp.upper()])
+        self.levels = int(cfg.population[learner.KIND].levels)
+        self.episode = int(episode)
+        state = ro.with_books(world.state, world.static, capacity)
+        run = jax.jit(ro.rollout, static_argnums=(0, 3, 4))
+        opening, _ = run(world.static, world.params, state, int(warmup), self.stp) if warmup else (state, None)
+        self._params = EnvParams(max_steps_in_episode=self.episode, world=world.params, opening=opening)
+
+    @property
+    def default_params(self) -> EnvParams:
+        return self._params
+
+    @property
+    def name(self) -> str:
+        return "qtg-trading"
+
+    @property
+    def num_actions(self) -> int:
+        return 2 * self.levels + 1
+
+    def action_space(self, params: EnvParams | None = None) -> spaces.Discrete:
+        return spaces.Discrete(self.num_actions)
+
+    def observation_space(self, params: EnvParams | None = None) -> spaces.Box:
+        high = np.asarray([f.clip for f in SPEC.features], np.float32)
+        return spaces.Box(-high, high, (SPEC.size,), jnp.float32)
+
+    # -- the pure functions -------------------------------------------------------------
+
+    def _rows(self) -> jax.Array:
+        return self.kind.start + jnp.arange(self.kind.count)
+
+    def _equity(self, world: WorldState) -> jax.Array:
+        """Each learner's cash plus its shares at the marks, currency. f64[L]"""
+        rows = self._rows()
+        w = world.wallet
+        value = (w.position[rows].astype(jnp.float64) * marks(world)[None, :]).sum(axis=1)
+        return (w.cash[rows].astype(jnp.float64) + value) / SCALE
+
+    def get_obs(self, state: EnvState, params: EnvParams | None = None, key=None) -> jax.Array:
+        params = self.default_params if params is None else params
+        _, frame = observe_market(self.static, params.world, state.world, Frame(), jax.random.key(0))
+        p = params.world.kinds[learner.KIND]
+        obs = features(state.world, frame, self._rows(), p.trade.symbol, p.trade.max_position)
+        return obs[0]
+
+    def is_terminated(self, state: EnvState, params: EnvParams) -> jax.Array:
+        """Never: an episode ends only when its ticks are up (``is_truncated``)."""
+        return jnp.bool_(False)
+
+    def reset_env(self, key: jax.Array, params: EnvParams) -> tuple[jax.Array, EnvState]:
+        world = params.opening.replace(key=key)
+        equity = self._equity(world)
+        state = EnvState(time=jnp.int32(0), world=world, equity=equity, opening_equity=equity)
+        return self.get_obs(state, params), state
+
+    def step_env(self, key: jax.Array, state: EnvState, action: Any, params: EnvParams):
+        del key  # the world draws from its own key (set at reset)
+        act = jnp.clip(jnp.asarray(action, jnp.int32), 0, 2 * self.levels)
+        world = state.world
+        kinds = dict(world.kinds)
+        kinds[learner.KIND] = kinds[learner.KIND].replace(action=jnp.broadcast_to(act, (self.kind.count,)))
+        world, out = ro.step(self.static, params.world, world.replace(kinds=kinds), self.stp)
+        equity = self._equity(world)
+        reward = ((equity - state.equity) / state.opening_equity * 100.0)[0]
+        state = EnvState(time=state.time + 1, world=world, equity=equity, opening_equity=state.opening_equity)
+        info = {"equity": equity[0], "volume": out.volume.sum(), "fills": out.fills}
+        return self.get_obs(state, params), state, reward.astype(jnp.float32), self.is_terminated(state, params), info

@@ -1,0 +1,135 @@
+"""qtg.rl.env: the trading environment is the market (its ticks are the host loop's, the
+learner's orders included), pure and jit/vmap-able with gymnax's auto-reset, and its
+reward is the learner's change of equity."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from components.frame import Frame
+from qtg.core.sim import Simulation
+from qtg.core.world import build_world, make_engine_for
+from qtg.rl.env import TradingEnv
+from systems.features import SPEC, features
+from systems.observe import observe_market
+from systems.strategies import learner
+from tests.core.test_rollout import same_state
+from tests.support import make_config
+
+TINY = {"market.symbols": ["ACME"], "market.sectors": [], "population.market_maker.count": 2,
+        "population.noise.count": 10, "population.learner.count": 1, "engine.capacity": 32}
+"""One symbol, two makers, ten noise traders and the learner: an environment that
+compiles in seconds."""
+EPISODE = 6
+
+
+@pytest.fixture(scope="module")
+def env():
+    return TradingEnv(make_config(**TINY), warmup=12, episode=EPISODE)
+
+
+def test_the_spaces_and_the_first_observation(env):
+    params = env.default_params
+    obs, state = env.reset(jax.random.key(0), params)
+    assert obs.shape == (SPEC.size,) and obs.dtype == jnp.float32
+    assert env.observation_space(params).contains(obs)
+    assert env.num_actions == 2 * 2 + 1 and env.action_space(params).n == env.num_actions
+    assert int(state.time) == 0 and int(state.world.tick) == 12
+    # The market is open: both sides quote after the warm-up.
+    assert int(state.world.market.bid[0]) > 0 and int(state.world.market.ask[0]) > 0
+
+
+def test_buying_selling_and_holding_move_the_learners_position_as_asked(env):
+    params = env.default_params
+    row = env.kind.start
+    _, state = env.reset(jax.random.key(1), params)
+    held = []
+    for action in (4, 4, 2, 0, 2):  # buy the full size twice, hold, sell the full size, hold
+        _, state, *_ = env.step(jax.random.key(2), state, action, params)
+        held.append(int(state.world.wallet.position[row, 0]))
+    assert held[0] > 0 and held[1] > held[0]  # each buy filled (up to the order's 50 shares)
+    assert held[0] <= 50 and held[1] <= 100
+    assert held[2] == held[1]  # hold: no order
+    assert held[3] < held[2]
+    assert held[4] == held[3]
+
+
+def test_the_reward_is_the_change_of_equity_in_percent_of_the_opening(env):
+    params = env.default_params
+    _, state = env.reset(jax.random.key(3), params)
+    opening = float(state.opening_equity[0])
+    before = float(state.equity[0])
+    _, state, reward, _, _, info = env.step(jax.random.key(4), state, 4, params)
+    after = float(state.equity[0])
+    w, row = state.world.wallet, env.kind.start
+    from systems.measure import marks
+
+    assert after == pytest.approx((int(w.cash[row]) + int(w.position[row, 0]) * float(marks(state.world)[0])) / 10_000)
+    assert float(reward) == pytest.approx((after - before) / opening * 100, rel=1e-6)
+    assert float(info["equity"]) == pytest.approx(after)
+
+
+def test_an_episode_ends_after_its_ticks_and_starts_again(env):
+    params = env.default_params
+    _, state = env.reset(jax.random.key(5), params)
+    dones = []
+    for t in range(EPISODE + 2):
+        _, state, _, terminated, truncated, _ = env.step(jax.random.key(6 + t), state, t % 5, params)
+        assert not terminated
+        dones.append(bool(truncated))
+    assert dones == [False] * (EPISODE - 1) + [True] + [False, False]
+    assert int(state.time) == 2  # two steps into the episode after the auto-reset
+    assert int(state.world.tick) == 12 + 2
+
+
+def test_vmapped_environments_each_step_as_alone(env):
+    params = env.default_params
+    keys = jax.random.split(jax.random.key(7), 3)
+    obs, states = jax.vmap(env.reset, in_axes=(0, None))(keys, params)
+    actions = jnp.asarray([0, 2, 4])
+    step = jax.vmap(env.step, in_axes=(0, 0, 0, None))
+    for t in range(3):
+        obs, states, *_ = step(keys, states, actions, params)
+    for i in range(3):
+        o, s = env.reset(keys[i], params)
+        for t in range(3):
+            o, s, *_ = env.step(keys[i], s, int(actions[i]), params)
+        assert np.array_equal(np.asarray(states.world.wallet.cash[i]), np.asarray(s.world.wallet.cash))
+        assert np.array_equal(np.asarray(states.world.wallet.position[i]), np.asarray(s.world.wallet.position))
+        np.testing.assert_allclose(np.asarray(obs[i]), np.asarray(o), rtol=1e-6)
+    positions = np.asarray(states.world.wallet.position[:, env.kind.start, 0])
+    assert positions[0] <= 0 <= positions[2] and positions[0] < positions[2]
+
+
+def test_the_environments_ticks_are_the_host_loops_with_the_same_actions():
+    """No warm-up: the environment's episode starts from the world as built, with the reset
+    key as its key; the host loop (engine=fast) runs the same world with the learner's
+    action set before each tick: the same state after every tick, bit for bit."""
+    cfg = make_config(**TINY)
+    env = TradingEnv(cfg, warmup=0, episode=50)
+    params = env.default_params
+    key = jax.random.key(11)
+    _, state = env.reset(key, params)
+    world = build_world(cfg)
+    host = Simulation(world.static, world.params, world.state.replace(key=key), make_engine_for(cfg, world.static))
+    host.fast_paths = False
+    fills = 0
+    for t, action in enumerate([2, 4, 4, 0, 2, 3, 1, 4, 0, 0, 2, 4]):
+        _, state, *_ = env.step(jax.random.key(t), state, action, params)
+        kinds = dict(host.state.kinds)
+        kinds[learner.KIND] = kinds[learner.KIND].replace(action=jnp.full(1, action, jnp.int32))
+        host.state = host.state.replace(kinds=kinds)
+        fills += len(host.step().fills)
+        assert same_state(host.state, state.world) == [], t
+    assert fills > 12
+
+
+def test_the_observation_is_the_feature_contract_of_the_learner(env):
+    params = env.default_params
+    obs, state = env.reset(jax.random.key(9), params)
+    _, frame = observe_market(env.static, params.world, state.world, Frame(), jax.random.key(0))
+    p = params.world.kinds[learner.KIND]
+    want = features(state.world, frame, jnp.asarray([env.kind.start]), p.trade.symbol, p.trade.max_position)[0]
+    assert np.array_equal(np.asarray(obs), np.asarray(want))
+    assert np.abs(np.asarray(obs)).max() > 0
