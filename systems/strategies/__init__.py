@@ -57,6 +57,8 @@ Decisions (``systems.decide`` calls every kind each tick, in layout order):
   pool (no rows; see ``systems.background``);
 * optionally ``OPENS_BOOK = True``: its orders count at tick 0, the opening (makers);
   every other kind's rows are invalid at tick 0;
+* optionally ``EXTERNAL = True``: its decisions come from outside the tick (a learner's
+  actions, set by an environment); the presets leave it out;
 * optionally ``execution_report(params, cash0, cash1, position1, market_vwap) -> dict``:
   a summary section of the kind's execution (``qtg.reports.summary``).
 

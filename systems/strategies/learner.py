@@ -32,6 +32,7 @@ from systems.strategies._signal import Trade, TradeConfig, make_trade, trade_hol
 
 KIND = "learner"
 ROWS_PER_AGENT = 2  # cancel of the resting order, immediate-or-cancel order
+EXTERNAL = True  # its actions are set from outside the tick (qtg.rl)
 
 
 @dataclasses.dataclass
