@@ -133,3 +133,28 @@ def test_the_observation_is_the_feature_contract_of_the_learner(env):
     want = features(state.world, frame, jnp.asarray([env.kind.start]), p.trade.symbol, p.trade.max_position)[0]
     assert np.array_equal(np.asarray(obs), np.asarray(want))
     assert np.abs(np.asarray(obs)).max() > 0
+
+
+def test_the_gymnasium_wrapper_passes_gymnasiums_checker_and_repeats_a_seeded_episode(env):
+    from gymnasium.utils.env_checker import check_env
+
+    from qtg.rl.gym import GymnasiumEnv
+
+    g = GymnasiumEnv(env)
+    check_env(g, skip_render_check=True)
+
+    def episode(seed):
+        obs, info = g.reset(seed=seed)
+        seen, ends = [obs], []
+        for t in range(EPISODE):
+            obs, reward, terminated, truncated, info = g.step(t % env.num_actions)
+            assert isinstance(reward, float) and not terminated and obs.dtype == np.float32
+            seen.append(obs)
+            ends.append(truncated)
+        assert ends == [False] * (EPISODE - 1) + [True] and info["tick"] == 12 + EPISODE
+        return np.stack(seen)
+
+    a, b, c = episode(5), episode(5), episode(6)
+    assert np.array_equal(a, b) and not np.array_equal(a, c)
+    with pytest.raises(ValueError, match=r"action: an integer in \[0, 4\], got 7"):
+        g.step(7)

@@ -1,0 +1,63 @@
+"""Gymnasium's API over a qtg environment: NumPy in, NumPy out, for libraries that speak
+Gymnasium (Stable-Baselines3, CleanRL, RLlib).
+
+:class:`GymnasiumEnv` wraps one :class:`qtg.rl.env.TradingEnv`: ``reset(seed=...)``
+starts an episode whose world key comes from the seed (the same seed, the same episode
+for the same actions); ``step(action)`` runs one jitted tick of the whole market and
+returns ``(observation, reward, terminated, truncated, info)`` as NumPy and Python
+values. The episode ends truncated after the environment's ticks (Gymnasium's caller
+then resets; gymnax's own auto-reset is not used here). It passes
+``gymnasium.utils.env_checker.check_env``.
+
+Usage::
+
+    env = GymnasiumEnv(TradingEnv(load_config(["population.learner.count=1"])))
+    obs, info = env.reset(seed=0)
+    obs, reward, terminated, truncated, info = env.step(env.action_space.sample())
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import gymnasium
+import jax
+import numpy as np
+
+from systems.features import SPEC
+
+
+class GymnasiumEnv(gymnasium.Env):
+    """One environment behind Gymnasium's ``Env`` (see the module doc)."""
+
+    metadata = {"render_modes": []}
+
+    def __init__(self, env):
+        self.env = env
+        self.params = env.default_params
+        high = np.asarray([f.clip for f in SPEC.features], np.float32)
+        self.observation_space = gymnasium.spaces.Box(-high, high, (SPEC.size,), np.float32)
+        self.action_space = gymnasium.spaces.Discrete(env.num_actions)
+        self._reset = jax.jit(env.reset_env)
+        self._step = jax.jit(env.step_env)
+        self._state = None
+        self._key = None
+
+    def reset(self, *, seed: int | None = None, options: dict | None = None) -> tuple[np.ndarray, dict]:
+        super().reset(seed=seed)
+        # The world's key from Gymnasium's seeded generator: reset(seed=s) repeats an episode.
+        key = jax.random.key(int(self.np_random.integers(0, 2**63 - 1)))
+        obs, self._state = self._reset(key, self.params)
+        self._key = key
+        return np.asarray(obs), {"tick": int(self._state.world.tick)}
+
+    def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict]:
+        if self._state is None:
+            raise RuntimeError("call reset() before step()")
+        if not self.action_space.contains(action):
+            raise ValueError(f"action: an integer in [0, {self.action_space.n - 1}], got {action!r}")
+        self._key, key = jax.random.split(self._key)
+        obs, self._state, reward, terminated, info = self._step(key, self._state, int(action), self.params)
+        truncated = bool(self.env.is_truncated(self._state, self.params))
+        info = {k: float(v) for k, v in info.items()} | {"tick": int(self._state.world.tick)}
+        return np.asarray(obs), float(reward), bool(terminated), truncated, info
