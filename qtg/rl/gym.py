@@ -18,7 +18,7 @@ Usage::
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import gymnasium
 import jax
@@ -30,7 +30,7 @@ from systems.features import SPEC
 class GymnasiumEnv(gymnasium.Env):
     """One environment behind Gymnasium's ``Env`` (see the module doc)."""
 
-    metadata = {"render_modes": []}
+    metadata: ClassVar[dict] = {"render_modes": []}
 
     def __init__(self, env):
         self.env = env
