@@ -5,8 +5,10 @@ Gymnasium (Stable-Baselines3, CleanRL, RLlib).
 starts an episode whose world key comes from the seed (the same seed, the same episode
 for the same actions); ``step(action)`` runs one jitted tick of the whole market and
 returns ``(observation, reward, terminated, truncated, info)`` as NumPy and Python
-values. The episode ends truncated after the environment's ticks (Gymnasium's caller
-then resets; gymnax's own auto-reset is not used here). It passes
+values. It runs the environment's own jitted ``reset`` and ``step`` (the programs a
+gymnax user's code compiles too); where an episode ends, ``step`` returns its final
+observation, and the caller resets (gymnax's auto-reset has already started the next
+episode underneath, which ``reset`` replaces). It passes
 ``gymnasium.utils.env_checker.check_env``.
 
 Usage::
@@ -38,8 +40,6 @@ class GymnasiumEnv(gymnasium.Env):
         high = np.asarray([f.clip for f in SPEC.features], np.float32)
         self.observation_space = gymnasium.spaces.Box(-high, high, (SPEC.size,), np.float32)
         self.action_space = gymnasium.spaces.Discrete(env.num_actions)
-        self._reset = jax.jit(env.reset_env)
-        self._step = jax.jit(env.step_env)
         self._state = None
         self._key = None
 
@@ -47,7 +47,7 @@ class GymnasiumEnv(gymnasium.Env):
         super().reset(seed=seed)
         # The world's key from Gymnasium's seeded generator: reset(seed=s) repeats an episode.
         key = jax.random.key(int(self.np_random.integers(0, 2**63 - 1)))
-        obs, self._state = self._reset(key, self.params)
+        obs, self._state = self.env.reset(key, self.params)
         self._key = key
         return np.asarray(obs), {"tick": int(self._state.world.tick)}
 
@@ -57,7 +57,10 @@ class GymnasiumEnv(gymnasium.Env):
         if not self.action_space.contains(action):
             raise ValueError(f"action: an integer in [0, {self.action_space.n - 1}], got {action!r}")
         self._key, key = jax.random.split(self._key)
-        obs, self._state, reward, terminated, info = self._step(key, self._state, int(action), self.params)
-        truncated = bool(self.env.is_truncated(self._state, self.params))
-        info = {k: float(v) for k, v in info.items()} | {"tick": int(self._state.world.tick)}
-        return np.asarray(obs), float(reward), bool(terminated), truncated, info
+        tick = int(self._state.world.tick) + 1
+        obs, self._state, reward, terminated, truncated, info = self.env.step(key, self._state, int(action), self.params)
+        terminated, truncated = bool(terminated), bool(truncated)
+        if terminated or truncated:
+            obs = info["final_observation"]  # the state underneath is already the next episode's
+        info = {k: float(info[k]) for k in ("equity", "volume", "fills")} | {"tick": tick}
+        return np.asarray(obs), float(reward), terminated, truncated, info
