@@ -137,5 +137,7 @@ class TradingEnv(environment.Environment):
         equity = self._equity(world)
         reward = ((equity - state.equity) / state.opening_equity * 100.0)[0]
         state = EnvState(time=state.time + 1, world=world, equity=equity, opening_equity=state.opening_equity)
-        info = {"equity": equity[0], "volume": out.volume.sum(), "fills": out.fills}
+        # book_full: orders refused for a full book side this tick (never silent; 0 while the
+        # capacity suffices, and then the tick trades exactly as engine=fast would).
+        info = {"equity": equity[0], "volume": out.volume.sum(), "fills": out.fills, "book_full": out.book_full}
         return self.get_obs(state, params), state, reward.astype(jnp.float32), self.is_terminated(state, params), info

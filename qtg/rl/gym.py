@@ -62,5 +62,5 @@ class GymnasiumEnv(gymnasium.Env):
         terminated, truncated = bool(terminated), bool(truncated)
         if terminated or truncated:
             obs = info["final_observation"]  # the state underneath is already the next episode's
-        info = {k: float(info[k]) for k in ("equity", "volume", "fills")} | {"tick": tick}
+        info = {k: float(info[k]) for k in ("equity", "volume", "fills", "book_full")} | {"tick": tick}
         return np.asarray(obs), float(reward), terminated, truncated, info

@@ -17,10 +17,12 @@ from systems.strategies import learner
 from tests.core.test_rollout import same_state
 from tests.support import make_config
 
+pytestmark = pytest.mark.slow  # the module's environment compiles the device tick; the host loop compiles its own
+
 TINY = {"market.symbols": ["ACME"], "market.sectors": [], "population.market_maker.count": 2,
-        "population.noise.count": 10, "population.learner.count": 1, "engine.capacity": 32}
-"""One symbol, two makers, ten noise traders and the learner: an environment that
-compiles in seconds."""
+        "population.noise.count": 10, "population.learner.count": 1, "engine.capacity": 64}
+"""One symbol, two makers, ten noise traders and the learner, 64 orders a book side (no
+side fills in these runs): an environment that compiles in seconds."""
 EPISODE = 6
 
 
@@ -102,27 +104,34 @@ def test_vmapped_environments_each_step_as_alone(env):
     assert positions[0] <= 0 <= positions[2] and positions[0] < positions[2]
 
 
-def test_the_environments_ticks_are_the_host_loops_with_the_same_actions():
-    """No warm-up: the environment's episode starts from the world as built, with the reset
-    key as its key; the host loop (engine=fast) runs the same world with the learner's
-    action set before each tick: the same state after every tick, bit for bit."""
+def test_the_environments_ticks_are_the_host_loops_with_the_same_actions(env):
+    """The host loop (engine=fast) runs the environment's world from its build: the warm-up
+    with the learner on hold gives the episodes' opening, bit for bit (the books order for
+    order); then, with the reset key as its key and the learner's action set before each
+    tick, the same state after every tick."""
+    from tests.core.test_rollout import resting, resting_of
+
     cfg = make_config(**TINY)
-    env = TradingEnv(cfg, warmup=0, episode=50)
-    params = env.default_params
+    params = env.default_params.replace(max_steps_in_episode=50)  # a longer episode: no recompilation
     key = jax.random.key(11)
     _, state = env.reset(key, params)
     world = build_world(cfg)
-    host = Simulation(world.static, world.params, world.state.replace(key=key), make_engine_for(cfg, world.static))
-    host.fast_paths = False
+    host = Simulation(world.static, world.params, world.state, make_engine_for(cfg, world.static))
+    host.fast_paths = False  # the exact admission only, as on the device
+    host.run(12)
+    assert same_state(host.state, params.opening) == [] and resting(params.opening.books) == resting_of(host.engine)
+    host.state = host.state.replace(key=key)
     fills = 0
-    for t, action in enumerate([2, 4, 4, 0, 2, 3, 1, 4, 0, 0, 2, 4]):
-        _, state, *_ = env.step(jax.random.key(t), state, action, params)
+    for t, action in enumerate([2, 4, 4, 0, 2, 3, 1, 4, 0, 0]):
+        _, state, *_, info = env.step(jax.random.key(t), state, action, params)
+        assert int(info["book_full"]) == 0
         kinds = dict(host.state.kinds)
         kinds[learner.KIND] = kinds[learner.KIND].replace(action=jnp.full(1, action, jnp.int32))
         host.state = host.state.replace(kinds=kinds)
         fills += len(host.step().fills)
         assert same_state(host.state, state.world) == [], t
-    assert fills > 12
+        assert resting(state.world.books) == resting_of(host.engine), t
+    assert fills > 10
 
 
 def test_the_observation_is_the_feature_contract_of_the_learner(env):
