@@ -96,9 +96,9 @@ class Simulation:
         # jitted call's outputs are, so the tick compiles once per world's shapes whether
         # they were built here or loaded from a snapshot (else a resumed run in a process
         # that ran the same world would compile its tick again).
-        device = jax.tree.leaves(state)[0].sharding
+        self.device = jax.tree.leaves(state)[0].sharding
         self.static = static
-        self.params, self.state = jax.device_put((params, jax.tree.map(jnp.copy, state)), device)
+        self.params, self.state = jax.device_put((params, jax.tree.map(jnp.copy, state)), self.device)
         self.host = HostResources(engine)
         self.schedule = schedule
         self.segments = compile_schedule(schedule)
@@ -248,7 +248,7 @@ class DeviceSimulation(Simulation):
         super().__init__(static, params, state, engine, schedule)
         # The books committed too, like params and state (Simulation): a first call with
         # arrays not committed would compile the tick a second time on the next call.
-        engine.place(jax.tree.leaves(self.state)[0].sharding)
+        engine.place(self.device)
         self._step = _device_step()
 
     def step(self, profile: bool = False) -> TickResult:
