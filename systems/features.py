@@ -17,13 +17,13 @@ name           raw value                                                   scale
 =============  ==========================================================  =====  ====
 value_gap      log(fair / ref): the fundamentals' view of the mispricing   10     5
 spread         (ask - bid) / ref, 0 where a side is empty                  1000   5
-imbalance      (bid_qty - ask_qty) / (bid_qty + ask_qty), 0 if both empty   1      1
+imbalance      (bid_qty - ask_qty) / (bid_qty + ask_qty), 0 if both empty  1      1
 news           log change of fair value made by the last tick's news       100    5
 trend_fast     log(ref / EMA(5)), 0 until the EMA is ready                 100    5
 trend_slow     log(ref / EMA(20)), 0 until the EMA is ready                100    5
-rsi            RSI(14) / 100 - 0.5, 0 until ready                           2      1
+rsi            RSI(14) / 100 - 0.5, 0 until ready                          2      1
 position       shares held / max_position (short: negative)                1      2
-cash_share     cash / (cash + |shares| * ref): how much of the book is cash 1      1
+cash_share     cash / (cash + |shares| * ref): the cash share of the book  1      1
 =============  ==========================================================  =====  ====
 """
 
@@ -33,6 +33,7 @@ import dataclasses
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from components.frame import Frame
 from components.indicators import IndicatorSpec
@@ -67,6 +68,11 @@ class ObservationSpec:
     def size(self) -> int:
         return len(self.features)
 
+    @property
+    def high(self) -> np.ndarray:
+        """Each feature's bound (its clip), f32[size]: observations lie in [-high, high]."""
+        return np.asarray([f.clip for f in self.features], np.float32)
+
     def to_dict(self) -> dict:
         return {"version": self.version, "features": [dataclasses.asdict(f) for f in self.features]}
 
@@ -83,6 +89,11 @@ SPEC = ObservationSpec(version=1, features=(
     Feature("cash_share", 1.0, 1.0, "cash / (cash + |shares| * ref)"),
 ))
 """The observation contract in force (see the module doc)."""
+
+
+def _ratio(a: jax.Array, b: jax.Array) -> jax.Array:
+    """a / b where b is positive, else 0."""
+    return jnp.where(b > 0, a / jnp.where(b > 0, b, 1.0), 0.0)
 
 
 def _log_ratio(a: jax.Array, b: jax.Array) -> jax.Array:
@@ -114,15 +125,15 @@ def features(state: WorldState, frame: Frame, rows: jax.Array, symbol: jax.Array
     book = cash + jnp.abs(shares) * ref
     raw = jnp.stack([
         _log_ratio(view.fair[symbol], ref),
-        jnp.where(ref > 0, view.spread[symbol] / jnp.where(ref > 0, ref, 1.0), 0.0),
-        jnp.where(depth > 0, (bid_qty - ask_qty) / jnp.where(depth > 0, depth, 1.0), 0.0),
+        _ratio(view.spread[symbol], ref),
+        _ratio(bid_qty - ask_qty, depth),
         view.news[symbol],
         trend(EMA_FAST),
         trend(EMA_SLOW),
         rsi,
         shares / jnp.maximum(max_position, 1),
-        jnp.where(book > 0, cash / jnp.where(book > 0, book, 1.0), 0.0),
+        _ratio(cash, book),
     ], axis=1)
     scale = jnp.asarray([f.scale for f in SPEC.features])
-    clip = jnp.asarray([f.clip for f in SPEC.features])
+    clip = jnp.asarray(SPEC.high, jnp.float64)
     return jnp.clip(raw * scale, -clip, clip).astype(jnp.float32)

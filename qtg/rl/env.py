@@ -27,7 +27,6 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 from flax import struct
 from gymnax.environments import environment, spaces
 
@@ -38,8 +37,8 @@ from components.world import WorldParams, WorldState
 from qtg.core import rollout as ro
 from qtg.core.config import Config, ConfigError
 from qtg.core.world import build_world
+from systems import measure
 from systems.features import SPEC, features
-from systems.measure import marks
 from systems.observe import observe_market
 from systems.strategies import learner
 
@@ -95,8 +94,7 @@ class TradingEnv(environment.Environment):
         return spaces.Discrete(self.num_actions)
 
     def observation_space(self, params: EnvParams | None = None) -> spaces.Box:
-        high = np.asarray([f.clip for f in SPEC.features], np.float32)
-        return spaces.Box(-high, high, (SPEC.size,), jnp.float32)
+        return spaces.Box(-SPEC.high, SPEC.high, (SPEC.size,), jnp.float32)
 
     # -- the pure functions -------------------------------------------------------------
 
@@ -104,11 +102,9 @@ class TradingEnv(environment.Environment):
         return self.kind.start + jnp.arange(self.kind.count)
 
     def _equity(self, world: WorldState) -> jax.Array:
-        """Each learner's cash plus its shares at the marks, currency. f64[L]"""
-        rows = self._rows()
-        w = world.wallet
-        value = (w.position[rows].astype(jnp.float64) * marks(world)[None, :]).sum(axis=1)
-        return (w.cash[rows].astype(jnp.float64) + value) / SCALE
+        """Each learner's cash plus its shares at the marks (``systems.measure.equity``),
+        currency. f64[L]"""
+        return measure.equity(world)[self._rows()] / SCALE
 
     def get_obs(self, state: EnvState, params: EnvParams | None = None, key=None) -> jax.Array:
         params = self.default_params if params is None else params
@@ -130,10 +126,7 @@ class TradingEnv(environment.Environment):
     def step_env(self, key: jax.Array, state: EnvState, action: Any, params: EnvParams):
         del key  # the world draws from its own key (set at reset)
         act = jnp.clip(jnp.asarray(action, jnp.int32), 0, 2 * self.levels)
-        world = state.world
-        kinds = dict(world.kinds)
-        kinds[learner.KIND] = kinds[learner.KIND].replace(action=jnp.broadcast_to(act, (self.kind.count,)))
-        world, out = ro.step(self.static, params.world, world.replace(kinds=kinds), self.stp)
+        world, out = ro.step(self.static, params.world, learner.with_actions(state.world, act), self.stp)
         equity = self._equity(world)
         reward = ((equity - state.equity) / state.opening_equity * 100.0)[0]
         state = EnvState(time=state.time + 1, world=world, equity=equity, opening_equity=state.opening_equity)

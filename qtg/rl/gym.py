@@ -37,8 +37,7 @@ class GymnasiumEnv(gymnasium.Env):
     def __init__(self, env):
         self.env = env
         self.params = env.default_params
-        high = np.asarray([f.clip for f in SPEC.features], np.float32)
-        self.observation_space = gymnasium.spaces.Box(-high, high, (SPEC.size,), np.float32)
+        self.observation_space = gymnasium.spaces.Box(-SPEC.high, SPEC.high, (SPEC.size,), np.float32)
         self.action_space = gymnasium.spaces.Discrete(env.num_actions)
         self._state = None
         self._key = None

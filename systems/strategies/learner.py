@@ -85,6 +85,14 @@ def wish(params: Params, action: jax.Array) -> jax.Array:
     return jnp.sign(step) * (jnp.abs(step) * params.trade.size // params.levels)
 
 
+def with_actions(state: WorldState, action: jax.Array) -> WorldState:
+    """``state`` with every learner's action set to ``action`` (i32[M], or one for all):
+    what an environment does before each tick."""
+    own = state.kinds[KIND]
+    action = jnp.broadcast_to(jnp.asarray(action, jnp.int32), own.action.shape)
+    return state.replace(kinds={**state.kinds, KIND: own.replace(action=action)})
+
+
 def decide(static: WorldStatic, kind: KindStatic, world: WorldParams, params: Params, state: WorldState,
            frame, key: jax.Array):
     """Each learner's action in force -> its two order rows; its state unchanged."""

@@ -125,9 +125,7 @@ def test_the_environments_ticks_are_the_host_loops_with_the_same_actions(env):
     for t, action in enumerate([2, 4, 4, 0, 2, 3, 1, 4, 0, 0]):
         _, state, *_, info = env.step(jax.random.key(t), state, action, params)
         assert int(info["book_full"]) == 0
-        kinds = dict(host.state.kinds)
-        kinds[learner.KIND] = kinds[learner.KIND].replace(action=jnp.full(1, action, jnp.int32))
-        host.state = host.state.replace(kinds=kinds)
+        host.state = learner.with_actions(host.state, action)
         fills += len(host.step().fills)
         assert same_state(host.state, state.world) == [], t
         assert resting(state.world.books) == resting_of(host.engine), t

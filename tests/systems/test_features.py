@@ -59,10 +59,7 @@ def market():
     sim = Simulation(world.static, world.params, world.state, make_engine_for(cfg, world.static))
     kind = world.static.kind(learner.KIND)
     for t in range(40):
-        kinds = dict(sim.state.kinds)
-        action = jnp.asarray([4, 0, 2, 3], jnp.int32) if t < 20 else jnp.asarray([0, 4, 1, 2], jnp.int32)
-        kinds[learner.KIND] = learner.LearnerState(action=action)
-        sim.state = sim.state.replace(kinds=kinds)
+        sim.state = learner.with_actions(sim.state, [4, 0, 2, 3] if t < 20 else [0, 4, 1, 2])
         sim.step()
     return world, sim, kind
 
