@@ -52,7 +52,7 @@ from pathlib import Path
 from typing import Any, Iterator, Sequence
 
 import qtg  # noqa: F401  (enables x64 before any array exists)
-from qtg.core.compose import CONF_DIR, load_config
+from qtg.core.compose import CONF_DIR, load_config, run_experiments
 from qtg.core.config import Config, ConfigError, register, to_config
 
 EXIT_CONFIG = 2
@@ -556,7 +556,8 @@ def usage(conf_dir: Path = CONF_DIR) -> str:
         "config groups (group=option; conf/<group>/<option>.yaml):",
     ]
     for group in GROUPS:
-        options = ", ".join(sorted(p.stem for p in (conf_dir / group).glob("*.yaml")))
+        files = run_experiments(conf_dir) if group == "experiment" else sorted((conf_dir / group).glob("*.yaml"))
+        options = ", ".join(p.stem for p in files)
         prefix = "+" if group == "experiment" else ""
         lines.append(f"  {prefix + group:<14}{options}")
     sections = [f.name for f in dataclasses.fields(Config) if dataclasses.is_dataclass(getattr(defaults, f.name))]
@@ -569,12 +570,13 @@ def usage(conf_dir: Path = CONF_DIR) -> str:
                          ("population presets (population=NAME)", "population"),
                          ("market presets (market=NAME)", "market")):
         lines += ["", f"{title}:"]
-        for path in sorted((conf_dir / group).glob("*.yaml")):
+        for path in run_experiments(conf_dir) if group == "experiment" else sorted((conf_dir / group).glob("*.yaml")):
             lines.append(f"  {path.stem:<22}{_first_comment(path)}")
     lines += ["", "examples:"]
     for command, text in EXAMPLES:
         lines.append(f"  {command}\n      {text}")
-    lines += ["", "Every key, its default and its meaning: qtg/core/config.py. Hydra's help follows.", ""]
+    lines += ["", "Training a policy (groups env and reward, +experiment=rl_ppo): python -m qtg.train --help.",
+              "Every key, its default and its meaning: qtg/core/config.py. Hydra's help follows.", ""]
     return "\n".join(lines)
 
 

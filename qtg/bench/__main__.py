@@ -14,6 +14,7 @@
     python -m qtg.bench --only device_book    # orders/s of the device book, 1 to 1,024 books
     python -m qtg.bench --only rollout        # market-ticks/s of the whole tick on the device, 1 to 1,024 markets
     python -m qtg.bench --only env            # env steps/s of the trading environment, 1 and 1,024 envs
+    python -m qtg.bench --only ppo            # PPO training env steps/s (rollout + update), 64 and 256 envs
     python -m qtg.bench --out bench.json
 
 Engines: orders/s of each engine on the standard 200,000-order stream (see
@@ -38,7 +39,7 @@ from qtg.bench.world import WORLD_AGENTS, bench_world, plot_scaling, world_in_su
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m qtg.bench", description=__doc__.split("\n\n")[0])
-    ap.add_argument("--only", choices=["engines", "indicators", "world", "wake", "storage", "tui", "device_book", "rollout", "env"],
+    ap.add_argument("--only", choices=["engines", "indicators", "world", "wake", "storage", "tui", "device_book", "rollout", "env", "ppo"],
                     help="run one part only")
     ap.add_argument("--agents", type=int, nargs="+", default=list(WORLD_AGENTS))
     ap.add_argument("--ticks", type=int, default=200, help="measured ticks per world (default 200)")
@@ -85,6 +86,14 @@ def main(argv: list[str] | None = None) -> int:
 
         print("benchmarking rollouts of the device tick ...", file=sys.stderr)
         result["rollout"] = bench_rollout(ticks=min(args.ticks, 50))
+    if args.only == "ppo":
+        from qtg.bench.ppo import bench_ppo
+        from qtg.rl import one_cpu_thread
+
+        one_cpu_thread()  # as qtg.train does (before the first array)
+
+        print("benchmarking PPO training ...", file=sys.stderr)
+        result["ppo"] = bench_ppo()
     if args.only == "env":
         from qtg.bench.env import bench_env
 

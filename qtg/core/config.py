@@ -305,13 +305,14 @@ def schema_node(cls: type) -> DictConfig:
     return OmegaConf.structured(cls)
 
 
-def to_config(cfg: DictConfig | Config | dict) -> Config:
-    """Convert once to typed dataclasses and validate. Raises ConfigError."""
+def to_config(cfg: DictConfig | Config | dict, cls: type[Config] = Config) -> Config:
+    """Convert once to typed dataclasses and validate. Raises ConfigError. ``cls``: the
+    schema, ``Config`` or a subclass with more sections (``qtg.rl.config.RLConfig``)."""
     if isinstance(cfg, Config):
         cfg = OmegaConf.structured(cfg)
-    check_keys(OmegaConf.to_container(cfg if isinstance(cfg, DictConfig) else OmegaConf.create(cfg)), Config)
+    check_keys(OmegaConf.to_container(cfg if isinstance(cfg, DictConfig) else OmegaConf.create(cfg)), cls)
     try:
-        merged = OmegaConf.merge(schema_node(Config), cfg)
+        merged = OmegaConf.merge(schema_node(cls), cfg)
         typed: Config = OmegaConf.to_object(merged)
     except OmegaConfBaseException as e:
         raise ConfigError(omegaconf_line(e)) from None
@@ -356,7 +357,7 @@ def check_keys(data: Any, cls: type, path: str = "") -> None:
         if key not in names:
             raise ConfigError(unknown_key_line(full, str(key), names, "unknown key"))
         hint = hints[key]
-        if cls is Config and key == "population" and isinstance(value, dict):
+        if issubclass(cls, Config) and key == "population" and isinstance(value, dict):
             kinds = registry()
             for name, entry in value.items():
                 if name not in kinds:

@@ -46,10 +46,15 @@ def build_world(cfg: Config) -> World:
     # Sorted by rows per agent, then name: the row layout (and so every trade) must not
     # depend on the order in which a config happens to list its kinds, and kinds with the
     # same rows per agent sit side by side (validation checks each such run as one block).
+    # A kind with a LAYOUT_NAME sorts by it (rl_policy sits where the learner it was
+    # trained as sat, so its runs draw and trade as the training's market did).
     def rows_of(name, kcfg):
         return rows_per_agent(strategies[name], kcfg, n_sym)
 
-    for name, kcfg in sorted(cfg.population.items(), key=lambda item: (rows_of(*item), item[0])):
+    def layout_key(item):
+        return rows_of(*item), getattr(strategies[item[0]], "LAYOUT_NAME", item[0]), item[0]
+
+    for name, kcfg in sorted(cfg.population.items(), key=layout_key):
         if kcfg.count == 0:
             continue
         mod = strategies[name]
@@ -156,7 +161,7 @@ def _empty_batches(k: int, rows: int):
     """An OrderBatch [k, rows] of invalid rows: the empty latency queue of a kind."""
     from components.orders import OrderBatch
 
-    z = lambda dt: jnp.zeros((k, rows), dt)  # noqa: E731
+    z = lambda dt: jnp.zeros((k, rows), dt)
     return OrderBatch(
         valid=z(bool), id=jnp.full((k, rows), -1, jnp.int64), agent=z(jnp.int32), symbol=z(jnp.int32),
         side=z(jnp.int8), kind=z(jnp.int8), price=z(jnp.int64), qty=z(jnp.int64),

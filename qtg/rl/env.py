@@ -13,6 +13,12 @@ the market goes on) and ``truncated`` (the episode's ticks are up). Both are pur
 and jit/vmap-able, with gymnax's auto-reset, and there is no Python branch on traced
 values: ``jax.vmap(env.step, in_axes=(0, 0, 0, None))`` runs many markets at once.
 
+The reward is configurable (``qtg.rl.config.RewardConfig``, Hydra group ``reward``): the
+change of equity, less penalties for inventory, drawdown, variance and transaction costs,
+plus a terminal Sharpe ratio. ``step_all`` steps every learner (actions ``[L]``, returns
+observations ``[L, F]`` and rewards ``[L]``) for the multi-agent wrappers; ``step`` is the
+first learner's view, for single-agent code.
+
 Usage::
 
     env = TradingEnv(load_config(["population.learner.count=1"]), warmup=30, episode=100)
@@ -37,6 +43,7 @@ from components.world import WorldParams, WorldState
 from qtg.core import rollout as ro
 from qtg.core.config import Config, ConfigError
 from qtg.core.world import build_world
+from qtg.rl.config import RewardConfig
 from systems import measure
 from systems.features import SPEC, features
 from systems.observe import observe_market
@@ -48,6 +55,10 @@ class EnvState(environment.EnvState):
     world: WorldState
     equity: jax.Array  # f64[L] each learner's equity after the last step, currency
     opening_equity: jax.Array  # f64[L] at the episode's start
+    peak: jax.Array  # f64[L] the highest equity of the episode so far, currency
+    held: jax.Array  # i64[L] each learner's shares of its symbol after the last step
+    pnl_sum: jax.Array  # f64[L] the episode's step changes of equity (percent), summed
+    pnl_sq: jax.Array  # f64[L] and their squares, summed
 
 
 @struct.dataclass
@@ -59,10 +70,12 @@ class EnvParams(environment.EnvParams):
 class TradingEnv(environment.Environment):
     """One symbol, discrete actions: the learner's action ``a`` in ``[0, 2 * levels]``
     trades ``(a - levels) / levels`` of its order size (``levels`` holds); the episode is
-    ``episode`` ticks; the reward is the learner's change of equity (cash plus its shares
-    at the tick's marks) in percent of its equity at the episode's start."""
+    ``episode`` ticks; the reward (``reward``, by default the change of equity alone) is in
+    percent of the learner's equity at the episode's start. The books hold ``capacity``
+    orders a side (default ``engine.capacity``)."""
 
-    def __init__(self, cfg: Config, capacity: int = 64, warmup: int = 30, episode: int = 100):
+    def __init__(self, cfg: Config, capacity: int | None = None, warmup: int = 30, episode: int = 100,
+                 reward: RewardConfig | None = None):
         n = cfg.population.get(learner.KIND)
         if n is None or n.count < 1:
             raise ConfigError(f"population.{learner.KIND}.count: an environment needs at least one learner, "
@@ -73,10 +86,17 @@ class TradingEnv(environment.Environment):
         self.stp = int(STP[cfg.engine.stp.upper()])
         self.levels = int(cfg.population[learner.KIND].levels)
         self.episode = int(episode)
+        self.reward = RewardConfig() if reward is None else reward
+        capacity = cfg.engine.capacity if capacity is None else capacity
         state = ro.with_books(world.state, world.static, capacity)
         run = jax.jit(ro.rollout, static_argnums=(0, 3, 4))
         opening, _ = run(world.static, world.params, state, int(warmup), self.stp) if warmup else (state, None)
         self._params = EnvParams(max_steps_in_episode=self.episode, world=world.params, opening=opening)
+
+    @classmethod
+    def from_config(cls, cfg) -> TradingEnv:
+        """The environment of a training config (``qtg.rl.config.RLConfig``)."""
+        return cls(cfg, warmup=cfg.env.warmup, episode=cfg.env.episode, reward=cfg.reward)
 
     @property
     def default_params(self) -> EnvParams:
@@ -85,6 +105,10 @@ class TradingEnv(environment.Environment):
     @property
     def name(self) -> str:
         return "qtg-trading"
+
+    @property
+    def num_agents(self) -> int:
+        return int(self.kind.count)
 
     @property
     def num_actions(self) -> int:
@@ -101,36 +125,77 @@ class TradingEnv(environment.Environment):
     def _rows(self) -> jax.Array:
         return self.kind.start + jnp.arange(self.kind.count)
 
+    def _symbols(self, params: EnvParams) -> jax.Array:
+        return params.world.kinds[learner.KIND].trade.symbol
+
     def _equity(self, world: WorldState) -> jax.Array:
         """Each learner's cash plus its shares at the marks (``systems.measure.equity``),
         currency. f64[L]"""
-        return measure.equity(world)[self._rows()] / SCALE
+        # astype: a strongly typed f64 (a weak type would give a restored state another
+        # signature, and its programs another compilation).
+        return (measure.equity(world)[self._rows()] / SCALE).astype(jnp.float64)
 
-    def get_obs(self, state: EnvState, params: EnvParams | None = None, key=None) -> jax.Array:
+    def _held(self, world: WorldState, params: EnvParams) -> jax.Array:
+        """Each learner's shares of its symbol. i64[L]"""
+        return world.wallet.position[self._rows(), self._symbols(params)]
+
+    def observe_all(self, state: EnvState, params: EnvParams | None = None) -> jax.Array:
+        """Every learner's observation (``systems.features``). f32[L, F]"""
         params = self.default_params if params is None else params
         _, frame = observe_market(self.static, params.world, state.world, Frame(), jax.random.key(0))
         p = params.world.kinds[learner.KIND]
-        obs = features(state.world, frame, self._rows(), p.trade.symbol, p.trade.max_position)
-        return obs[0]
+        return features(state.world, frame, self._rows(), p.trade.symbol, p.trade.max_position)
+
+    def get_obs(self, state: EnvState, params: EnvParams | None = None, key=None) -> jax.Array:
+        return self.observe_all(state, params)[0]
 
     def is_terminated(self, state: EnvState, params: EnvParams) -> jax.Array:
         """Never: an episode ends only when its ticks are up (``is_truncated``)."""
         return jnp.bool_(False)
 
-    def reset_env(self, key: jax.Array, params: EnvParams) -> tuple[jax.Array, EnvState]:
+    def reset_all(self, key: jax.Array, params: EnvParams) -> tuple[jax.Array, EnvState]:
+        """A new episode from the opening, drawing its future from ``key``: every
+        learner's observation f32[L, F] and the state."""
         world = params.opening.replace(key=key)
         equity = self._equity(world)
-        state = EnvState(time=jnp.int32(0), world=world, equity=equity, opening_equity=equity)
-        return self.get_obs(state, params), state
+        zero = jnp.zeros_like(equity)
+        state = EnvState(time=jnp.int32(0), world=world, equity=equity, opening_equity=equity, peak=equity,
+                         held=self._held(world, params), pnl_sum=zero, pnl_sq=zero)
+        return self.observe_all(state, params), state
+
+    def reset_env(self, key: jax.Array, params: EnvParams) -> tuple[jax.Array, EnvState]:
+        obs, state = self.reset_all(key, params)
+        return obs[0], state
+
+    def step_all(self, state: EnvState, action: jax.Array, params: EnvParams):
+        """One tick of the market with every learner's action (i32[L], or one for all):
+        ``(obs f32[L, F], state, reward f32[L], info)`` (no reset)."""
+        act = jnp.clip(jnp.asarray(action, jnp.int32), 0, 2 * self.levels)
+        world, out = ro.step(self.static, params.world, learner.with_actions(state.world, act), self.stp)
+        equity, held = self._equity(world), self._held(world, params)
+        r, base = self.reward, state.opening_equity / 100.0  # a percent of the opening equity, currency
+        pnl = (equity - state.equity) / base
+        peak = jnp.maximum(state.peak, equity)
+        drawdown_growth = jnp.maximum((peak - equity) - (state.peak - state.equity), 0.0) / base
+        mark = measure.marks(world)[self._symbols(params)] / SCALE
+        inventory = jnp.abs(held) * mark / base
+        traded = jnp.abs(held - state.held) * mark / base
+        pnl_sum, pnl_sq = state.pnl_sum + pnl, state.pnl_sq + pnl * pnl
+        steps = (state.time + 1).astype(jnp.float64)
+        mean = pnl_sum / steps
+        sharpe = mean / jnp.sqrt(jnp.maximum(pnl_sq / steps - mean * mean, 0.0) + 1e-12)
+        last = (state.time + 1) >= params.max_steps_in_episode
+        reward = (r.pnl * pnl - r.inventory * inventory - r.drawdown * drawdown_growth - r.variance * pnl * pnl
+                  - r.cost_bps * 1e-4 * traded + jnp.where(last, r.sharpe * sharpe, 0.0))
+        state = EnvState(time=state.time + 1, world=world, equity=equity, opening_equity=state.opening_equity,
+                         peak=peak, held=held, pnl_sum=pnl_sum, pnl_sq=pnl_sq)
+        # book_full: orders refused for a full book side this tick (never silent; 0 while the
+        # capacity suffices, and then the tick trades exactly as engine=fast would).
+        info = {"equity": equity, "volume": out.volume.sum(), "fills": out.fills, "book_full": out.book_full}
+        return self.observe_all(state, params), state, reward.astype(jnp.float32), info
 
     def step_env(self, key: jax.Array, state: EnvState, action: Any, params: EnvParams):
         del key  # the world draws from its own key (set at reset)
-        act = jnp.clip(jnp.asarray(action, jnp.int32), 0, 2 * self.levels)
-        world, out = ro.step(self.static, params.world, learner.with_actions(state.world, act), self.stp)
-        equity = self._equity(world)
-        reward = ((equity - state.equity) / state.opening_equity * 100.0)[0]
-        state = EnvState(time=state.time + 1, world=world, equity=equity, opening_equity=state.opening_equity)
-        # book_full: orders refused for a full book side this tick (never silent; 0 while the
-        # capacity suffices, and then the tick trades exactly as engine=fast would).
-        info = {"equity": equity[0], "volume": out.volume.sum(), "fills": out.fills, "book_full": out.book_full}
-        return self.get_obs(state, params), state, reward.astype(jnp.float32), self.is_terminated(state, params), info
+        obs, state, reward, info = self.step_all(state, action, params)
+        info = {**info, "equity": info["equity"][0]}
+        return obs[0], state, reward[0], self.is_terminated(state, params), info

@@ -5,7 +5,7 @@ of this package (names starting with ``_`` are helpers, not kinds) and every mod
 with ``register`` (a kind defined elsewhere: an experiment's own strategy, a test's).
 Adding a strategy is one module plus one entry under ``population.<KIND>`` in the config;
 nothing else is edited. The world lays kinds out as rows (sorted by rows per agent, then
-name), so agent ``i`` of a kind is row ``kind.start + i`` of every agent component.
+name, or its ``LAYOUT_NAME``), so agent ``i`` of a kind is row ``kind.start + i`` of every agent component.
 
 Config entry (read when the config is converted, ``qtg.core.config``):
 
@@ -59,6 +59,10 @@ Decisions (``systems.decide`` calls every kind each tick, in layout order):
   every other kind's rows are invalid at tick 0;
 * optionally ``EXTERNAL = True``: its decisions come from outside the tick (a learner's
   actions, set by an environment); the presets leave it out;
+* optionally ``TRAINED = True``: it trades with a trained policy file (``rl_policy``); the
+  presets leave it out;
+* optionally ``LAYOUT_NAME: str``: the name it sorts by in the row layout instead of its
+  own (``rl_policy`` sorts as ``learner``);
 * optionally ``execution_report(params, cash0, cash1, position1, market_vwap) -> dict``:
   a summary section of the kind's execution (``qtg.reports.summary``).
 

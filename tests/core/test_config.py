@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from qtg.core.compose import load_config
+from qtg.core.compose import load_config, run_experiments
 from qtg.core.config import Config, ConfigError, config_dict, to_config
 from systems.strategies import registry
 
@@ -145,7 +145,10 @@ def _conf_values(path: Path) -> dict:
 def test_conf_files_only_override(path):
     """Outside the experiments, a file under conf/ sets only values that differ from the
     dataclass defaults: a copy of a default would be a second source of it."""
-    defaults = _leaves(config_dict(DEFAULTS))
+    from qtg.rl.config import RLConfig
+
+    training = path == "train.yaml" or path.split("/")[0] in ("env", "reward")  # qtg.train's config
+    defaults = _leaves(config_dict(to_config(RLConfig(), RLConfig) if training else DEFAULTS))
     for key, value in _conf_values(CONF / path).items():
         assert key in defaults, f"{path}: {key} is not a config key"
         assert value != defaults[key], f"{path}: {key}: {value!r} repeats the default (see the dataclass)"
@@ -164,7 +167,7 @@ def _matches(value, expected) -> bool:
     return value == expected
 
 
-OVERRIDE_FILES = [(f"+experiment={p.stem}", f"experiment/{p.name}") for p in sorted((CONF / "experiment").glob("*.yaml"))]
+OVERRIDE_FILES = [(f"+experiment={p.stem}", f"experiment/{p.name}") for p in run_experiments(CONF)]
 OVERRIDE_FILES += [(f"population={p}", f"population/{p}.yaml") for p in ("seed_100k", "million")]
 
 
@@ -225,14 +228,14 @@ def test_cli_help_prints_qtg_usage_then_hydras(flag, tmp_path):
     assert at == sorted(at), "the sections, in order, qtg's before Hydra's"
     groups = text[at[1]:at[2]].splitlines()
     with_options = sorted(p.name for p in (ROOT / "conf").iterdir() if p.is_dir() and any(p.glob("*.yaml")))
-    assert with_options == ["engine", "experiment", "market", "population", "ui"]
+    assert with_options == ["engine", "env", "experiment", "market", "population", "reward", "ui"]  # env, reward: qtg.train
     for group in ("population", "market", "engine", "ui"):
         options = ", ".join(sorted(p.stem for p in (ROOT / "conf" / group).glob("*.yaml")))
         assert f"  {group:<14}{options}" in groups
     assert text[at[2]:at[3]].splitlines()[1] == ("  market, fundamentals, news, engine, risk, run, storage, snapshot, "
                                                  "metrics, ui")
-    experiments = sorted(p.stem for p in (ROOT / "conf" / "experiment").glob("*.yaml"))
-    assert len(experiments) >= 5 and f"  {'+experiment':<14}{', '.join(experiments)}" in groups
+    experiments = [p.stem for p in run_experiments(ROOT / "conf")]
+    assert "rl_ppo" not in experiments and len(experiments) >= 5 and f"  {'+experiment':<14}{', '.join(experiments)}" in groups
     listed = text[at[4]:at[5]]
     for name in experiments:
         first = next(line for line in (ROOT / "conf" / "experiment" / f"{name}.yaml").read_text().splitlines()

@@ -26,8 +26,10 @@ def test_presets_hold_the_promised_tiers(preset, scale):
     cfg = load_config([f"population={preset}"])
     assert _tiers(cfg) == {1: 7_500 * scale, 2: 5_000 * scale, 3: 87_500 * scale}
     assert len(cfg.market.symbols) == 10
-    # Every tier 1 kind takes part (but the learners, whose actions come from outside the tick).
-    tier1 = {n for n, mod in registry().items() if getattr(mod, "TIER", 1) == 1 and not getattr(mod, "EXTERNAL", False)}
+    # Every tier 1 kind takes part (but the learners, whose actions come from outside the
+    # tick, and the trained policies, which need a policy file).
+    tier1 = {n for n, mod in registry().items() if getattr(mod, "TIER", 1) == 1
+             and not getattr(mod, "EXTERNAL", False) and not getattr(mod, "TRAINED", False)}
     assert all(cfg.population[n].count > 0 for n in tier1)
 
 

@@ -1,0 +1,238 @@
+"""``python -m qtg.evaluate POLICY [overrides]``: a trained policy against the market's
+other traders and buy-and-hold, over held-out seeds, with 95% confidence intervals.
+
+The market is the training's (``conf/train.yaml`` with the same overrides, e.g.
+``population.noise.count=100``) with its learners replaced by ``--agents`` ``rl_policy``
+agents trading ``POLICY`` (they take the learners' place and fields, so the market is
+the one the policy trained in), and ``--strategies`` agents of each built-in signal
+strategy (momentum, trend_follower, macd_cross, bollinger_reversion, fundamentalist;
+0 leaves them out). Each of ``--seeds`` seeds (``--first-seed`` on, seeds the training
+never drew from) runs ``--ticks`` ticks on the fast engine.
+
+Per seed and kind: the median over the kind's agents of the total return, the Sharpe
+ratio of per-tick returns and the maximum drawdown (the run's risk statistics, as in
+its summary table). Buy-and-hold is the symbol bought at the opening mark and held,
+fully invested, its equity following the marks. The table gives each row's mean over
+seeds with a Student t 95% interval, and the policy's paired difference from each
+other row (the same seeds): an interval above 0 means it beat that row. Written to
+``--out`` (default ``outputs/evaluate/<date>/<time>``): ``evaluation.json`` and
+``evaluation.png``.
+
+Examples::
+
+    python -m qtg.evaluate outputs/train/2026-12-07/10-00-00
+    python -m qtg.evaluate outputs/train/2026-12-07/10-00-00/policy.onnx --seeds 20 --ticks 2000
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import math
+import sys
+from pathlib import Path
+
+import numpy as np
+
+import qtg  # noqa: F401  (enables x64 before any array exists)
+from qtg.core.config import ConfigError
+
+STRATEGIES = ("momentum", "trend_follower", "macd_cross", "bollinger_reversion", "fundamentalist")
+METRICS = ("total_return", "sharpe", "max_drawdown")
+HOLD = "buy_and_hold"
+POLICY = "rl_policy"
+SHARED = ("size", "max_position", "collar", "cash", "shares", "max_short", "latency")
+"""The learner's fields an rl_policy agent takes over."""
+
+
+def eval_config(policy: str, overrides: list[str], seed: int, ticks: int, agents: int, strategies: int):
+    """The run config of one evaluation seed. ConfigError with one line."""
+    from qtg.core.compose import load_config
+    from qtg.core.config import Config
+    from qtg.rl.config import RLConfig, register
+
+    register()
+    base = load_config(overrides, name="train", cls=RLConfig)
+    learner = base.population["learner"]
+    extra = ["population.learner.count=0", f"population.{POLICY}.count={agents}",
+             f"population.{POLICY}.policy='{policy}'", f"seed={seed}", f"run.ticks={ticks}"]
+    for field in SHARED:
+        value = getattr(learner, field)
+        extra.append(f"population.{POLICY}.{field}=" + (f"[{value[0]},{value[1]}]" if isinstance(value, list)
+                                                          else str(value)))
+    extra += [f"population.{name}.count={strategies}" for name in STRATEGIES]
+    cfg = load_config([*overrides, *extra], name="train", cls=RLConfig)
+    run = Config(**{f: getattr(cfg, f) for f in Config.__dataclass_fields__})
+    return run
+
+
+def run_seed(cfg) -> dict[str, dict[str, float]]:
+    """Per row (kind, and buy-and-hold), the seed's metrics."""
+    from qtg.core.sim import Simulation
+    from qtg.core.world import build_world, make_engine_for
+    from qtg.hooks import Recorder
+    from qtg.reports.summary import summarize
+
+    world = build_world(cfg)
+    sim = Simulation(world.static, world.params, world.state, make_engine_for(cfg, world.static))
+    rec = Recorder()
+    sim.run(cfg.run.ticks, hooks=[rec])
+    summary = summarize(cfg, world.state, sim, rec, 0.0)
+    rows = {}
+    for kind, risk in summary["risk_by_kind"].items():
+        if isinstance(risk, dict) and "total_return" in risk:
+            rows[kind] = {m: risk[m]["median"] for m in METRICS}
+    h = rec.arrays()
+    both = (h["bid"] > 0) & (h["ask"] > 0)
+    marks = np.where(both, (h["bid"] + h["ask"]) / 2.0, h["last"]).astype(np.float64)[:, 0]
+    rows[HOLD] = hold_metrics(np.concatenate([[float(world.state.market.last[0])], marks]))
+    return rows
+
+
+def hold_metrics(marks: np.ndarray) -> dict[str, float]:
+    """Total return, per-tick Sharpe and maximum drawdown of an equity that follows ``marks``."""
+    r = marks[1:] / marks[:-1] - 1.0
+    sd = float(np.std(r, ddof=1)) if len(r) > 1 else 0.0
+    peak = np.maximum.accumulate(marks)
+    return {"total_return": float(marks[-1] / marks[0] - 1.0), "sharpe": float(np.mean(r) / sd) if sd > 0 else 0.0,
+            "max_drawdown": float(np.max(1.0 - marks / peak))}
+
+
+def aggregate(per_seed: list[dict[str, dict[str, float]]]) -> dict:
+    """Mean and 95% interval per row and metric; the policy's paired differences."""
+    from qtg.reports.tournament import mean_ci
+
+    names = list(per_seed[0])
+    rows = []
+    for name in names:
+        row = {"row": name, "seeds": len(per_seed)}
+        for m in METRICS:
+            values = [s[name][m] for s in per_seed if s[name][m] is not None]
+            row[m], row[f"{m}_low"], row[f"{m}_high"] = mean_ci(values)
+        rows.append(row)
+    versus = []
+    for name in names:
+        if name == POLICY:
+            continue
+        diffs = [s[POLICY]["total_return"] - s[name]["total_return"] for s in per_seed
+                 if s[POLICY]["total_return"] is not None and s[name]["total_return"] is not None]
+        mean, lo, hi = mean_ci(diffs)
+        versus.append({"versus": name, "seeds": len(diffs), "return_diff": mean, "low": lo, "high": hi,
+                       "beats": lo is not None and lo > 0})
+    return {"rows": rows, "versus": versus}
+
+
+def _pct(v, scale=100.0) -> str:
+    return "-" if v is None else f"{v * scale:+.3f}"
+
+
+def table(result: dict) -> str:
+    lines = [f"{'row':<22}{'return % (95% CI)':>30}{'Sharpe/tick (95% CI)':>32}{'max DD % (95% CI)':>30}"]
+    for r in result["rows"]:
+        cells = []
+        for m, scale in (("total_return", 100.0), ("sharpe", 1.0), ("max_drawdown", 100.0)):
+            cells.append(f"{_pct(r[m], scale)} [{_pct(r[m + '_low'], scale)}, {_pct(r[m + '_high'], scale)}]")
+        lines.append(f"{r['row']:<22}{cells[0]:>30}{cells[1]:>32}{cells[2]:>30}")
+    lines += ["", f"{POLICY} return minus each row's, paired by seed (95% CI; beats: the interval is above 0):"]
+    for v in result["versus"]:
+        mark = "  beats" if v["beats"] else ""
+        lines.append(f"  {v['versus']:<22}{_pct(v['return_diff'])} % [{_pct(v['low'])}, {_pct(v['high'])}]{mark}")
+    return "\n".join(lines)
+
+
+def chart(result: dict, path: Path, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from qtg.core.files import save_figure
+
+    rows = result["rows"]
+    names = [r["row"] for r in rows]
+    y = np.arange(len(rows))
+    fig, axes = plt.subplots(1, 3, figsize=(15, 0.45 * len(rows) + 2.2), sharey=True)
+    for ax, (m, label, scale) in zip(axes, (("total_return", "return %", 100.0), ("sharpe", "Sharpe per tick", 1.0),
+                                            ("max_drawdown", "max drawdown %", 100.0))):
+        mean = np.array([np.nan if r[m] is None else r[m] * scale for r in rows])
+        lo = np.array([0.0 if r[m + "_low"] is None else r[m] * scale - r[m + "_low"] * scale for r in rows])
+        hi = np.array([0.0 if r[m + "_high"] is None else r[m + "_high"] * scale - r[m] * scale for r in rows])
+        colours = ["tab:orange" if n == POLICY else "tab:gray" if n == HOLD else "tab:blue" for n in names]
+        ax.barh(y, mean, xerr=[lo, hi], color=colours, alpha=0.8, capsize=3)
+        ax.axvline(0, color="black", lw=0.5)
+        ax.set_title(f"{label} (mean, 95% CI)", fontsize=10)
+        ax.grid(alpha=0.3, axis="x")
+    axes[0].set_yticks(y, names)
+    axes[0].invert_yaxis()
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    save_figure(fig, path, dpi=110)
+    plt.close(fig)
+
+
+def evaluate(policy: str, overrides: list[str], seeds: int = 10, first_seed: int = 1000, ticks: int = 1000,
+             agents: int = 4, strategies: int = 2, progress: bool = False) -> dict:
+    """Run the seeds; the aggregate (rows, versus) and the per-seed values."""
+    configs = [eval_config(policy, overrides, s, ticks, agents, strategies)
+               for s in range(first_seed, first_seed + seeds)]  # every config checked before any run
+    per_seed = []
+    it = configs
+    if progress:
+        from tqdm.auto import tqdm
+
+        it = tqdm(configs, unit="seed", desc="evaluate")
+    for cfg in it:
+        per_seed.append(run_seed(cfg))
+    result = aggregate(per_seed)
+    result["per_seed"] = per_seed
+    result["setup"] = {"policy": str(policy), "overrides": overrides, "seeds": list(range(first_seed, first_seed + seeds)),
+                       "ticks": ticks, "agents": agents, "strategies": strategies}
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m qtg.evaluate", description=__doc__.split("\n\n")[0])
+    ap.add_argument("policy", help="a training run's directory, its policy.npz or an exported policy.onnx")
+    ap.add_argument("overrides", nargs="*", help="overrides of the training config (conf/train.yaml)")
+    ap.add_argument("--seeds", type=int, default=10, help="held-out seeds (default 10)")
+    ap.add_argument("--first-seed", type=int, default=1000, help="the first of them (default 1000)")
+    ap.add_argument("--ticks", type=int, default=1000, help="ticks per seed (default 1000)")
+    ap.add_argument("--agents", type=int, default=4, help="rl_policy agents (default 4)")
+    ap.add_argument("--strategies", type=int, default=2, help="agents of each built-in strategy (default 2; 0: none)")
+    ap.add_argument("--out", help="output directory (default outputs/evaluate/<date>/<time>)")
+    args = ap.parse_args(argv)
+    for name in ("seeds", "ticks", "agents"):
+        if getattr(args, name) < (2 if name == "seeds" else 1):
+            print(f"qtg.evaluate: --{name.replace('_', '-')}: must be at least {2 if name == 'seeds' else 1}, "
+                  f"got {getattr(args, name)}", file=sys.stderr)
+            return 2
+    if args.strategies < 0:
+        print(f"qtg.evaluate: --strategies: must be >= 0, got {args.strategies}", file=sys.stderr)
+        return 2
+    policy = str(Path(args.policy).resolve())
+    try:
+        result = evaluate(policy, args.overrides, args.seeds, args.first_seed, args.ticks, args.agents,
+                          args.strategies, progress=sys.stderr.isatty())
+    except ConfigError as e:
+        print(f"qtg.evaluate: config error: {e}", file=sys.stderr)
+        return 2
+    out = Path(args.out) if args.out else Path("outputs/evaluate") / datetime.datetime.now().strftime("%Y-%m-%d/%H-%M-%S")
+    out.mkdir(parents=True, exist_ok=True)
+    from qtg.core.files import write_text
+
+    write_text(out / "evaluation.json", json.dumps(result, indent=2, default=_json) + "\n")
+    chart(result, out / "evaluation.png", f"{Path(args.policy).name}: {args.seeds} held-out seeds x {args.ticks} ticks")
+    print(table(result))
+    print(f"\noutputs in {out}")
+    return 0
+
+
+def _json(v):
+    if isinstance(v, float) and math.isnan(v):
+        return None
+    return float(v)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,114 @@
+"""The training config: the run's schema (``qtg.core.config.Config``: the market and its
+population, a learner among them) plus three sections, ``env`` (the task), ``reward`` and
+``train`` (the algorithm's hyperparameters). ``conf/train.yaml`` composes it; the Hydra
+groups ``env`` and ``reward`` pick a task and a reward; ``+experiment=rl_ppo`` is the
+default PPO run. Every number is checked against its bounds before anything is built, as
+in a run's config."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from components.schema import setting
+from qtg.core.config import Config, ConfigError
+
+TASKS = ("trading",)
+ALGORITHMS = ("ppo",)
+
+
+@dataclasses.dataclass
+class EnvConfig:
+    """The task. Its books are the device engine's, of ``engine.capacity`` orders a side."""
+
+    task: str = setting("trading", doc="The task: trading (one symbol, discrete sell/hold/buy in a few sizes).")
+    warmup: int = setting(30, lo=0, hi=100_000, doc=(
+        "Ticks the market runs before the opening of every episode (books two-sided, indicators ready)."))
+    episode: int = setting(100, lo=1, hi=1_000_000, doc="Ticks of an episode.")
+
+
+@dataclasses.dataclass
+class RewardConfig:
+    """The reward of a step, in percent of the learner's equity at the episode's start:
+    ``pnl * dE - inventory * |held value| - drawdown * (drawdown's growth) - variance * dE**2
+    - cost_bps / 1e4 * |traded value|``, plus ``sharpe`` times the episode's Sharpe ratio of
+    its step rewards at its last step."""
+
+    pnl: float = setting(1.0, doc="Weight of the change of equity (cash plus shares at the marks).")
+    inventory: float = setting(0.0, doc="Penalty per tick per percent of equity held in shares (long or short).")
+    drawdown: float = setting(0.0, doc="Penalty per percent that the drawdown from the episode's peak equity grows.")
+    variance: float = setting(0.0, doc="Penalty on the squared change of equity (percent squared).")
+    cost_bps: float = setting(0.0, hi=10_000.0, doc=(
+        "Transaction cost charged on the value traded, basis points (on top of the spread the market takes)."))
+    sharpe: float = setting(0.0, doc=(
+        "Weight of the episode's Sharpe ratio (mean over standard deviation of the step changes of "
+        "equity), paid at its last step."))
+
+
+@dataclasses.dataclass
+class TrainConfig:
+    algo: str = setting("ppo", doc="The algorithm: ppo.")
+    seeds: int = setting(1, lo=1, hi=1024, doc="Independent trainings run at once (vmapped), seeds seed..seed+seeds-1.")
+    num_envs: int = setting(64, lo=1, hi=1_000_000, doc="Markets stepped at once per seed (vmapped).")
+    num_steps: int = setting(32, lo=1, hi=100_000, doc="Steps of each market per update (the rollout's length).")
+    updates: int = setting(100, lo=1, hi=10**9, doc="Updates of the policy in all.")
+    epochs: int = setting(4, lo=1, hi=1000, doc="Passes over each rollout per update.")
+    minibatches: int = setting(4, lo=1, hi=1_000_000, doc=(
+        "Minibatches per epoch (num_envs * num_steps must divide by it)."))
+    lr: float = setting(3e-4, lo=0.0, hi=1.0, doc="Adam's learning rate.")
+    anneal_lr: bool = setting(True, doc="Decay the learning rate linearly to 0 over the updates.")
+    gamma: float = setting(0.99, lo=0.0, hi=1.0, doc="Discount per step.")
+    gae_lambda: float = setting(0.95, lo=0.0, hi=1.0, doc="GAE's lambda.")
+    clip: float = setting(0.2, lo=0.0, hi=10.0, doc="PPO's clip of the probability ratio (and of the value change).")
+    ent_coef: float = setting(0.01, doc="Weight of the policy's entropy bonus.")
+    vf_coef: float = setting(0.5, doc="Weight of the value loss.")
+    max_grad_norm: float = setting(0.5, doc="Clip of the gradient's global norm.")
+    hidden: list[int] = setting([64, 64], lo=1, hi=4096, doc="Hidden layer widths of the policy and value MLPs.")
+    chunk: int = setting(10, lo=1, hi=10**6, doc=(
+        "Updates per compiled call: the progress bar, the metrics files and the checkpoint advance "
+        "once per chunk."))
+    checkpoint: bool = setting(True, doc="Write a checkpoint (and the policy) after every chunk.")
+    keep: bool = setting(False, doc=(
+        "Keep every chunk's checkpoint as checkpoints/update_<N>.npz (train.resume may name any of them)."))
+    plot: bool = setting(True, doc="Write learning_curve.png at the end.")
+    resume: str = setting("", doc="A checkpoint directory to continue training from (bit-identically).")
+
+
+@dataclasses.dataclass
+class RLConfig(Config):
+    env: EnvConfig = dataclasses.field(default_factory=EnvConfig)
+    reward: RewardConfig = dataclasses.field(default_factory=RewardConfig)
+    train: TrainConfig = dataclasses.field(default_factory=TrainConfig)
+
+
+def check(cfg: RLConfig) -> None:
+    """What no bound expresses: names, the learner, the minibatch split. ConfigError."""
+    if cfg.env.task not in TASKS:
+        raise ConfigError(f"env.task: unknown task '{cfg.env.task}'; allowed: {', '.join(TASKS)}")
+    if cfg.train.algo not in ALGORITHMS:
+        raise ConfigError(f"train.algo: unknown algorithm '{cfg.train.algo}'; allowed: {', '.join(ALGORITHMS)}")
+    learners = cfg.population.get("learner")
+    if learners is None or learners.count < 1:
+        raise ConfigError("population.learner.count: training needs at least one learner, got 0")
+    t = cfg.train
+    if (t.num_envs * t.num_steps) % t.minibatches:
+        raise ConfigError(f"train.minibatches: must divide num_envs * num_steps = {t.num_envs * t.num_steps}, "
+                          f"got {t.minibatches}")
+    if not t.hidden:
+        raise ConfigError("train.hidden: at least one hidden layer is needed, got []")
+
+
+def register() -> None:
+    """Register the schema with Hydra's ConfigStore as ``train_schema`` (``conf/train.yaml``)."""
+    from hydra.core.config_store import ConfigStore
+
+    ConfigStore.instance().store(name="train_schema", node=RLConfig)
+
+
+def load(overrides: list[str]) -> RLConfig:
+    """``conf/train.yaml`` with overrides, typed and checked. Raises ConfigError (one line)."""
+    from qtg.core.compose import load_config
+
+    register()
+    cfg = load_config(overrides, name="train", cls=RLConfig)
+    check(cfg)
+    return cfg
