@@ -65,6 +65,9 @@ class EnvState(environment.EnvState):
 class EnvParams(environment.EnvParams):
     world: WorldParams = None
     opening: WorldState = None  # the world every episode starts from
+    opening_obs: jax.Array = None  # f32[L, F] every learner's observation of it
+    opening_equity: jax.Array = None  # f64[L] every learner's equity in it, currency
+    opening_held: jax.Array = None  # i64[L] every learner's shares of its symbol in it
 
 
 class TradingEnv(environment.Environment):
@@ -91,7 +94,12 @@ class TradingEnv(environment.Environment):
         state = ro.with_books(world.state, world.static, capacity)
         run = jax.jit(ro.rollout, static_argnums=(0, 3, 4))
         opening, _ = run(world.static, world.params, state, int(warmup), self.stp) if warmup else (state, None)
-        self._params = EnvParams(max_steps_in_episode=self.episode, world=world.params, opening=opening)
+        # The opening's observation, equity and holdings are the same for every episode (its
+        # key changes only the future): computed once here, so a reset, which gymnax's
+        # auto-reset computes at every step, costs nothing.
+        params = EnvParams(max_steps_in_episode=self.episode, world=world.params, opening=opening)
+        obs, equity, held = jax.jit(self._opening)(params)
+        self._params = params.replace(opening_obs=obs, opening_equity=equity, opening_held=held)
 
     @classmethod
     def from_config(cls, cfg) -> TradingEnv:
@@ -153,15 +161,21 @@ class TradingEnv(environment.Environment):
         """Never: an episode ends only when its ticks are up (``is_truncated``)."""
         return jnp.bool_(False)
 
+    def _opening(self, params: EnvParams):
+        """The opening's observation, equity and holdings of every learner."""
+        world = params.opening
+        state = EnvState(time=jnp.int32(0), world=world, equity=None, opening_equity=None, peak=None, held=None,
+                         pnl_sum=None, pnl_sq=None)
+        return self.observe_all(state, params), self._equity(world), self._held(world, params)
+
     def reset_all(self, key: jax.Array, params: EnvParams) -> tuple[jax.Array, EnvState]:
         """A new episode from the opening, drawing its future from ``key``: every
         learner's observation f32[L, F] and the state."""
-        world = params.opening.replace(key=key)
-        equity = self._equity(world)
+        equity = params.opening_equity
         zero = jnp.zeros_like(equity)
-        state = EnvState(time=jnp.int32(0), world=world, equity=equity, opening_equity=equity, peak=equity,
-                         held=self._held(world, params), pnl_sum=zero, pnl_sq=zero)
-        return self.observe_all(state, params), state
+        state = EnvState(time=jnp.int32(0), world=params.opening.replace(key=key), equity=equity,
+                         opening_equity=equity, peak=equity, held=params.opening_held, pnl_sum=zero, pnl_sq=zero)
+        return params.opening_obs, state
 
     def reset_env(self, key: jax.Array, params: EnvParams) -> tuple[jax.Array, EnvState]:
         obs, state = self.reset_all(key, params)

@@ -31,13 +31,14 @@ from tests.support import make_config
 pytestmark = pytest.mark.slow  # PPO's program and two host worlds compile
 
 ROOT = Path(__file__).resolve().parents[2]
-TRAIN = ["population.noise.count=10", "engine.capacity=64", "env.warmup=12", "env.episode=16",
+TRAIN = ["population.noise.count=10", "engine.capacity=64", "env.warmup=0", "env.episode=16",
          "reward.cost_bps=50", "train.seeds=2", "train.num_envs=8", "train.num_steps=16", "train.minibatches=2",
          "train.epochs=2", "train.hidden=[16,16]", "train.chunk=4", "train.lr=0.01", "seed=3"]
 """A 14-agent ACME market (2 makers, 10 noise traders, the learner), two seeds of eight
-markets, 16-step rollouts: PPO's program compiles in seconds. The reward charges 50 bp on
-the value traded, so trading at random costs far more than the market moves: a policy
-that learns anything learns to trade less, and its return rises within a few updates."""
+markets, 16-step rollouts, episodes from the opening itself (no warm-up to compile): PPO's
+program compiles in seconds. The reward charges 50 bp on the value traded, so trading at
+random costs far more than the market moves: a policy that learns anything learns to
+trade less, and its return rises within a few updates."""
 UPDATES = 12
 
 
