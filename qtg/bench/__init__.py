@@ -31,3 +31,22 @@ def machine() -> dict:
         "jax": jax.__version__,
         "jax_backend": jax.default_backend(),
     }
+
+
+def time_calls(call, repeats: int):
+    """``call()`` once (compiling) and then ``repeats`` times, each to completion
+    (``jax.block_until_ready``): ``(first_s, median_s, out)``, ``out`` the last call's."""
+    import time
+
+    import jax
+    import numpy as np
+
+    t0 = time.perf_counter()
+    out = jax.block_until_ready(call())
+    first = time.perf_counter() - t0
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        out = jax.block_until_ready(call())
+        times.append(time.perf_counter() - t0)
+    return first, float(np.median(times)), out

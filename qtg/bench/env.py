@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
 
 OVERRIDES = ["population.market_maker.count=2", "population.noise.count=29", "population.learner.count=1",
              "market.symbols=[ACME]", "engine.capacity=32"]
@@ -29,6 +28,7 @@ def bench_env(envs=(1, 1024), steps: int = 50, repeats: int = 3, seed: int = 0) 
     import jax
     import numpy as np
 
+    from qtg.bench import time_calls
     from qtg.core.compose import load_config
     from qtg.rl.env import TradingEnv
 
@@ -50,17 +50,7 @@ def bench_env(envs=(1, 1024), steps: int = 50, repeats: int = 3, seed: int = 0) 
         call = jax.jit(run)
         key = jax.random.key(seed)
         _, states = jax.jit(jax.vmap(env.reset, in_axes=(0, None)))(jax.random.split(key, n), params)
-        t0 = time.perf_counter()
-        out = call(key, states)
-        jax.block_until_ready(out)
-        first = time.perf_counter() - t0
-        times = []
-        for _ in range(repeats):
-            t0 = time.perf_counter()
-            _, rewards = call(key, states)
-            jax.block_until_ready(rewards)
-            times.append(time.perf_counter() - t0)
-        best = float(np.median(times))
+        first, best, (_, rewards) = time_calls(lambda call=call, key=key, states=states: call(key, states), repeats)
         rows.append({"envs": n, "steps": steps, "env_steps_per_s": round(n * steps / best, 1),
                      "ms_per_step": round(best / steps * 1e3, 3), "compile_s": round(first - best, 2),
                      "mean_reward": float(np.asarray(rewards).mean())})

@@ -17,13 +17,12 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
 
 
 def bench_ppo(envs=(64, 256), num_steps: int = 32, updates: int = 2, repeats: int = 2, seed: int = 0) -> list[dict]:
     import jax
-    import numpy as np
 
+    from qtg.bench import time_calls
     from qtg.rl import ppo
     from qtg.rl.config import load
     from qtg.rl.env import TradingEnv
@@ -34,18 +33,13 @@ def bench_ppo(envs=(64, 256), num_steps: int = 32, updates: int = 2, repeats: in
         cfg = load([f"train.num_envs={n}", f"train.num_steps={num_steps}", "train.seeds=1", f"seed={seed}"])
         env = env or TradingEnv.from_config(cfg)
         init, run, _, _ = ppo.make(env, env.default_params, cfg.train)
-        runner = init(jax.random.split(jax.random.key(seed), 1))
-        t0 = time.perf_counter()
-        runner, m = run(runner, updates)
-        jax.block_until_ready(m)
-        first = time.perf_counter() - t0
-        times = []
-        for _ in range(repeats):
-            t0 = time.perf_counter()
-            runner, m = run(runner, updates)
-            jax.block_until_ready(m)
-            times.append(time.perf_counter() - t0)
-        best = float(np.median(times))
+        runner = [init(jax.random.split(jax.random.key(seed), 1))]
+
+        def call(run=run, runner=runner):  # each call goes on from the last one's state
+            runner[0], metrics = run(runner[0], updates)
+            return metrics
+
+        first, best, _ = time_calls(call, repeats)
         steps = n * num_steps * updates
         rows.append({"envs": n, "num_steps": num_steps, "updates_per_call": updates,
                      "epochs": cfg.train.epochs, "minibatches": cfg.train.minibatches,

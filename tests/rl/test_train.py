@@ -119,8 +119,8 @@ def test_a_checkpoint_of_another_config_is_refused_with_one_line(runs):
 
 WORLD = {"market.symbols": ["ACME"], "market.sectors": [], "population.market_maker.count": 2,
          "population.noise.count": 10, "engine.capacity": 64}
-AGENTS = 4
-TICKS = 250  # 4 agents x 250 ticks: 1,000 observations
+AGENTS = 8
+TICKS = 125  # 8 agents x 125 ticks: 1,000 observations
 
 
 def _policy_file(path):
