@@ -27,6 +27,7 @@ Examples::
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime
 import json
 import math
@@ -72,7 +73,7 @@ def run_seed(cfg) -> dict[str, dict[str, float]]:
     from qtg.core.sim import Simulation
     from qtg.core.world import build_world, make_engine_for
     from qtg.hooks import Recorder
-    from qtg.reports.summary import summarize
+    from qtg.reports.summary import history_marks, summarize
 
     world = build_world(cfg)
     sim = Simulation(world.static, world.params, world.state, make_engine_for(cfg, world.static))
@@ -83,9 +84,7 @@ def run_seed(cfg) -> dict[str, dict[str, float]]:
     for kind, risk in summary["risk_by_kind"].items():
         if isinstance(risk, dict) and "total_return" in risk:
             rows[kind] = {m: risk[m]["median"] for m in METRICS}
-    h = rec.arrays()
-    both = (h["bid"] > 0) & (h["ask"] > 0)
-    marks = np.where(both, (h["bid"] + h["ask"]) / 2.0, h["last"]).astype(np.float64)[:, 0]
+    marks = history_marks(rec.arrays())[:, 0]
     rows[HOLD] = hold_metrics(np.concatenate([[float(world.state.market.last[0])], marks]))
     return rows
 
@@ -174,8 +173,8 @@ def chart(result: dict, path: Path, title: str) -> None:
 def evaluate(policy: str, overrides: list[str], seeds: int = 10, first_seed: int = 1000, ticks: int = 1000,
              agents: int = 4, strategies: int = 2, progress: bool = False) -> dict:
     """Run the seeds; the aggregate (rows, versus) and the per-seed values."""
-    configs = [eval_config(policy, overrides, s, ticks, agents, strategies)
-               for s in range(first_seed, first_seed + seeds)]  # every config checked before any run
+    cfg = eval_config(policy, overrides, first_seed, ticks, agents, strategies)  # checked before any run
+    configs = [dataclasses.replace(cfg, seed=s) for s in range(first_seed, first_seed + seeds)]
     per_seed = []
     it = configs
     if progress:

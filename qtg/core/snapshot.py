@@ -125,7 +125,8 @@ def _decode(obj: Any, arrays: dict[str, np.ndarray]) -> Any:
     return obj
 
 
-def _is_key(leaf) -> bool:
+def is_key(leaf) -> bool:
+    """A PRNG key array (stored as its key data)."""
     return jax.dtypes.issubdtype(getattr(leaf, "dtype", np.float64), jax.dtypes.prng_key)
 
 
@@ -179,7 +180,7 @@ def save_snapshot(path, sim, cfg: Config, hooks: Sequence[Any] = (), run_dir=Non
         names[part] = []
         for name, leaf in _leaves(tree, part):
             names[part].append(name)
-            if _is_key(leaf):
+            if is_key(leaf):
                 keys[name] = str(jax.random.key_impl(leaf))
                 arrays[name] = np.asarray(jax.random.key_data(leaf))
             else:
@@ -424,7 +425,7 @@ class Snapshot:
         out = []
         for name, leaf in leaves:
             a = self.arrays[name]
-            if _is_key(leaf):
+            if is_key(leaf):
                 impl = str(jax.random.key_impl(leaf))
                 want = jax.random.key_data(leaf)
                 if self.header["world"]["keys"].get(name) != impl or a.shape != want.shape or a.dtype != want.dtype:

@@ -206,6 +206,13 @@ PRICE_COLUMNS = ("tick", "symbol", "sector", "last", "bid", "ask", "mid", "fair"
 EVENT_COLUMNS = ("tick", "kind", "target", "size", "symbols", "fair_before", "fair_after")
 
 
+def history_marks(h: dict[str, np.ndarray]) -> np.ndarray:
+    """The marks of a recorded history (``Recorder.arrays()``): the mid where both sides
+    quote, else the last price (``systems.measure.marks``' rule). f64[T, S] units"""
+    both = (h["bid"] > 0) & (h["ask"] > 0)
+    return np.where(both, (h["bid"] + h["ask"]) / 2.0, h["last"]).astype(np.float64)
+
+
 def write_prices(path: Path, sim: Simulation, rec: Recorder) -> None:
     """prices.csv: one row per tick and symbol (currency; 0 where a book side is empty;
     mid falls back to the last price; fair is the fair value in force after the tick;
@@ -214,8 +221,7 @@ def write_prices(path: Path, sim: Simulation, rec: Recorder) -> None:
 
     h = rec.arrays()
     static = sim.static
-    both = (h["bid"] > 0) & (h["ask"] > 0)
-    mid = np.where(both, (h["bid"] + h["ask"]) / 2.0, h["last"])
+    mid = history_marks(h)
     tick_size = [f"{t / SCALE:.4f}" for t in np.asarray(sim.params.tick_size)]
     sector = [static.sectors[static.sector_of[s]] if static.sector_of else static.sectors[0]
               for s in range(static.n_symbols)]

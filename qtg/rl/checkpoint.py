@@ -24,6 +24,7 @@ import jax
 import numpy as np
 
 from qtg.core.files import atomic_open
+from qtg.core.snapshot import is_key
 from systems.features import SPEC
 from systems.policy import Layers
 
@@ -35,10 +36,6 @@ IGNORED_ON_RESUME = ("train.updates", "train.chunk", "train.checkpoint", "train.
 
 class CheckpointError(ValueError):
     """A checkpoint that cannot be resumed: missing, damaged, or of another config."""
-
-
-def _is_key(leaf) -> bool:
-    return jax.dtypes.issubdtype(getattr(leaf, "dtype", np.float64), jax.dtypes.prng_key)
 
 
 def write_policy(path: str | Path, layers: Layers, meta: dict) -> Path:
@@ -57,7 +54,7 @@ def save(path: str | Path, runner: Any, history: dict[str, np.ndarray], updates:
     path = Path(path)
     arrays, keys = {}, {}
     for i, leaf in enumerate(jax.tree.leaves(runner)):
-        if _is_key(leaf):
+        if is_key(leaf):
             keys[str(i)] = str(jax.random.key_impl(leaf))
             arrays[f"leaf_{i}"] = np.asarray(jax.random.key_data(leaf))
         else:
@@ -126,7 +123,7 @@ def load(path: str | Path, template: Any, config: dict) -> tuple[Any, dict[str, 
         out = []
         for i, leaf in enumerate(leaves):
             data = z[f"leaf_{i}"]
-            if _is_key(leaf):
+            if is_key(leaf):
                 want = np.asarray(jax.random.key_data(leaf))
                 if data.shape != want.shape or data.dtype != want.dtype:
                     raise CheckpointError(f"train.resume: {p}: PRNG key {i} does not fit this trainer's")

@@ -147,12 +147,14 @@ class TradingEnv(environment.Environment):
         """Each learner's shares of its symbol. i64[L]"""
         return world.wallet.position[self._rows(), self._symbols(params)]
 
+    def _observe(self, world: WorldState, params: EnvParams) -> jax.Array:
+        _, frame = observe_market(self.static, params.world, world, Frame(), jax.random.key(0))
+        p = params.world.kinds[learner.KIND]
+        return features(world, frame, self._rows(), p.trade.symbol, p.trade.max_position)
+
     def observe_all(self, state: EnvState, params: EnvParams | None = None) -> jax.Array:
         """Every learner's observation (``systems.features``). f32[L, F]"""
-        params = self.default_params if params is None else params
-        _, frame = observe_market(self.static, params.world, state.world, Frame(), jax.random.key(0))
-        p = params.world.kinds[learner.KIND]
-        return features(state.world, frame, self._rows(), p.trade.symbol, p.trade.max_position)
+        return self._observe(state.world, self.default_params if params is None else params)
 
     def get_obs(self, state: EnvState, params: EnvParams | None = None, key=None) -> jax.Array:
         return self.observe_all(state, params)[0]
@@ -164,9 +166,7 @@ class TradingEnv(environment.Environment):
     def _opening(self, params: EnvParams):
         """The opening's observation, equity and holdings of every learner."""
         world = params.opening
-        state = EnvState(time=jnp.int32(0), world=world, equity=None, opening_equity=None, peak=None, held=None,
-                         pnl_sum=None, pnl_sq=None)
-        return self.observe_all(state, params), self._equity(world), self._held(world, params)
+        return self._observe(world, params), self._equity(world), self._held(world, params)
 
     def reset_all(self, key: jax.Array, params: EnvParams) -> tuple[jax.Array, EnvState]:
         """A new episode from the opening, drawing its future from ``key``: every

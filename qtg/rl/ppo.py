@@ -82,11 +82,11 @@ def actor_layers(params: Any, hidden: Sequence[int]) -> list[tuple[np.ndarray, n
 class Runner:
     params: Any
     opt_state: Any
-    env_state: Any  # the environments' states [E]
-    obs: jax.Array  # f32[E, F]
-    episode_return: jax.Array  # f32[E] reward summed since each environment's episode began
-    key: jax.Array
-    update: jax.Array  # i32[] updates done
+    env_state: Any  # the environments' states [S, E] (seeds, markets)
+    obs: jax.Array  # f32[S, E, F]
+    episode_return: jax.Array  # f32[S, E] reward summed since each environment's episode began
+    key: jax.Array  # [S]
+    update: jax.Array  # i32[S] updates done
 
 
 @struct.dataclass
@@ -140,9 +140,8 @@ def make(env, env_params, t) -> tuple[Callable, Callable, ActorCritic, optax.Gra
         return jax.tree.map(lambda x: x.reshape((x.shape[0] * x.shape[1], *x.shape[2:])), tree)
 
     def rollout_step(r: Runner, _):
-        """One step of every seed's markets. The markets of all seeds step as one flat
-        batch (S * E), not as a vmap of vmaps: XLA's CPU runtime can deadlock on a loop
-        over doubly vmapped market ticks."""
+        """One step of every seed's markets, all seeds' markets as one flat batch (S * E)
+        of market ticks."""
         S = r.obs.shape[0]
         keys = jax.vmap(lambda k: jax.random.split(k, 3))(r.key)
         action, logp, value = jax.vmap(policy_one)(r.params, r.obs, keys[:, 1])

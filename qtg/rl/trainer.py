@@ -19,6 +19,7 @@ import csv
 import json
 import math
 import time
+import warnings
 from pathlib import Path
 
 import jax
@@ -39,12 +40,17 @@ def seed_keys(cfg: RLConfig) -> jax.Array:
     return jax.numpy.stack([jax.random.key(cfg.seed + i) for i in range(cfg.train.seeds)])
 
 
-def best_seed(history: dict[str, np.ndarray]) -> int:
-    """The seed whose episode returns over the last tenth of its updates are highest."""
+def tail_returns(history: dict[str, np.ndarray]) -> list[float | None]:
+    """Each seed's mean episode return over the last tenth of its updates (None when no
+    episode ended there)."""
     ret = history["episode_return"]
     tail = ret[:, -max(1, ret.shape[1] // 10):]
-    means = [np.nanmean(r) if np.isfinite(r).any() else -np.inf for r in tail]
-    return int(np.argmax(means))
+    return [float(np.nanmean(r)) if np.isfinite(r).any() else None for r in tail]
+
+
+def best_seed(history: dict[str, np.ndarray]) -> int:
+    """The seed whose episode returns over the last tenth of its updates are highest."""
+    return int(np.argmax([-np.inf if r is None else r for r in tail_returns(history)]))
 
 
 def train(cfg: RLConfig, out: str | Path, progress: bool = True) -> dict:
@@ -90,7 +96,8 @@ def train(cfg: RLConfig, out: str | Path, progress: bool = True) -> dict:
                     ckpt.save(out / "checkpoints" / f"update_{done:06d}.npz", runner, history, done, config)
             if bar is not None:
                 bar.update(n)
-                bar.set_postfix(ret=f"{_last_return(history):.4f}")
+                ret = [r for r in tail_returns(history) if r is not None]
+                bar.set_postfix(ret=f"{np.mean(ret):.4f}" if ret else "-")
     finally:
         if bar is not None:
             bar.close()
@@ -99,7 +106,7 @@ def train(cfg: RLConfig, out: str | Path, progress: bool = True) -> dict:
     steps_s = timed_updates * per_update / timed_s if timed_s else None
     summary = {
         "updates": done, "env_steps": done * per_update, "seeds": t.seeds, "best_seed": best_seed(history),
-        "episode_return_last": _tail_returns(history), "env_steps_per_s": steps_s,
+        "episode_return_last": tail_returns(history), "env_steps_per_s": steps_s,
         "build_s": round(build_s, 2), "first_chunk_s": None if first_s is None else round(first_s, 2),
         "config": config,
     }
@@ -115,18 +122,6 @@ def _bar(progress: bool, total: int, done: int):
     from tqdm.auto import tqdm
 
     return tqdm(total=total, initial=done, unit="update", desc="train", dynamic_ncols=True)
-
-
-def _last_return(history) -> float:
-    r = history["episode_return"][:, -max(1, history["episode_return"].shape[1] // 10):]
-    return float(np.nanmean(r)) if np.isfinite(r).any() else math.nan
-
-
-def _tail_returns(history) -> list[float | None]:
-    """Each seed's mean episode return over the last tenth of its updates."""
-    ret = history["episode_return"]
-    tail = ret[:, -max(1, ret.shape[1] // 10):]
-    return [float(np.nanmean(r)) if np.isfinite(r).any() else None for r in tail]
 
 
 def _write_policy(out: Path, runner, history, t, env) -> None:
@@ -166,12 +161,9 @@ def plot_curve(history: dict[str, np.ndarray], path: Path) -> None:
     for s, r in enumerate(ret):
         ok = np.isfinite(r)
         ax.plot(x[ok], r[ok], lw=0.8, alpha=0.5, label=f"seed {s}" if len(ret) <= 8 else None)
-    with np.errstate(all="ignore"):
-        import warnings
-
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)
-            mean = np.nanmean(ret, axis=0)
+    with warnings.catch_warnings():  # an update where no seed's episode ended: NaN
+        warnings.simplefilter("ignore", RuntimeWarning)
+        mean = np.nanmean(ret, axis=0)
     ok = np.isfinite(mean)
     ax.plot(x[ok], mean[ok], lw=2.2, color="black", label="mean")
     ax.axhline(0.0, color="grey", lw=0.6, ls="--")
