@@ -3,8 +3,8 @@ other traders and buy-and-hold, over held-out seeds, with 95% confidence interva
 
 The market is the training's (``conf/train.yaml`` with the same overrides, e.g.
 ``population.noise.count=100``) with its learners replaced by ``--agents`` ``rl_policy``
-agents trading ``POLICY`` (they take the learners' place and fields, so the market is
-the one the policy trained in), and ``--strategies`` agents of each built-in signal
+agents trading ``POLICY`` (by default as many as it has learners; they take the learners'
+place and fields, so the market is the one the policy trained in), and ``--strategies`` agents of each built-in signal
 strategy (momentum, trend_follower, macd_cross, bollinger_reversion, fundamentalist;
 0 leaves them out). Each of ``--seeds`` seeds (``--first-seed`` on, seeds the training
 never drew from) runs ``--ticks`` ticks on the fast engine.
@@ -17,6 +17,11 @@ seeds with a Student t 95% interval, and the policy's paired difference from eac
 other row (the same seeds): an interval above 0 means it beat that row. Written to
 ``--out`` (default ``outputs/evaluate/<date>/<time>``): ``evaluation.json`` and
 ``evaluation.png``.
+
+An execution policy (``env=execution``; ``qtg.rl.execution``) is evaluated in its own
+environment instead: the policy, TWAP and VWAP over the same ``--seeds`` held-out seeds of
+``--episodes`` episodes each, their implementation shortfall in basis points with 95%
+intervals, and the policy's paired saving over each baseline.
 
 Examples::
 
@@ -47,7 +52,7 @@ SHARED = ("size", "max_position", "collar", "cash", "shares", "max_short", "late
 """The learner's fields an rl_policy agent takes over."""
 
 
-def eval_config(policy: str, overrides: list[str], seed: int, ticks: int, agents: int, strategies: int):
+def eval_config(policy: str, overrides: list[str], seed: int, ticks: int, agents: int | None, strategies: int):
     """The run config of one evaluation seed. ConfigError with one line."""
     from qtg.core.compose import load_config
     from qtg.core.config import Config
@@ -56,6 +61,7 @@ def eval_config(policy: str, overrides: list[str], seed: int, ticks: int, agents
     register()
     base = load_config(overrides, name="train", cls=RLConfig)
     learner = base.population["learner"]
+    agents = learner.count if agents is None else agents
     extra = ["population.learner.count=0", f"population.{POLICY}.count={agents}",
              f"population.{POLICY}.policy='{policy}'", f"seed={seed}", f"run.ticks={ticks}"]
     for field in SHARED:
@@ -171,7 +177,7 @@ def chart(result: dict, path: Path, title: str) -> None:
 
 
 def evaluate(policy: str, overrides: list[str], seeds: int = 10, first_seed: int = 1000, ticks: int = 1000,
-             agents: int = 4, strategies: int = 2, progress: bool = False) -> dict:
+             agents: int | None = None, strategies: int = 2, progress: bool = False) -> dict:
     """Run the seeds; the aggregate (rows, versus) and the per-seed values."""
     cfg = eval_config(policy, overrides, first_seed, ticks, agents, strategies)  # checked before any run
     configs = [dataclasses.replace(cfg, seed=s) for s in range(first_seed, first_seed + seeds)]
@@ -186,7 +192,7 @@ def evaluate(policy: str, overrides: list[str], seeds: int = 10, first_seed: int
     result = aggregate(per_seed)
     result["per_seed"] = per_seed
     result["setup"] = {"policy": str(policy), "overrides": overrides, "seeds": list(range(first_seed, first_seed + seeds)),
-                       "ticks": ticks, "agents": agents, "strategies": strategies}
+                       "ticks": ticks, "agents": cfg.population[POLICY].count, "strategies": strategies}
     return result
 
 
@@ -197,12 +203,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seeds", type=int, default=10, help="held-out seeds (default 10)")
     ap.add_argument("--first-seed", type=int, default=1000, help="the first of them (default 1000)")
     ap.add_argument("--ticks", type=int, default=1000, help="ticks per seed (default 1000)")
-    ap.add_argument("--agents", type=int, default=4, help="rl_policy agents (default 4)")
+    ap.add_argument("--agents", type=int, help=(
+        "rl_policy agents (default: as many as the training market has learners, so the market is the one "
+        "the policy trained in)"))
     ap.add_argument("--strategies", type=int, default=2, help="agents of each built-in strategy (default 2; 0: none)")
+    ap.add_argument("--episodes", type=int, default=16, help=(
+        "an execution policy: episodes per seed, the seed's value their mean (default 16)"))
     ap.add_argument("--out", help="output directory (default outputs/evaluate/<date>/<time>)")
     args = ap.parse_args(argv)
-    for name in ("seeds", "ticks", "agents"):
-        if getattr(args, name) < (2 if name == "seeds" else 1):
+    for name in ("seeds", "ticks", "agents", "episodes"):
+        if getattr(args, name) is not None and getattr(args, name) < (2 if name == "seeds" else 1):
             print(f"qtg.evaluate: --{name.replace('_', '-')}: must be at least {2 if name == 'seeds' else 1}, "
                   f"got {getattr(args, name)}", file=sys.stderr)
             return 2
@@ -210,19 +220,56 @@ def main(argv: list[str] | None = None) -> int:
         print(f"qtg.evaluate: --strategies: must be >= 0, got {args.strategies}", file=sys.stderr)
         return 2
     policy = str(Path(args.policy).resolve())
+    if policy_task(policy) == "execution":
+        return _execution(args, policy)
     try:
         result = evaluate(policy, args.overrides, args.seeds, args.first_seed, args.ticks, args.agents,
                           args.strategies, progress=sys.stderr.isatty())
     except ConfigError as e:
         print(f"qtg.evaluate: config error: {e}", file=sys.stderr)
         return 2
-    out = Path(args.out) if args.out else Path("outputs/evaluate") / datetime.datetime.now().strftime("%Y-%m-%d/%H-%M-%S")
-    out.mkdir(parents=True, exist_ok=True)
+    out = _out_dir(args)
     from qtg.core.files import write_text
 
     write_text(out / "evaluation.json", json.dumps(result, indent=2, default=_json) + "\n")
     chart(result, out / "evaluation.png", f"{Path(args.policy).name}: {args.seeds} held-out seeds x {args.ticks} ticks")
     print(table(result))
+    print(f"\noutputs in {out}")
+    return 0
+
+
+def _out_dir(args) -> Path:
+    out = Path(args.out) if args.out else Path("outputs/evaluate") / datetime.datetime.now().strftime("%Y-%m-%d/%H-%M-%S")
+    out.mkdir(parents=True, exist_ok=True)
+    return out
+
+
+def policy_task(policy: str) -> str | None:
+    """The task of the policy file (its meta's), None when it cannot be read (the trading
+    evaluation then reports why, with the config's line)."""
+    from systems.policy import PolicyError, read_policy
+
+    try:
+        return read_policy(policy)[1].get("task", "trading")
+    except PolicyError:
+        return None
+
+
+def _execution(args, policy: str) -> int:
+    """An execution policy: in its environment against TWAP and VWAP (``qtg.rl.execution``)."""
+    from qtg.core.files import write_text
+    from qtg.rl import execution
+
+    try:
+        result = execution.evaluate(policy, args.overrides, args.seeds, args.first_seed, args.episodes)
+    except ConfigError as e:
+        print(f"qtg.evaluate: config error: {e}", file=sys.stderr)
+        return 2
+    out = _out_dir(args)
+    write_text(out / "evaluation.json", json.dumps(result, indent=2, default=_json) + "\n")
+    execution.chart(result, out / "evaluation.png",
+                    f"{Path(args.policy).name}: {args.seeds} held-out seeds x {args.episodes} episodes")
+    print(execution.table(result))
     print(f"\noutputs in {out}")
     return 0
 

@@ -3,7 +3,7 @@
 ``POLICY`` is a training run's directory, its ``policy.npz`` or its ``checkpoint.npz``'s
 run directory (``systems.policy.read_policy``). The model is built with ``onnx.helper``
 from the policy's layers (no converter): input ``obs`` float32 ``[batch, F]`` (the
-observation contract, ``systems.features.SPEC``), outputs ``logits`` float32
+observation contract of the policy's task, ``systems.policy.spec_for``), outputs ``logits`` float32
 ``[batch, actions]`` and ``action`` int64 ``[batch]`` (their argmax, the action the policy
 takes); the policy's meta (observation spec, task, actions) is the model's metadata
 ``qtg_policy``, so ``rl_policy`` can trade with the ONNX file itself. After writing, the
@@ -28,8 +28,7 @@ import numpy as np
 
 import qtg  # noqa: F401  (enables x64 before any array exists)
 from qtg.core.files import atomic_open
-from systems.features import SPEC
-from systems.policy import Layers, PolicyError, forward, read_policy
+from systems.policy import Layers, PolicyError, forward, read_policy, spec_for
 
 OPSET = 17
 TOLERANCE = 1e-5
@@ -55,7 +54,7 @@ def to_onnx(layers: Layers, meta: dict):
     actions = int(np.asarray(layers[-1][1]).shape[0])
     graph = helper.make_graph(
         nodes, "qtg_policy",
-        [helper.make_tensor_value_info("obs", TensorProto.FLOAT, ["batch", SPEC.size])],
+        [helper.make_tensor_value_info("obs", TensorProto.FLOAT, ["batch", int(np.asarray(layers[0][0]).shape[0])])],
         [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", actions]),
          helper.make_tensor_value_info("action", TensorProto.INT64, ["batch"])],
         initializer=inits,
@@ -112,7 +111,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     write_onnx(layers, meta, out)
     rng = np.random.default_rng(args.seed)
-    obs = rng.uniform(-SPEC.high, SPEC.high, (max(args.check, 1), SPEC.size)).astype(np.float32)
+    spec = spec_for(meta.get("task", "trading"))  # the task's observation (read_policy checked it)
+    obs = rng.uniform(-spec.high, spec.high, (max(args.check, 1), spec.size)).astype(np.float32)
     report = {"onnx": str(out), "opset": OPSET, **compare(layers, out, obs)}
     print(json.dumps(report))
     if report["max_abs_diff"] > TOLERANCE:

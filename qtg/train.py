@@ -6,6 +6,7 @@ Examples::
     python -m qtg.train +experiment=rl_ppo                    # the default PPO run
     python -m qtg.train train.updates=50 train.seeds=4        # four seeds at once (vmapped)
     python -m qtg.train reward=risk_adjusted env.episode=200
+    python -m qtg.train env=execution +experiment=rl_execution  # sell 5,000 shares in 50 ticks
     python -m qtg.train -m train.lr=1e-3,3e-4 seed=0,1        # a Hydra multirun: one job each
     python -m qtg.train train.resume=outputs/train/2026-12-07/10-00-00 train.updates=400
 

@@ -15,7 +15,7 @@ where both sides quote, else the last trade):
 =============  ==========================================================  =====  ====
 name           raw value                                                   scale  clip
 =============  ==========================================================  =====  ====
-value_gap      log(fair / ref): the fundamentals' view of the mispricing   10     5
+value_gap      log(fair / ref): the fundamentals' view of the mispricing   100    5
 spread         (ask - bid) / ref, 0 where a side is empty                  1000   5
 imbalance      (bid_qty - ask_qty) / (bid_qty + ask_qty), 0 if both empty  1      1
 news           log change of fair value made by the last tick's news       100    5
@@ -77,8 +77,8 @@ class ObservationSpec:
         return {"version": self.version, "features": [dataclasses.asdict(f) for f in self.features]}
 
 
-SPEC = ObservationSpec(version=1, features=(
-    Feature("value_gap", 10.0, 5.0, "log(fair / ref)"),
+SPEC = ObservationSpec(version=2, features=(
+    Feature("value_gap", 100.0, 5.0, "log(fair / ref)"),
     Feature("spread", 1000.0, 5.0, "(ask - bid) / ref; 0 where a side is empty"),
     Feature("imbalance", 1.0, 1.0, "(bid_qty - ask_qty) / (bid_qty + ask_qty); 0 where both are empty"),
     Feature("news", 100.0, 5.0, "log change of fair value made by the last tick's news"),

@@ -9,8 +9,9 @@ exactly as it did in training.
 
 A policy file (``policy.npz``, NumPy's format without pickles) holds the layers as
 ``kernel_0, bias_0, ..., kernel_{n-1}, bias_{n-1}`` (the last is the output layer) and a
-JSON string ``meta``: the observation spec it was trained on (``systems.features.SPEC``
-as a dict, its ``version`` checked on loading), the task and its action count.
+JSON string ``meta``: the observation spec it was trained on (its task's, :func:`spec_for`:
+``systems.features.SPEC`` as a dict, plus the task's own features; its ``version`` and
+feature names checked on loading), the task and its action count.
 :func:`read_policy` reads it (``qtg.rl.checkpoint.write_policy`` writes it) and also reads an ONNX file written by ``qtg.export`` (the same layers as
 initializers, the meta as the model's metadata).
 """
@@ -25,7 +26,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from systems.features import SPEC
+from systems.features import SPEC, Feature, ObservationSpec
 
 Layers = list[tuple[np.ndarray, np.ndarray]]
 
@@ -50,9 +51,26 @@ def act(layers, obs: jax.Array) -> jax.Array:
     return jnp.argmax(forward(layers, obs), axis=-1).astype(jnp.int32)
 
 
+TASK_FEATURES: dict[str, tuple[Feature, ...]] = {
+    "trading": (),
+    "execution": (
+        Feature("remaining", 1.0, 1.0, "shares still to trade / the order's quantity"),
+        Feature("time_left", 1.0, 1.0, "ticks left in the episode / its ticks"),
+    ),
+}
+"""The features a task appends to ``systems.features.SPEC`` (``qtg.rl.execution`` computes
+the execution task's): a policy of the task reads exactly these, in this order."""
+
+
+def spec_for(task: str) -> ObservationSpec:
+    """The observation spec of a task's policies: ``SPEC``'s features, then the task's own
+    (:data:`TASK_FEATURES`), under ``SPEC``'s version. KeyError for an unknown task."""
+    return ObservationSpec(version=SPEC.version, features=SPEC.features + TASK_FEATURES[task])
+
+
 def meta_for(task: str, actions: int, **extra) -> dict:
-    """The meta of a policy file: the observation spec, the task and the action count."""
-    return {"spec": SPEC.to_dict(), "task": task, "actions": int(actions), **extra}
+    """The meta of a policy file: the task's observation spec, the task and the action count."""
+    return {"spec": spec_for(task).to_dict(), "task": task, "actions": int(actions), **extra}
 
 
 class PolicyError(ValueError):
@@ -81,22 +99,28 @@ def read_policy(path: str | os.PathLike) -> tuple[Layers, dict]:
         raise
     except Exception as e:  # noqa: BLE001 - a truncated or foreign file: say which and why, in one line
         raise PolicyError(f"{path}: not a policy file ({type(e).__name__}: {e})") from None
-    check_meta(meta, str(path))
-    if not layers or layers[0][0].shape[0] != SPEC.size:
+    spec = check_meta(meta, str(path))
+    if not layers or layers[0][0].shape[0] != spec.size:
         raise PolicyError(f"{path}: the network's input is {layers[0][0].shape[0] if layers else 0} wide, "
-                          f"the observation has {SPEC.size} features")
+                          f"the observation has {spec.size} features")
     return layers, meta
 
 
-def check_meta(meta: dict, where: str) -> None:
-    """The policy's observation spec is this code's (same version, same features)."""
+def check_meta(meta: dict, where: str) -> ObservationSpec:
+    """The policy's observation spec is this code's for its task (same version, same
+    features): that spec."""
+    task = meta.get("task", "trading")
+    if task not in TASK_FEATURES:
+        raise PolicyError(f"{where}: unknown task '{task}'; this qtg knows {', '.join(TASK_FEATURES)}")
+    want = spec_for(task)
     spec = meta.get("spec", {})
     if spec.get("version") != SPEC.version:
         raise PolicyError(f"{where}: observation spec version {spec.get('version')} does not match this qtg's "
                           f"version {SPEC.version}; retrain the policy (python -m qtg.train)")
     names = [f.get("name") for f in spec.get("features", [])]
-    if names != list(SPEC.names):
-        raise PolicyError(f"{where}: observation features {names} differ from this qtg's {list(SPEC.names)}")
+    if names != list(want.names):
+        raise PolicyError(f"{where}: observation features {names} differ from this qtg's {list(want.names)}")
+    return want
 
 
 def _read_onnx(p: Path) -> tuple[Layers, dict]:

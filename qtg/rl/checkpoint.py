@@ -25,8 +25,7 @@ import numpy as np
 
 from qtg.core.files import atomic_open
 from qtg.core.snapshot import is_key
-from systems.features import SPEC
-from systems.policy import Layers
+from systems.policy import Layers, spec_for
 
 FORMAT = 1
 IGNORED_ON_RESUME = ("train.updates", "train.chunk", "train.checkpoint", "train.keep", "train.plot", "train.resume",
@@ -61,7 +60,8 @@ def save(path: str | Path, runner: Any, history: dict[str, np.ndarray], updates:
             arrays[f"leaf_{i}"] = np.asarray(leaf)
     for name, h in history.items():
         arrays[f"history_{name}"] = np.asarray(h)
-    meta = {"format": FORMAT, "updates": int(updates), "config": config, "spec": SPEC.to_dict(), "keys": keys}
+    spec = spec_for(config.get("env", {}).get("task", "trading"))  # the task's observation
+    meta = {"format": FORMAT, "updates": int(updates), "config": config, "spec": spec.to_dict(), "keys": keys}
     with atomic_open(path, "wb") as f:
         np.savez(f, meta=np.array(json.dumps(meta)), **arrays)
     return path

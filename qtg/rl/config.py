@@ -1,8 +1,9 @@
 """The training config: the run's schema (``qtg.core.config.Config``: the market and its
 population, a learner among them) plus three sections, ``env`` (the task), ``reward`` and
 ``train`` (the algorithm's hyperparameters). ``conf/train.yaml`` composes it; the Hydra
-groups ``env`` and ``reward`` pick a task and a reward; ``+experiment=rl_ppo`` is the
-default PPO run. Every number is checked against its bounds before anything is built, as
+groups ``env`` and ``reward`` pick a task (``trading``, ``execution``) and a reward;
+``+experiment=rl_ppo`` is the default PPO run, ``+experiment=rl_execution`` PPO on the
+execution task. Every number is checked against its bounds before anything is built, as
 in a run's config."""
 
 from __future__ import annotations
@@ -12,18 +13,30 @@ import dataclasses
 from components.schema import setting
 from qtg.core.config import Config, ConfigError
 
-TASKS = ("trading",)
+TASKS = ("trading", "execution")
+SIDES = ("sell", "buy")
 ALGORITHMS = ("ppo",)
+MARKS = ("market", "fair")
 
 
 @dataclasses.dataclass
 class EnvConfig:
     """The task. Its books are the device engine's, of ``engine.capacity`` orders a side."""
 
-    task: str = setting("trading", doc="The task: trading (one symbol, discrete sell/hold/buy in a few sizes).")
+    task: str = setting("trading", doc=(
+        "The task: trading (one symbol, discrete sell/hold/buy in a few sizes) or execution (sell or buy "
+        "env.quantity shares within the episode, rewarded by the implementation shortfall; qtg.rl.execution)."))
     warmup: int = setting(30, lo=0, hi=100_000, doc=(
         "Ticks the market runs before the opening of every episode (books two-sided, indicators ready)."))
     episode: int = setting(100, lo=1, hi=1_000_000, doc="Ticks of an episode.")
+    side: str = setting("sell", doc="Execution: sell (liquidate env.quantity shares held) or buy (acquire them).")
+    quantity: int = setting(5000, lo=1, hi=10**9, doc="Execution: the shares to trade within the episode.")
+    levels: int = setting(4, lo=2, hi=16, doc=(
+        "Execution: actions 0..levels; action a trades a / levels of twice the TWAP slice "
+        "ceil(quantity / episode), so levels / 2 is the TWAP pace (even)."))
+    penalty_bps: float = setting(500.0, hi=1e6, doc=(
+        "Execution: penalty at the episode's last tick, basis points of quantity x arrival price per "
+        "whole quantity left untraded (pro rata)."))
 
 
 @dataclasses.dataclass
@@ -42,6 +55,10 @@ class RewardConfig:
     sharpe: float = setting(0.0, doc=(
         "Weight of the episode's Sharpe ratio (mean over standard deviation of the step changes of "
         "equity), paid at its last step."))
+    mark: str = setting("market", doc=(
+        "How the reward values the learner's shares: market (at the marks, mid or last trade) or fair "
+        "(at the fundamentals' fair value: a purchase below fair value pays at once, and a position "
+        "earns only what the fair value moves; shaping for markets whose prices find fair value slowly)."))
 
 
 @dataclasses.dataclass
@@ -84,11 +101,19 @@ def check(cfg: RLConfig) -> None:
     """What no bound expresses: names, the learner, the minibatch split. ConfigError."""
     if cfg.env.task not in TASKS:
         raise ConfigError(f"env.task: unknown task '{cfg.env.task}'; allowed: {', '.join(TASKS)}")
+    if cfg.env.side not in SIDES:
+        raise ConfigError(f"env.side: unknown side '{cfg.env.side}'; allowed: {', '.join(SIDES)}")
+    if cfg.env.levels % 2:
+        raise ConfigError(f"env.levels: must be even (levels / 2 is the TWAP pace), got {cfg.env.levels}")
+    if cfg.reward.mark not in MARKS:
+        raise ConfigError(f"reward.mark: unknown valuation '{cfg.reward.mark}'; allowed: {', '.join(MARKS)}")
     if cfg.train.algo not in ALGORITHMS:
         raise ConfigError(f"train.algo: unknown algorithm '{cfg.train.algo}'; allowed: {', '.join(ALGORITHMS)}")
     learners = cfg.population.get("learner")
     if learners is None or learners.count < 1:
         raise ConfigError("population.learner.count: training needs at least one learner, got 0")
+    if cfg.env.task == "execution" and learners.count != 1:
+        raise ConfigError(f"population.learner.count: the execution task has exactly one learner, got {learners.count}")
     t = cfg.train
     if (t.num_envs * t.num_steps) % t.minibatches:
         raise ConfigError(f"train.minibatches: must divide num_envs * num_steps = {t.num_envs * t.num_steps}, "

@@ -15,7 +15,9 @@ values: ``jax.vmap(env.step, in_axes=(0, 0, 0, None))`` runs many markets at onc
 
 The reward is configurable (``qtg.rl.config.RewardConfig``, Hydra group ``reward``): the
 change of equity, less penalties for inventory, drawdown, variance and transaction costs,
-plus a terminal Sharpe ratio. ``step_all`` steps every learner (actions ``[L]``, returns
+plus a terminal Sharpe ratio; equity values the learner's shares at the marks, or at the
+fundamentals' fair value (``reward.mark=fair``; ``info["equity"]`` is always at the
+marks). ``step_all`` steps every learner (actions ``[L]``, returns
 observations ``[L, F]`` and rewards ``[L]``) for the multi-agent wrappers; ``step`` is the
 first learner's view, for single-agent code.
 
@@ -29,6 +31,7 @@ Usage::
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 import jax
@@ -53,7 +56,7 @@ from systems.strategies import learner
 @struct.dataclass
 class EnvState(environment.EnvState):
     world: WorldState
-    equity: jax.Array  # f64[L] each learner's equity after the last step, currency
+    equity: jax.Array  # f64[L] each learner's equity after the last step, valued as reward.mark says, currency
     opening_equity: jax.Array  # f64[L] at the episode's start
     peak: jax.Array  # f64[L] the highest equity of the episode so far, currency
     held: jax.Array  # i64[L] each learner's shares of its symbol after the last step
@@ -66,7 +69,7 @@ class EnvParams(environment.EnvParams):
     world: WorldParams = None
     opening: WorldState = None  # the world every episode starts from
     opening_obs: jax.Array = None  # f32[L, F] every learner's observation of it
-    opening_equity: jax.Array = None  # f64[L] every learner's equity in it, currency
+    opening_equity: jax.Array = None  # f64[L] every learner's equity in it (as reward.mark values it), currency
     opening_held: jax.Array = None  # i64[L] every learner's shares of its symbol in it
 
 
@@ -100,6 +103,14 @@ class TradingEnv(environment.Environment):
         params = EnvParams(max_steps_in_episode=self.episode, world=world.params, opening=opening)
         obs, equity, held = jax.jit(self._opening)(params)
         self._params = params.replace(opening_obs=obs, opening_equity=equity, opening_held=held)
+
+    def with_reward(self, reward: RewardConfig) -> TradingEnv:
+        """The same market (world, warm-up, episode) with another reward: no rebuild."""
+        env = copy.copy(self)
+        env.reward = reward
+        obs, equity, held = jax.jit(env._opening)(self._params)
+        env._params = self._params.replace(opening_obs=obs, opening_equity=equity, opening_held=held)
+        return env
 
     @classmethod
     def from_config(cls, cfg) -> TradingEnv:
@@ -143,6 +154,15 @@ class TradingEnv(environment.Environment):
         # signature, and its programs another compilation).
         return (measure.equity(world)[self._rows()] / SCALE).astype(jnp.float64)
 
+    def _value(self, world: WorldState) -> jax.Array:
+        """Each learner's equity as the reward values it (``reward.mark``): at the marks
+        (:meth:`_equity`), or its shares at the fundamentals' fair value. f64[L] currency"""
+        if self.reward.mark == "market":
+            return self._equity(world)
+        rows = self._rows()
+        shares = world.wallet.position[rows].astype(jnp.float64) @ world.fundamentals.fair
+        return ((world.wallet.cash[rows] + shares) / SCALE).astype(jnp.float64)
+
     def _held(self, world: WorldState, params: EnvParams) -> jax.Array:
         """Each learner's shares of its symbol. i64[L]"""
         return world.wallet.position[self._rows(), self._symbols(params)]
@@ -166,7 +186,7 @@ class TradingEnv(environment.Environment):
     def _opening(self, params: EnvParams):
         """The opening's observation, equity and holdings of every learner."""
         world = params.opening
-        return self._observe(world, params), self._equity(world), self._held(world, params)
+        return self._observe(world, params), self._value(world), self._held(world, params)
 
     def reset_all(self, key: jax.Array, params: EnvParams) -> tuple[jax.Array, EnvState]:
         """A new episode from the opening, drawing its future from ``key``: every
@@ -186,7 +206,7 @@ class TradingEnv(environment.Environment):
         ``(obs f32[L, F], state, reward f32[L], info)`` (no reset)."""
         act = jnp.clip(jnp.asarray(action, jnp.int32), 0, 2 * self.levels)
         world, out = ro.step(self.static, params.world, learner.with_actions(state.world, act), self.stp)
-        equity, held = self._equity(world), self._held(world, params)
+        equity, held = self._value(world), self._held(world, params)
         r, base = self.reward, state.opening_equity / 100.0  # a percent of the opening equity, currency
         pnl = (equity - state.equity) / base
         peak = jnp.maximum(state.peak, equity)
@@ -205,7 +225,8 @@ class TradingEnv(environment.Environment):
                          peak=peak, held=held, pnl_sum=pnl_sum, pnl_sq=pnl_sq)
         # book_full: orders refused for a full book side this tick (never silent; 0 while the
         # capacity suffices, and then the tick trades exactly as engine=fast would).
-        info = {"equity": equity, "volume": out.volume.sum(), "fills": out.fills, "book_full": out.book_full}
+        info = {"equity": self._equity(world), "volume": out.volume.sum(), "fills": out.fills,
+                "book_full": out.book_full}
         return self.observe_all(state, params), state, reward.astype(jnp.float32), info
 
     def step_env(self, key: jax.Array, state: EnvState, action: Any, params: EnvParams):

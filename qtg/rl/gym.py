@@ -11,11 +11,22 @@ observation, and the caller resets (gymnax's auto-reset has already started the 
 episode underneath, which ``reset`` replaces). It passes
 ``gymnasium.utils.env_checker.check_env``.
 
+:class:`GymnasiumVectorEnv` is Gymnasium's ``VectorEnv`` over ``num_envs`` markets that
+step as one jitted, vmapped call (the programs PPO's rollouts run): a batch of actions
+in, a batch of observations, rewards and ends out, as NumPy. An ended market starts its
+next episode in the same step (``metadata["autoreset_mode"]`` is ``SAME_STEP``, gymnax's
+auto-reset): the observation returned is the new episode's first, and the ended one's
+last is in ``info["final_obs"]`` (masked by ``info["_final_obs"]``).
+
 Usage::
 
     env = GymnasiumEnv(TradingEnv(load_config(["population.learner.count=1"])))
     obs, info = env.reset(seed=0)
     obs, reward, terminated, truncated, info = env.step(env.action_space.sample())
+
+    envs = GymnasiumVectorEnv(TradingEnv(...), num_envs=64)
+    obs, info = envs.reset(seed=0)                       # f32[64, F]
+    obs, rewards, terminated, truncated, info = envs.step(envs.action_space.sample())
 """
 
 from __future__ import annotations
@@ -25,6 +36,7 @@ from typing import Any, ClassVar
 import gymnasium
 import jax
 import numpy as np
+from gymnasium.vector import AutoresetMode, VectorEnv
 
 from systems.features import SPEC
 
@@ -63,3 +75,67 @@ class GymnasiumEnv(gymnasium.Env):
             obs = info["final_observation"]  # the state underneath is already the next episode's
         info = {k: float(info[k]) for k in ("equity", "volume", "fills", "book_full")} | {"tick": tick}
         return np.asarray(obs), float(reward), terminated, truncated, info
+
+
+INFO = ("equity", "volume", "fills", "book_full")
+"""The environment's per-step figures a wrapper's ``info`` carries."""
+
+
+class GymnasiumVectorEnv(VectorEnv):
+    """``num_envs`` markets behind Gymnasium's ``VectorEnv``, stepped as one vmapped call
+    (see the module doc)."""
+
+    metadata: ClassVar[dict] = {"render_modes": [], "autoreset_mode": AutoresetMode.SAME_STEP}
+
+    def __init__(self, env, num_envs: int):
+        if int(num_envs) < 1:
+            raise ValueError(f"num_envs: at least 1, got {num_envs}")
+        self.env = env
+        self.params = env.default_params
+        self.num_envs = int(num_envs)
+        self.single_observation_space = gymnasium.spaces.Box(-SPEC.high, SPEC.high, (SPEC.size,), np.float32)
+        self.single_action_space = gymnasium.spaces.Discrete(env.num_actions)
+        self.observation_space = gymnasium.vector.utils.batch_space(self.single_observation_space, self.num_envs)
+        self.action_space = gymnasium.vector.utils.batch_space(self.single_action_space, self.num_envs)
+        self._reset = jax.jit(jax.vmap(env.reset, in_axes=(0, None)))
+        self._step = jax.jit(jax.vmap(env.step, in_axes=(0, 0, 0, None)))
+        self._state = None
+        self._keys = None
+
+    def reset(self, *, seed: int | list[int] | None = None, options: dict | None = None):
+        """Every market starts an episode; ``seed`` (one, or one per market) repeats them."""
+        if isinstance(seed, (list, tuple)):
+            if len(seed) != self.num_envs:
+                raise ValueError(f"seed: one per environment ({self.num_envs}), got {len(seed)}")
+            gens = [np.random.default_rng(s) for s in seed]
+            self._np_random, self._np_random_seed = gens[0], seed[0]
+        else:
+            self._np_random, self._np_random_seed = gymnasium.utils.seeding.np_random(seed)
+            gens = [self._np_random] * self.num_envs
+        keys = jax.numpy.stack([jax.random.key(int(g.integers(0, 2**63 - 1))) for g in gens])
+        obs, self._state = self._reset(keys, self.params)
+        self._keys = keys  # the steps' keys split from it, as GymnasiumEnv's do
+        return np.asarray(obs), {"tick": np.asarray(self._state.world.tick)}
+
+    def step(self, actions):
+        if self._state is None:
+            raise RuntimeError("call reset() before step()")
+        actions = np.asarray(actions)
+        if actions.shape != (self.num_envs,) or not self.action_space.contains(actions.astype(np.int64)):
+            raise ValueError(f"actions: {self.num_envs} integers in [0, {self.single_action_space.n - 1}], "
+                             f"got {actions.tolist()!r}")
+        split = jax.vmap(jax.random.split)(self._keys)
+        self._keys, keys = split[:, 0], split[:, 1]
+        obs, self._state, reward, terminated, truncated, info = self._step(
+            keys, self._state, jax.numpy.asarray(actions, jax.numpy.int32), self.params)
+        terminated, truncated = np.asarray(terminated), np.asarray(truncated)
+        out = {k: np.asarray(info[k], np.float64) for k in INFO}
+        out["tick"] = np.asarray(self._state.world.tick)
+        ended = terminated | truncated
+        if ended.any():
+            final = np.asarray(info["final_observation"])
+            out["final_obs"] = np.full(self.num_envs, None, dtype=object)
+            for i in np.flatnonzero(ended):
+                out["final_obs"][i] = final[i]
+            out["_final_obs"] = ended
+        return np.asarray(obs), np.asarray(reward, np.float64), terminated, truncated, out

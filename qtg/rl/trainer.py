@@ -1,12 +1,14 @@
-"""A training run: the environment of the config, PPO (``qtg.rl.ppo``), ``train.chunk``
-updates per compiled call, and after each chunk the run directory brought up to date:
+"""A training run: the environment of the config's task (:func:`make_env`), PPO
+(``qtg.rl.ppo``), ``train.chunk`` updates per compiled call, and after each chunk the run
+directory brought up to date:
 
 * ``metrics.csv`` (one row per update and seed: env steps, the metrics of
   ``qtg.rl.ppo.METRICS``) and ``metrics.json`` (the same as columns, and the run's figures);
 * ``checkpoint.npz`` (``qtg.rl.checkpoint``: resume with ``train.resume=<run dir>``), and
   with ``train.keep`` every chunk's as ``checkpoints/update_<N>.npz``;
 * ``policy.npz`` (the policy of the seed with the best mean episode return over the last
-  tenth of its updates, ``systems.policy``'s format) and ``observation_spec.json``;
+  tenth of its updates, ``systems.policy``'s format) and ``observation_spec.json`` (the
+  task's, ``systems.policy.spec_for``);
 * at the end ``learning_curve.png`` (each seed's episode return per update, and their
   mean) and ``summary.json``.
 
@@ -31,8 +33,17 @@ from qtg.rl import checkpoint as ckpt
 from qtg.rl import ppo
 from qtg.rl.config import RLConfig
 from qtg.rl.env import TradingEnv
-from systems.features import SPEC
-from systems.policy import meta_for
+from systems.policy import meta_for, spec_for
+
+
+def make_env(cfg: RLConfig) -> TradingEnv:
+    """The environment of ``cfg.env.task``: ``qtg.rl.env.TradingEnv`` (trading) or
+    ``qtg.rl.execution.ExecutionEnv`` (execution)."""
+    if cfg.env.task == "execution":
+        from qtg.rl.execution import ExecutionEnv
+
+        return ExecutionEnv.from_config(cfg)
+    return TradingEnv.from_config(cfg)
 
 
 def seed_keys(cfg: RLConfig) -> jax.Array:
@@ -60,7 +71,7 @@ def train(cfg: RLConfig, out: str | Path, progress: bool = True) -> dict:
     t = cfg.train
     config = config_dict(cfg)
     t_build = time.perf_counter()
-    env = TradingEnv.from_config(cfg)
+    env = make_env(cfg)
     init, run, _, _ = ppo.make(env, env.default_params, t)
     runner = init(seed_keys(cfg))
     history: dict[str, np.ndarray] = {m: np.zeros((t.seeds, 0), np.float32) for m in ppo.METRICS}
@@ -70,7 +81,7 @@ def train(cfg: RLConfig, out: str | Path, progress: bool = True) -> dict:
         if done > t.updates:
             raise ckpt.CheckpointError(f"train.updates: the checkpoint has {done} updates done, more than {t.updates}")
     build_s = time.perf_counter() - t_build
-    write_text(out / "observation_spec.json", json.dumps(SPEC.to_dict(), indent=2) + "\n")
+    write_text(out / "observation_spec.json", json.dumps(spec_for(cfg.env.task).to_dict(), indent=2) + "\n")
     per_update = t.seeds * t.num_envs * t.num_steps
     bar = _bar(progress, t.updates, done)
     timed_s, timed_updates, first_s = 0.0, 0, None
@@ -89,7 +100,7 @@ def train(cfg: RLConfig, out: str | Path, progress: bool = True) -> dict:
             done += n
             _write_metrics(out, history, per_update)
             if t.checkpoint:
-                _write_policy(out, runner, history, t, env)
+                _write_policy(out, runner, history, cfg, env)
                 ckpt.save(out / "checkpoint.npz", runner, history, done, config)
                 if t.keep:
                     (out / "checkpoints").mkdir(exist_ok=True)
@@ -102,7 +113,7 @@ def train(cfg: RLConfig, out: str | Path, progress: bool = True) -> dict:
         if bar is not None:
             bar.close()
     if not t.checkpoint:
-        _write_policy(out, runner, history, t, env)
+        _write_policy(out, runner, history, cfg, env)
     steps_s = timed_updates * per_update / timed_s if timed_s else None
     summary = {
         "updates": done, "env_steps": done * per_update, "seeds": t.seeds, "best_seed": best_seed(history),
@@ -112,7 +123,7 @@ def train(cfg: RLConfig, out: str | Path, progress: bool = True) -> dict:
     }
     write_text(out / "summary.json", json.dumps(summary, indent=2, default=str) + "\n")
     if t.plot:
-        plot_curve(history, out / "learning_curve.png")
+        plot_curve(history, out / "learning_curve.png", RETURN_LABEL.get(cfg.env.task, RETURN_LABEL["trading"]))
     return summary
 
 
@@ -124,11 +135,14 @@ def _bar(progress: bool, total: int, done: int):
     return tqdm(total=total, initial=done, unit="update", desc="train", dynamic_ncols=True)
 
 
-def _write_policy(out: Path, runner, history, t, env) -> None:
+def _write_policy(out: Path, runner, history, cfg: RLConfig, env) -> None:
     seed = best_seed(history)
     params = jax.tree.map(lambda x: x[seed], runner.params)
-    meta = meta_for("trading", env.num_actions, levels=env.levels, seed=seed, updates=int(runner.update[seed]))
-    ckpt.write_policy(out / "policy.npz", ppo.actor_layers(params, t.hidden), meta)
+    # An execution policy carries its task's settings: its actions and features mean them.
+    task = {"env": config_dict(cfg)["env"]} if cfg.env.task == "execution" else {}
+    meta = meta_for(cfg.env.task, env.num_actions, levels=env.levels, seed=seed, updates=int(runner.update[seed]),
+                    **task)
+    ckpt.write_policy(out / "policy.npz", ppo.actor_layers(params, cfg.train.hidden), meta)
 
 
 def _write_metrics(out: Path, history: dict[str, np.ndarray], per_update: int) -> None:
@@ -148,7 +162,12 @@ def _num(v) -> float | None:
     return None if math.isnan(v) else round(v, 7)
 
 
-def plot_curve(history: dict[str, np.ndarray], path: Path) -> None:
+RETURN_LABEL = {"trading": "episode return (% of opening equity)",
+                "execution": "episode return (minus the shortfall, bp)"}
+"""The unit of a task's episode return, the learning curve's axis."""
+
+
+def plot_curve(history: dict[str, np.ndarray], path: Path, ylabel: str = RETURN_LABEL["trading"]) -> None:
     """Each seed's episode return per update (thin) and the seeds' mean (thick)."""
     import matplotlib
 
@@ -168,7 +187,7 @@ def plot_curve(history: dict[str, np.ndarray], path: Path) -> None:
     ax.plot(x[ok], mean[ok], lw=2.2, color="black", label="mean")
     ax.axhline(0.0, color="grey", lw=0.6, ls="--")
     ax.set_xlabel("update")
-    ax.set_ylabel("episode return (% of opening equity)")
+    ax.set_ylabel(ylabel)
     ax.set_title("PPO learning curve")
     ax.legend(loc="best", fontsize=8)
     fig.tight_layout()

@@ -12,7 +12,9 @@ comes from the policy's action count; the other fields (size, max_position, coll
 cash, shares) should be those the policy was trained with.
 
 A policy trained on another observation contract (``systems.features.SPEC.version``) is
-refused when the config is checked, with one line naming the file and both versions.
+refused when the config is checked, with one line naming the file and both versions, and
+so is a policy of another task (an execution policy, ``qtg.rl.execution``: it is not a
+trading agent).
 The agents' last actions are kept in the kind's state (``RLPolicyState.action``).
 
 The kind takes the learner's place in the row layout (``LAYOUT_NAME``) and draws its
@@ -82,6 +84,10 @@ def check(cfg: Config, n_symbols: int) -> None:
         _, meta = _policy(cfg)
     except pol.PolicyError as e:
         raise ValueError(f"population.{KIND}.policy: {e}") from None
+    task = meta.get("task", "trading")
+    if task != "trading":
+        raise ValueError(f"population.{KIND}.policy: {cfg.policy}: a policy of the {task} task, not a trading one; "
+                         f"evaluate it with python -m qtg.evaluate (rl_policy trades trading policies only)")
     actions = int(meta.get("actions", 0))
     if actions < 3 or actions % 2 == 0:
         raise ValueError(f"population.{KIND}.policy: {cfg.policy}: a trading policy has an odd number of actions "

@@ -28,6 +28,7 @@ def test_the_reward_group_and_the_experiment_compose():
     assert (risk.inventory, risk.drawdown, risk.variance, risk.cost_bps) == (0.001, 0.5, 0.1, 1.0)
     sharpe = load(["reward=sharpe"]).reward
     assert (sharpe.pnl, sharpe.sharpe) == (0.0, 1.0)
+    assert load(["reward=fair_value"]).reward.mark == "fair" and load([]).reward.mark == "market"
     ppo = load(["+experiment=rl_ppo"]).train
     assert (ppo.seeds, ppo.num_envs, ppo.num_steps, ppo.updates) == (4, 64, 64, 200)
 
@@ -38,7 +39,8 @@ def test_the_reward_group_and_the_experiment_compose():
     (["env.task=poker"], "env.task: unknown task 'poker'; allowed: trading"),
     (["train.algo=sac"], "train.algo: unknown algorithm 'sac'; allowed: ppo"),
     (["population.learner.count=0"], "population.learner.count: training needs at least one learner, got 0"),
-    (["reward=nope"], "reward=nope: no such option; allowed: pnl, risk_adjusted, sharpe"),
+    (["reward=nope"], "reward=nope: no such option; allowed: fair_value, pnl, risk_adjusted, sharpe"),
+    (["reward.mark=book"], "reward.mark: unknown valuation 'book'; allowed: market, fair"),
     (["train.hidden=[]"], "train.hidden: at least one hidden layer is needed, got []"),
     (["env.episode=0"], "env.episode: must be"),
 ])

@@ -85,25 +85,6 @@ def test_an_episode_ends_after_its_ticks_and_starts_again(env):
     assert int(state.world.tick) == 12 + 2
 
 
-def test_vmapped_environments_each_step_as_alone(env):
-    params = env.default_params
-    keys = jax.random.split(jax.random.key(7), 3)
-    obs, states = jax.vmap(env.reset, in_axes=(0, None))(keys, params)
-    actions = jnp.asarray([0, 2, 4])
-    step = jax.vmap(env.step, in_axes=(0, 0, 0, None))
-    for t in range(3):
-        obs, states, *_ = step(keys, states, actions, params)
-    for i in range(3):
-        o, s = env.reset(keys[i], params)
-        for t in range(3):
-            o, s, *_ = env.step(keys[i], s, int(actions[i]), params)
-        assert np.array_equal(np.asarray(states.world.wallet.cash[i]), np.asarray(s.world.wallet.cash))
-        assert np.array_equal(np.asarray(states.world.wallet.position[i]), np.asarray(s.world.wallet.position))
-        np.testing.assert_allclose(np.asarray(obs[i]), np.asarray(o), rtol=1e-6)
-    positions = np.asarray(states.world.wallet.position[:, env.kind.start, 0])
-    assert positions[0] <= 0 <= positions[2] and positions[0] < positions[2]
-
-
 def test_the_environments_ticks_are_the_host_loops_with_the_same_actions(env):
     """The host loop (engine=fast) runs the environment's world from its build: the warm-up
     with the learner on hold gives the episodes' opening, bit for bit (the books order for
@@ -165,3 +146,73 @@ def test_the_gymnasium_wrapper_passes_gymnasiums_checker_and_repeats_a_seeded_ep
     assert np.array_equal(a, b) and not np.array_equal(a, c)
     with pytest.raises(ValueError, match=r"action: an integer in \[0, 4\], got 7"):
         g.step(7)
+
+
+def test_the_vector_env_steps_each_market_as_the_single_env_and_resets_in_the_same_step(env):
+    from qtg.rl.gym import GymnasiumEnv, GymnasiumVectorEnv
+
+    single, vec = GymnasiumEnv(env), GymnasiumVectorEnv(env, 3)
+    assert vec.metadata["autoreset_mode"].value == "SameStep"
+    actions = np.array([[t % env.num_actions, (t + 2) % env.num_actions, t % env.num_actions] for t in range(EPISODE)])
+
+    def alone(seed, column):
+        obs, _ = single.reset(seed=seed)
+        seen, rewards = [obs], []
+        for t in range(EPISODE):
+            obs, reward, _, _, _ = single.step(int(actions[t, column]))
+            seen.append(obs)
+            rewards.append(reward)
+        return np.stack(seen), np.array(rewards)
+
+    obs, info = vec.reset(seed=[5, 6, 5])
+    assert obs.shape == (3, SPEC.size) and obs.dtype == np.float32 and vec.observation_space.contains(obs)
+    seen, rewards = [obs], []
+    for t in range(EPISODE):
+        if t == EPISODE - 1:
+            wallets = vec._state.world.wallet  # the markets' last state before the auto-reset
+        obs, reward, terminated, truncated, info = vec.step(actions[t])
+        assert not terminated.any() and truncated.tolist() == [t == EPISODE - 1] * 3
+        rewards.append(reward)
+        seen.append(np.stack(info["final_obs"]) if truncated.any() else obs)
+    seen, rewards = np.stack(seen, 1), np.stack(rewards, 1)
+    for i, (seed, column) in enumerate([(5, 0), (6, 1), (5, 2)]):
+        single.reset(seed=seed)
+        for t in range(EPISODE - 1):
+            single.step(int(actions[t, column]))
+        assert np.array_equal(np.asarray(wallets.cash[i]), np.asarray(single._state.world.wallet.cash))
+        assert np.array_equal(np.asarray(wallets.position[i]), np.asarray(single._state.world.wallet.position))
+        want_obs, want_rewards = alone(seed, column)
+        assert np.array_equal(seen[i], want_obs) and np.allclose(rewards[i], want_rewards, rtol=1e-6)
+    assert not np.array_equal(seen[0], seen[1])
+    # markets 0 and 2: the same seed and actions, side by side in the batch, the same market
+    assert np.array_equal(np.asarray(wallets.position[0]), np.asarray(wallets.position[2]))
+    # The ended markets already started their next episode: its first observation is the opening's.
+    first, _ = single.reset(seed=9)
+    assert np.array_equal(obs, np.stack([first] * 3)) and info["_final_obs"].all()
+    with pytest.raises(ValueError, match=r"actions: 3 integers in \[0, 4\]"):
+        vec.step([0, 1, 9])
+
+
+def test_reward_mark_fair_values_the_shares_at_fair_value(env):
+    """``reward.mark=fair``: equity (what the reward differences) values the learner's shares
+    at the fundamentals' fair value, the opening's too; the step's code is the same."""
+    from qtg.rl.config import RewardConfig
+    from systems.measure import marks
+
+    fair_env = env.with_reward(RewardConfig(mark="fair"))
+    row = env.kind.start
+
+    def at(world, price):
+        w = world.wallet
+        return (int(w.cash[row]) + int(w.position[row, 0]) * price) / 10_000
+
+    opening = env.default_params.opening
+    assert float(fair_env.default_params.opening_equity[0]) == pytest.approx(
+        at(opening, float(opening.fundamentals.fair[0])), rel=1e-12)
+    _, state = env.reset(jax.random.key(3), env.default_params)
+    _, state, *_ = env.step(jax.random.key(4), state, 4, env.default_params)
+    world = state.world
+    assert int(world.wallet.position[row, 0]) != 0
+    fair, mark = float(world.fundamentals.fair[0]), float(marks(world)[0])
+    assert float(fair_env._value(world)[0]) == pytest.approx(at(world, fair), rel=1e-12)
+    assert float(env._value(world)[0]) == pytest.approx(at(world, mark), rel=1e-12) and fair != mark

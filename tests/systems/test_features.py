@@ -90,7 +90,7 @@ def test_learners_trade_as_their_actions_ask(market):
 
 def test_the_spec_is_versioned_json_and_names_every_column():
     d = json.loads(json.dumps(SPEC.to_dict()))
-    assert d["version"] == 1 and [f["name"] for f in d["features"]] == list(SPEC.names)
+    assert d["version"] == 2 and [f["name"] for f in d["features"]] == list(SPEC.names)
     assert len(set(SPEC.names)) == SPEC.size == 9
     assert INDICATORS.ema == (5, 20) and INDICATORS.rsi == (14,)
 

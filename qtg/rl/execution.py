@@ -1,0 +1,413 @@
+"""The execution task: liquidate or acquire ``quantity`` shares within an episode of
+``episode`` ticks at the least implementation shortfall, in the reactive market (the rest
+of the population trades in the same ticks and reacts to the orders), as in ABIDES-gym's
+execution environment; with the TWAP and VWAP baselines and the policy's evaluation.
+
+:class:`ExecutionEnv` is :class:`qtg.rl.env.TradingEnv` (its world, warm-up, opening,
+books and market features) with the task's actions, state, observation and reward. Its
+one learner (``population.learner``, count 1) is set up from the task so that it can never
+over-trade: a seller (``side="sell"``) starts holding ``quantity`` shares and may not go
+short (``max_short`` 0); a buyer starts flat with ``max_position = quantity`` and cash for
+twice the order at the opening price, above its configured cash. The learner's order size
+is twice the TWAP slice ``ceil(quantity / episode)``.
+
+* Actions ``0..levels`` (``levels`` even): action ``a`` trades ``a / levels`` of twice the
+  slice on the task's side, as an immediate-or-cancel order ``collar`` through the
+  reference (the learner kind's action ``levels -+ a``), so ``levels / 2`` is the TWAP
+  pace and ``0`` waits.
+* The observation is ``systems.features`` (``SPEC``'s nine features) and the task's
+  ``remaining`` (shares still to trade / quantity) and ``time_left`` (ticks left /
+  episode): ``systems.policy.spec_for("execution")``, written next to the checkpoints.
+* The reward of a step is the implementation shortfall's change against the arrival price
+  ``P0`` (the mark, mid where both sides quote, of the learner's symbol at the opening),
+  in basis points of ``quantity * P0``: ``(d cash + d shares * P0) / (quantity * P0) *
+  1e4``, and at the last tick ``- penalty_bps * left / quantity`` for the shares ``left``
+  untraded. An episode's return is minus its shortfall (bp): the cash received (paid)
+  beyond the arrival value of the shares sold (bought), less the penalty.
+* An episode always runs its ``episode`` ticks (``truncated`` at the last; nothing
+  terminates it early: once done, the learner's orders are empty).
+
+The baselines are pure functions of the state (vmap-able, used in the same compiled
+rollouts as the policy): :meth:`ExecutionEnv.twap` trades each tick what brings the
+executed shares to the straight line ``quantity * (t + 1) / episode`` (the TWAP pace when
+every order fills; a partial fill is made up the next tick, the rest at the last tick);
+:meth:`ExecutionEnv.vwap` tracks the market's volume instead: after tick ``t`` it aims at
+the fraction ``(V_t + v) / (v * episode)`` of the quantity (all of it at the last tick),
+where ``V_t`` is the volume the rest of the market traded so far in the episode and ``v``
+its expected volume per tick (``expected_volume``, measured by :meth:`calibrate` over
+episodes in which the learner waits; a flat profile, as the simulated market has no
+intraday season). It trades ahead of TWAP when the market is busier than expected and
+behind it when quieter, but never further behind than the largest action can still make
+up in the ticks left. Both are capped by the largest action, so unfilled orders late in
+the episode pay the penalty.
+
+:func:`evaluate` runs a policy and both baselines over held-out seeds in the environment
+itself (vmapped episodes, one compiled program), ``python -m qtg.evaluate`` on an
+execution policy.
+
+Usage::
+
+    cfg = qtg.rl.config.load(["env=execution", "env.side=buy", "env.quantity=2000"])
+    env = ExecutionEnv.from_config(cfg)
+    params = env.calibrate(env.default_params)
+    obs, state = env.reset(jax.random.key(0), params)
+    obs, state, reward, terminated, truncated, info = env.step(jax.random.key(1), state,
+                                                               env.twap(state, params), params)
+    result = evaluate("outputs/train/execution", [], seeds=10)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import struct
+from gymnax.environments import environment, spaces
+
+from components.money import SCALE
+from components.world import WorldState
+from qtg.core import rollout as ro
+from qtg.core.config import Config, ConfigError
+from qtg.rl.config import SIDES
+from qtg.rl.env import EnvParams, TradingEnv
+from systems import measure
+from systems.policy import act, spec_for
+from systems.strategies import learner
+
+TASK = "execution"
+SPEC = spec_for(TASK)
+"""The observation: ``systems.features.SPEC`` then ``remaining`` and ``time_left``."""
+HOLD, POLICY, TWAP, VWAP = range(4)
+ROWS = ("policy", "twap", "vwap")
+"""The evaluation's rows, each an index of :meth:`ExecutionEnv.episodes`' strategies."""
+METRICS = ("shortfall_bps", "executed", "penalty_bps")
+
+
+@struct.dataclass
+class ExecState(environment.EnvState):
+    world: WorldState
+    volume: jax.Array  # f64[L] shares the rest of the market traded in the episode so far
+
+
+@struct.dataclass
+class ExecParams(EnvParams):
+    arrival: jax.Array = None  # f64[L] the arrival price: the learner's symbol's mark at the opening, currency
+    expected_volume: jax.Array = None  # f64[L] the rest of the market's shares per tick (0: VWAP is TWAP)
+
+
+def task_config(cfg: Config, side: str, quantity: int, episode: int, levels: int) -> Config:
+    """``cfg`` with its learner set up for the task: one agent, order size twice the TWAP
+    slice, ``levels`` sizes; a seller holding ``quantity`` shares, long only; a buyer flat
+    with ``max_position = quantity`` and cash for twice the order at the opening price."""
+    n = cfg.population.get(learner.KIND)
+    if n is None or n.count != 1:
+        raise ConfigError(f"population.{learner.KIND}.count: the execution task has exactly one learner, "
+                          f"got {0 if n is None else n.count}")
+    if side not in SIDES:
+        raise ConfigError(f"env.side: unknown side '{side}'; allowed: {', '.join(SIDES)}")
+    if quantity < 1:
+        raise ConfigError(f"env.quantity: must be at least 1, got {quantity}")
+    if levels < 2 or levels % 2:
+        raise ConfigError(f"env.levels: must be even and at least 2 (levels / 2 is the TWAP pace), got {levels}")
+    size = 2 * -(-quantity // episode)
+    price = float(np.max(cfg.market.opening_prices())) / SCALE
+    sell = side == "sell"
+    own = dataclasses.replace(n, levels=int(levels), size=[size, size], max_position=[quantity, quantity],
+                              shares=quantity if sell else 0, max_short=0,
+                              cash=n.cash if sell else n.cash + 2.0 * quantity * price)
+    return dataclasses.replace(cfg, population={**cfg.population, learner.KIND: own})
+
+
+class ExecutionEnv(TradingEnv):
+    """Sell (``side="sell"``) or buy ``quantity`` shares within ``episode`` ticks; actions
+    ``0..levels`` trade ``a / levels`` of twice the TWAP slice; the reward is the change
+    of the implementation shortfall in basis points, with ``penalty_bps`` per whole quantity
+    left at the end (see the module doc)."""
+
+    def __init__(self, cfg: Config, capacity: int | None = None, warmup: int = 30, episode: int = 100,
+                 side: str = "sell", quantity: int = 5000, levels: int = 4, penalty_bps: float = 500.0):
+        self.side, self.quantity, self.penalty_bps = side, int(quantity), float(penalty_bps)
+        self.sign = 1 if side == "buy" else -1
+        super().__init__(task_config(cfg, side, int(quantity), int(episode), int(levels)), capacity, warmup, episode)
+        self.size = 2 * -(-self.quantity // self.episode)
+        base = self._params
+        arrival = (measure.marks(base.opening)[self._symbols(base)] / SCALE).astype(jnp.float64)
+        self._params = ExecParams(**{f.name: getattr(base, f.name) for f in dataclasses.fields(base)},
+                                  arrival=arrival, expected_volume=jnp.zeros_like(arrival))
+        self._episodes = jax.jit(self._run)
+
+    @classmethod
+    def from_config(cls, cfg) -> ExecutionEnv:
+        """The environment of a training config (``qtg.rl.config.RLConfig``)."""
+        e = cfg.env
+        return cls(cfg, warmup=e.warmup, episode=e.episode, side=e.side, quantity=e.quantity, levels=e.levels,
+                   penalty_bps=e.penalty_bps)
+
+    @property
+    def name(self) -> str:
+        return "qtg-execution"
+
+    @property
+    def num_actions(self) -> int:
+        return self.levels + 1
+
+    def observation_space(self, params: EnvParams | None = None) -> spaces.Box:
+        return spaces.Box(-SPEC.high, SPEC.high, (SPEC.size,), jnp.float32)
+
+    # -- the pure functions -------------------------------------------------------------
+
+    def remaining(self, world: WorldState, params: ExecParams) -> jax.Array:
+        """Shares each learner still has to trade. i64[L]"""
+        done = self.sign * (self._held(world, params) - params.opening_held)
+        return jnp.maximum(self.quantity - done, 0)
+
+    def observe_all(self, state: ExecState, params: ExecParams | None = None) -> jax.Array:
+        """``systems.features`` and the task's ``remaining`` and ``time_left``. f32[L, F]"""
+        params = self.default_params if params is None else params
+        market = self._observe(state.world, params)
+        left = self.remaining(state.world, params) / self.quantity
+        steps = params.max_steps_in_episode
+        time_left = jnp.broadcast_to((steps - state.time) / steps, left.shape)
+        task = jnp.clip(jnp.stack([left, time_left], axis=1), 0.0, 1.0)
+        return jnp.concatenate([market, task.astype(jnp.float32)], axis=1)
+
+    def reset_all(self, key: jax.Array, params: ExecParams) -> tuple[jax.Array, ExecState]:
+        """A new episode from the opening, its future drawn from ``key``: f32[L, F], state."""
+        state = ExecState(time=jnp.int32(0), world=params.opening.replace(key=key),
+                          volume=jnp.zeros_like(params.arrival))
+        task = jnp.ones((params.opening_obs.shape[0], 2), jnp.float32)  # all left, all the time
+        return jnp.concatenate([params.opening_obs, task], axis=1), state
+
+    def step_all(self, state: ExecState, action: jax.Array, params: ExecParams):
+        """One tick with every learner's action (i32[L] in ``0..levels``): ``(obs f32[L, F],
+        state, reward f32[L], info)`` (no reset)."""
+        a = jnp.clip(jnp.asarray(action, jnp.int32), 0, self.levels)
+        before = state.world
+        world, out = ro.step(self.static, params.world, learner.with_actions(before, self.levels + self.sign * a),
+                             self.stp)
+        rows = self._rows()
+        d_cash = ((world.wallet.cash[rows] - before.wallet.cash[rows]) / SCALE).astype(jnp.float64)
+        d_shares = (self._held(world, params) - self._held(before, params)).astype(jnp.float64)
+        reward = (d_cash + d_shares * params.arrival) / (self.quantity * params.arrival) * 1e4
+        time = state.time + 1
+        left = self.remaining(world, params)
+        penalty = jnp.where(time >= params.max_steps_in_episode, self.penalty_bps * left / self.quantity, 0.0)
+        others = out.volume[self._symbols(params)].astype(jnp.float64) - jnp.abs(d_shares)
+        state = ExecState(time=time, world=world, volume=state.volume + others)
+        info = {"executed": (self.quantity - left) / self.quantity, "penalty_bps": penalty, "volume": out.volume.sum(),
+                "fills": out.fills, "book_full": out.book_full}
+        return self.observe_all(state, params), state, (reward - penalty).astype(jnp.float32), info
+
+    def step_env(self, key: jax.Array, state: ExecState, action: Any, params: ExecParams):
+        del key  # the world draws from its own key (set at reset)
+        obs, state, reward, info = self.step_all(state, action, params)
+        info = {**info, "executed": info["executed"][0], "penalty_bps": info["penalty_bps"][0]}
+        return obs[0], state, reward[0], self.is_terminated(state, params), info
+
+    # -- the baselines ------------------------------------------------------------------
+
+    def toward(self, state: ExecState, params: ExecParams, target: jax.Array) -> jax.Array:
+        """The first learner's action whose trade comes nearest to bringing its executed
+        shares to ``target`` after this tick (0 when ahead of it). i32[]"""
+        done = self.quantity - self.remaining(state.world, params)[0]
+        want = jnp.maximum(target - done, 0).astype(jnp.float64)
+        return jnp.clip(jnp.round(want * self.levels / self.size), 0, self.levels).astype(jnp.int32)
+
+    def twap(self, state: ExecState, params: ExecParams) -> jax.Array:
+        """TWAP: toward ``quantity * (t + 1) // episode`` executed after tick ``t``. i32[]"""
+        steps = params.max_steps_in_episode
+        return self.toward(state, params, self.quantity * (state.time.astype(jnp.int64) + 1) // steps)
+
+    def vwap(self, state: ExecState, params: ExecParams) -> jax.Array:
+        """VWAP: toward the market's volume fraction ``(V_t + v) / (v * episode)`` of the
+        quantity (TWAP's line while ``expected_volume`` is 0), and never behind what the
+        largest action can still finish in the ticks left. i32[]"""
+        v, steps = params.expected_volume[0], params.max_steps_in_episode
+        frac = jnp.where(v > 0, (state.volume[0] + v) / jnp.where(v > 0, v * steps, 1.0), (state.time + 1.0) / steps)
+        target = jnp.floor(self.quantity * jnp.minimum(frac, 1.0)).astype(jnp.int64)
+        floor = self.quantity - (steps - state.time.astype(jnp.int64) - 1) * self.size
+        return self.toward(state, params, jnp.maximum(target, floor))
+
+    # -- whole episodes -----------------------------------------------------------------
+
+    def _run(self, params: ExecParams, keys: jax.Array, which: jax.Array, layers):
+        def one(key):
+            obs, state = self.reset_env(key, params)
+
+            def body(carry, _):
+                obs, state = carry
+                choice = jnp.stack([jnp.int32(0), act(layers, obs), self.twap(state, params),
+                                    self.vwap(state, params)])[which]
+                obs, state, reward, _, info = self.step_env(key, state, choice, params)
+                m = state.world.market
+                tick = {"action": choice, "reward": reward, "executed": info["executed"],
+                        "penalty_bps": info["penalty_bps"], "volume": state.volume[0],
+                        "held": self._held(state.world, params)[0], "bid": m.bid[0], "ask": m.ask[0]}
+                return (obs, state), tick
+
+            (_, last), ticks = jax.lax.scan(body, (obs, state), None, length=self.episode)
+            return ticks, last
+
+        return jax.vmap(one)(keys)
+
+    def trajectories(self, params: ExecParams, keys: jax.Array, which: int, layers=None):
+        """Whole episodes from the opening, one per key (vmapped; one compiled program per
+        number of keys and policy shape), with the strategy ``which``: :data:`HOLD` (wait),
+        :data:`POLICY` (the argmax of ``layers``), :data:`TWAP` or :data:`VWAP`. ``(ticks,
+        last)``: per episode and tick [E, T] its ``action``, ``reward``, ``executed``
+        (fraction of the quantity), ``penalty_bps``, ``volume`` (the rest of the market's,
+        so far), ``held`` (the learner's shares), ``bid`` and ``ask`` after it, as NumPy;
+        and each episode's last state (stacked)."""
+        if layers is None:  # a policy that always waits, of the observation's shape
+            layers = [(jnp.zeros((SPEC.size, self.num_actions), jnp.float32), jnp.zeros(self.num_actions, jnp.float32))]
+        layers = [(jnp.asarray(w, jnp.float32), jnp.asarray(b, jnp.float32)) for w, b in layers]
+        ticks, last = self._episodes(params, keys, jnp.int32(which), layers)
+        return jax.device_get(ticks), last
+
+    def episodes(self, params: ExecParams, keys: jax.Array, which: int, layers=None) -> dict[str, np.ndarray]:
+        """:meth:`trajectories` summed up per episode: ``shortfall_bps`` (minus the return,
+        the penalty included), ``executed`` (fraction of the quantity), ``penalty_bps`` and
+        ``volume_per_tick`` (the rest of the market's). f64[E] each."""
+        t, _ = self.trajectories(params, keys, which, layers)
+        return {"shortfall_bps": -t["reward"].astype(np.float64).sum(axis=1), "executed": t["executed"][:, -1],
+                "penalty_bps": t["penalty_bps"][:, -1], "volume_per_tick": t["volume"][:, -1] / self.episode}
+
+    def calibrate(self, params: ExecParams, key: jax.Array | None = None, episodes: int = 16,
+                  layers=None) -> ExecParams:
+        """``params`` with ``expected_volume``: the rest of the market's mean volume per tick
+        over ``episodes`` episodes (keys split from ``key``, default ``key(0)``) in which the
+        learner waits, the volume profile the VWAP baseline tracks. ``layers`` and
+        ``episodes``: those of the later :meth:`episodes` calls (the same program)."""
+        keys = jax.random.split(jax.random.key(0) if key is None else key, episodes)
+        v = float(np.mean(self.episodes(params, keys, HOLD, layers)["volume_per_tick"]))
+        return params.replace(expected_volume=jnp.full_like(params.arrival, v))
+
+
+# -- the evaluation (python -m qtg.evaluate on an execution policy) ---------------------
+
+
+def eval_config(meta: dict, overrides: list[str]):
+    """The training config of an execution policy: ``conf/train.yaml`` with ``env=execution``,
+    the policy's task settings (its meta's ``env``) and ``overrides``, checked."""
+    from qtg.rl.config import load
+
+    env = [f"env.{k}={v}" for k, v in meta.get("env", {}).items() if k != "task"]
+    return load(["env=execution", *env, *overrides])
+
+
+def evaluate(policy: str, overrides: list[str], seeds: int = 10, first_seed: int = 1000, episodes: int = 16) -> dict:
+    """The policy, TWAP and VWAP over ``seeds`` held-out seeds (``first_seed`` on): per seed
+    the mean of ``episodes`` episodes whose keys are split from ``jax.random.key(seed)``, the
+    same episodes for every row. The aggregate (rows, versus), the per-seed values and the
+    setup. ConfigError with one line."""
+    from systems.policy import PolicyError, read_policy
+
+    try:
+        layers, meta = read_policy(policy)
+    except PolicyError as e:
+        raise ConfigError(f"policy: {e}") from None
+    cfg = eval_config(meta, overrides)
+    env = ExecutionEnv.from_config(cfg)
+    if int(meta.get("actions", 0)) != env.num_actions:
+        raise ConfigError(f"env.levels: the policy has {meta.get('actions')} actions, this task {env.num_actions}")
+    # The volume profile from as many episodes (one compiled program) drawn from the build's
+    # seed, none of them a held-out seed's.
+    params = env.calibrate(env.default_params, jax.random.key(cfg.seed), seeds * episodes, layers)
+    per_seed = compare(env, params, layers, seeds, first_seed, episodes)
+    result = aggregate(per_seed)
+    result["per_seed"] = per_seed
+    result["setup"] = {"policy": str(policy), "task": TASK, "overrides": overrides,
+                       "seeds": list(range(first_seed, first_seed + seeds)), "episodes_per_seed": episodes,
+                       "env": {k: getattr(cfg.env, k) for k in ("side", "quantity", "episode", "warmup", "levels",
+                                                                 "penalty_bps")},
+                       "arrival": float(params.arrival[0]), "expected_volume": float(params.expected_volume[0])}
+    return result
+
+
+def compare(env: ExecutionEnv, params: ExecParams, layers, seeds: int, first_seed: int,
+            episodes: int) -> list[dict[str, dict[str, float]]]:
+    """Per seed (``first_seed`` on) and row (:data:`ROWS`), each metric's mean over the
+    seed's ``episodes`` episodes (keys split from ``jax.random.key(seed)``, the same for
+    every row)."""
+    keys = jnp.concatenate([jax.random.split(jax.random.key(s), episodes) for s in range(first_seed, first_seed + seeds)])
+    runs = {name: env.episodes(params, keys, which, layers) for name, which in zip(ROWS, (POLICY, TWAP, VWAP))}
+    return [{name: {m: float(np.mean(runs[name][m][i * episodes:(i + 1) * episodes])) for m in METRICS}
+             for name in ROWS} for i in range(seeds)]
+
+
+def aggregate(per_seed: list[dict[str, dict[str, float]]]) -> dict:
+    """Mean and Student t 95% interval per row and metric; the policy's saving over each
+    baseline (the baseline's shortfall less the policy's), paired by seed: ``beats`` when
+    its interval is above 0."""
+    from qtg.reports.tournament import mean_ci
+
+    names = list(per_seed[0])
+    rows = []
+    for name in names:
+        row = {"row": name, "seeds": len(per_seed)}
+        for m in METRICS:
+            row[m], row[f"{m}_low"], row[f"{m}_high"] = mean_ci([s[name][m] for s in per_seed])
+        rows.append(row)
+    versus = []
+    for name in names[1:]:
+        mean, lo, hi = mean_ci([s[name]["shortfall_bps"] - s[names[0]]["shortfall_bps"] for s in per_seed])
+        versus.append({"versus": name, "seeds": len(per_seed), "saving_bps": mean, "low": lo, "high": hi,
+                       "beats": lo is not None and lo > 0})
+    return {"rows": rows, "versus": versus}
+
+
+def _num(v, digits: int = 2) -> str:
+    return "-" if v is None else f"{v:+.{digits}f}"
+
+
+def table(result: dict) -> str:
+    """The rows (shortfall in bp, executed %, penalty in bp; means and 95% intervals) and
+    the policy's paired savings."""
+    lines = [f"{'row':<10}{'shortfall bp (95% CI)':>32}{'executed % (95% CI)':>32}{'penalty bp (95% CI)':>30}"]
+    for r in result["rows"]:
+        cells = []
+        for m, scale in (("shortfall_bps", 1.0), ("executed", 100.0), ("penalty_bps", 1.0)):
+            lo, hi = r[m + "_low"], r[m + "_high"]
+            cells.append(f"{_num(r[m] * scale)} [{_num(None if lo is None else lo * scale)}, "
+                         f"{_num(None if hi is None else hi * scale)}]")
+        lines.append(f"{r['row']:<10}{cells[0]:>32}{cells[1]:>32}{cells[2]:>30}")
+    first = result["rows"][0]["row"]
+    lines += ["", (f"{first}'s saving over each row (its shortfall less the {first}'s), bp, paired by seed "
+                   "(95% CI; beats: the interval is above 0):")]
+    for v in result["versus"]:
+        mark = "  beats" if v["beats"] else ""
+        lines.append(f"  {v['versus']:<8}{_num(v['saving_bps'])} [{_num(v['low'])}, {_num(v['high'])}]{mark}")
+    return "\n".join(lines)
+
+
+def chart(result: dict, path, title: str) -> None:
+    """Shortfall and executed fraction per row, means with 95% intervals."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from qtg.core.files import save_figure
+
+    rows = result["rows"]
+    y = np.arange(len(rows))
+    fig, axes = plt.subplots(1, 2, figsize=(11, 0.45 * len(rows) + 2.2), sharey=True)
+    for ax, (m, label, scale) in zip(axes, (("shortfall_bps", "implementation shortfall, bp", 1.0),
+                                            ("executed", "executed %", 100.0))):
+        mean = np.array([r[m] * scale for r in rows])
+        lo = np.array([0.0 if r[m + "_low"] is None else (r[m] - r[m + "_low"]) * scale for r in rows])
+        hi = np.array([0.0 if r[m + "_high"] is None else (r[m + "_high"] - r[m]) * scale for r in rows])
+        colours = ["tab:orange" if r["row"] == "policy" else "tab:blue" for r in rows]
+        ax.barh(y, mean, xerr=[lo, hi], color=colours, alpha=0.8, capsize=3)
+        ax.axvline(0, color="black", lw=0.5)
+        ax.set_title(f"{label} (mean, 95% CI)", fontsize=10)
+        ax.grid(alpha=0.3, axis="x")
+    axes[0].set_yticks(y, [r["row"] for r in rows])
+    axes[0].invert_yaxis()
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    save_figure(fig, path, dpi=110)
+    plt.close(fig)
