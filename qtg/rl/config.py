@@ -29,6 +29,9 @@ class EnvConfig:
     warmup: int = setting(30, lo=0, hi=100_000, doc=(
         "Ticks the market runs before the opening of every episode (books two-sided, indicators ready)."))
     episode: int = setting(100, lo=1, hi=1_000_000, doc="Ticks of an episode.")
+    openings: int = setting(1, lo=1, hi=4096, doc=(
+        "Trading: distinct openings (the warm-up run that many times, each with its own key); each "
+        "episode starts from one drawn by its reset key. 1: every episode from the one opening."))
     side: str = setting("sell", doc="Execution: sell (liquidate env.quantity shares held) or buy (acquire them).")
     quantity: int = setting(5000, lo=1, hi=10**9, doc="Execution: the shares to trade within the episode.")
     levels: int = setting(4, lo=2, hi=16, doc=(
@@ -105,6 +108,9 @@ def check(cfg: RLConfig) -> None:
         raise ConfigError(f"env.side: unknown side '{cfg.env.side}'; allowed: {', '.join(SIDES)}")
     if cfg.env.levels % 2:
         raise ConfigError(f"env.levels: must be even (levels / 2 is the TWAP pace), got {cfg.env.levels}")
+    if cfg.env.task == "execution" and cfg.env.openings != 1:
+        raise ConfigError(f"env.openings: the execution task starts every episode from one opening (its arrival "
+                          f"price), got {cfg.env.openings}")
     if cfg.reward.mark not in MARKS:
         raise ConfigError(f"reward.mark: unknown valuation '{cfg.reward.mark}'; allowed: {', '.join(MARKS)}")
     if cfg.train.algo not in ALGORITHMS:

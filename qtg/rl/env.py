@@ -5,7 +5,11 @@ An environment is built from a config whose population has learners
 (``population.learner``, ``systems.strategies.learner``). Building it builds the world,
 gives it books of ``capacity`` orders a side, and runs ``warmup`` ticks so the book is
 two-sided and the indicators are ready: that world is the opening of every episode
-(:class:`EnvParams` ``.opening``). ``reset`` starts an episode from it with the reset key
+(:class:`EnvParams` ``.opening``). With ``openings`` > 1 the warm-up runs that many times
+from the build, each with its own key, and each episode starts from one of those
+openings, drawn by its reset key (``opening`` and its observation, equity and holdings
+then have a leading axis of ``openings``): a policy then learns from many states of the
+market, not the one state a single opening is. ``reset`` starts an episode from it with the reset key
 as the world's key, so every episode draws its own future; ``step`` sets the learners'
 actions, runs one tick of the whole market on the device (``qtg.core.rollout.step``) and
 returns the new observation (``systems.features``), the reward, ``terminated`` (never:
@@ -67,10 +71,10 @@ class EnvState(environment.EnvState):
 @struct.dataclass
 class EnvParams(environment.EnvParams):
     world: WorldParams = None
-    opening: WorldState = None  # the world every episode starts from
-    opening_obs: jax.Array = None  # f32[L, F] every learner's observation of it
-    opening_equity: jax.Array = None  # f64[L] every learner's equity in it (as reward.mark values it), currency
-    opening_held: jax.Array = None  # i64[L] every learner's shares of its symbol in it
+    opening: WorldState = None  # the world every episode starts from ([K, ...] with K > 1 openings)
+    opening_obs: jax.Array = None  # f32[L, F] ([K, L, F]) every learner's observation of it
+    opening_equity: jax.Array = None  # f64[L] ([K, L]) every learner's equity in it (as reward.mark values it), currency
+    opening_held: jax.Array = None  # i64[L] ([K, L]) every learner's shares of its symbol in it
 
 
 class TradingEnv(environment.Environment):
@@ -81,7 +85,7 @@ class TradingEnv(environment.Environment):
     orders a side (default ``engine.capacity``)."""
 
     def __init__(self, cfg: Config, capacity: int | None = None, warmup: int = 30, episode: int = 100,
-                 reward: RewardConfig | None = None):
+                 reward: RewardConfig | None = None, openings: int = 1):
         n = cfg.population.get(learner.KIND)
         if n is None or n.count < 1:
             raise ConfigError(f"population.{learner.KIND}.count: an environment needs at least one learner, "
@@ -96,26 +100,34 @@ class TradingEnv(environment.Environment):
         capacity = cfg.engine.capacity if capacity is None else capacity
         state = ro.with_books(world.state, world.static, capacity)
         run = jax.jit(ro.rollout, static_argnums=(0, 3, 4))
-        opening, _ = run(world.static, world.params, state, int(warmup), self.stp) if warmup else (state, None)
+        self.openings = int(openings)
+        if self.openings > 1:  # the warm-up from the build, once per key: K openings
+            keys = jax.random.split(jax.random.fold_in(state.key, 1), self.openings)
+            states = jax.vmap(lambda k: state.replace(key=k))(keys)
+            ticks, stp = int(warmup), self.stp
+            opening, _ = jax.jit(jax.vmap(lambda p, s: ro.rollout(world.static, p, s, ticks, stp), in_axes=(None, 0)))(
+                world.params, states)
+        else:
+            opening, _ = run(world.static, world.params, state, int(warmup), self.stp) if warmup else (state, None)
         # The opening's observation, equity and holdings are the same for every episode (its
         # key changes only the future): computed once here, so a reset, which gymnax's
         # auto-reset computes at every step, costs nothing.
         params = EnvParams(max_steps_in_episode=self.episode, world=world.params, opening=opening)
-        obs, equity, held = jax.jit(self._opening)(params)
+        obs, equity, held = self._openings_of(params)
         self._params = params.replace(opening_obs=obs, opening_equity=equity, opening_held=held)
 
     def with_reward(self, reward: RewardConfig) -> TradingEnv:
         """The same market (world, warm-up, episode) with another reward: no rebuild."""
         env = copy.copy(self)
         env.reward = reward
-        obs, equity, held = jax.jit(env._opening)(self._params)
+        obs, equity, held = env._openings_of(self._params)
         env._params = self._params.replace(opening_obs=obs, opening_equity=equity, opening_held=held)
         return env
 
     @classmethod
     def from_config(cls, cfg) -> TradingEnv:
         """The environment of a training config (``qtg.rl.config.RLConfig``)."""
-        return cls(cfg, warmup=cfg.env.warmup, episode=cfg.env.episode, reward=cfg.reward)
+        return cls(cfg, warmup=cfg.env.warmup, episode=cfg.env.episode, reward=cfg.reward, openings=cfg.env.openings)
 
     @property
     def default_params(self) -> EnvParams:
@@ -183,6 +195,13 @@ class TradingEnv(environment.Environment):
         """Never: an episode ends only when its ticks are up (``is_truncated``)."""
         return jnp.bool_(False)
 
+    def _openings_of(self, params: EnvParams):
+        """Every opening's observation, equity and holdings of every learner (computed
+        once: a reset, which gymnax's auto-reset computes at every step, then costs nothing)."""
+        if self.openings > 1:
+            return jax.jit(jax.vmap(lambda world: self._opening(params.replace(opening=world))))(params.opening)
+        return jax.jit(self._opening)(params)
+
     def _opening(self, params: EnvParams):
         """The opening's observation, equity and holdings of every learner."""
         world = params.opening
@@ -191,11 +210,21 @@ class TradingEnv(environment.Environment):
     def reset_all(self, key: jax.Array, params: EnvParams) -> tuple[jax.Array, EnvState]:
         """A new episode from the opening, drawing its future from ``key``: every
         learner's observation f32[L, F] and the state."""
-        equity = params.opening_equity
+        world, obs, equity, held = self.pick_opening(key, params)
         zero = jnp.zeros_like(equity)
-        state = EnvState(time=jnp.int32(0), world=params.opening.replace(key=key), equity=equity,
-                         opening_equity=equity, peak=equity, held=params.opening_held, pnl_sum=zero, pnl_sq=zero)
-        return params.opening_obs, state
+        state = EnvState(time=jnp.int32(0), world=world.replace(key=key), equity=equity,
+                         opening_equity=equity, peak=equity, held=held, pnl_sum=zero, pnl_sq=zero)
+        return obs, state
+
+    def pick_opening(self, key: jax.Array, params: EnvParams):
+        """The opening an episode of reset key ``key`` starts from, drawn uniformly among
+        the ``openings`` (the one there is, without a draw): its world, and every learner's
+        observation, equity and holdings in it."""
+        if self.openings == 1:
+            return params.opening, params.opening_obs, params.opening_equity, params.opening_held
+        i = jax.random.randint(jax.random.fold_in(key, 1), (), 0, self.openings)
+        world = jax.tree.map(lambda x: x[i], params.opening)
+        return world, params.opening_obs[i], params.opening_equity[i], params.opening_held[i]
 
     def reset_env(self, key: jax.Array, params: EnvParams) -> tuple[jax.Array, EnvState]:
         obs, state = self.reset_all(key, params)

@@ -38,7 +38,16 @@ import jax
 import numpy as np
 from gymnasium.vector import AutoresetMode, VectorEnv
 
-from systems.features import SPEC
+GYMNAX_INFO = ("final_observation", "terminated", "truncated", "discount")
+"""What gymnax's ``step`` adds to an environment's info (the wrappers return the rest: the
+environment's own per-step figures, e.g. equity, volume, fills, book_full)."""
+
+
+def box(env) -> gymnasium.spaces.Box:
+    """Gymnasium's Box of the environment's observation space (its task's features)."""
+    space = env.observation_space(env.default_params)
+    low, high = (np.broadcast_to(np.asarray(b, np.float32), space.shape) for b in (space.low, space.high))
+    return gymnasium.spaces.Box(low, high, space.shape, np.float32)
 
 
 class GymnasiumEnv(gymnasium.Env):
@@ -49,7 +58,7 @@ class GymnasiumEnv(gymnasium.Env):
     def __init__(self, env):
         self.env = env
         self.params = env.default_params
-        self.observation_space = gymnasium.spaces.Box(-SPEC.high, SPEC.high, (SPEC.size,), np.float32)
+        self.observation_space = box(env)
         self.action_space = gymnasium.spaces.Discrete(env.num_actions)
         self._state = None
         self._key = None
@@ -73,12 +82,8 @@ class GymnasiumEnv(gymnasium.Env):
         terminated, truncated = bool(terminated), bool(truncated)
         if terminated or truncated:
             obs = info["final_observation"]  # the state underneath is already the next episode's
-        info = {k: float(info[k]) for k in ("equity", "volume", "fills", "book_full")} | {"tick": tick}
+        info = {k: float(v) for k, v in info.items() if k not in GYMNAX_INFO} | {"tick": tick}
         return np.asarray(obs), float(reward), terminated, truncated, info
-
-
-INFO = ("equity", "volume", "fills", "book_full")
-"""The environment's per-step figures a wrapper's ``info`` carries."""
 
 
 class GymnasiumVectorEnv(VectorEnv):
@@ -93,7 +98,7 @@ class GymnasiumVectorEnv(VectorEnv):
         self.env = env
         self.params = env.default_params
         self.num_envs = int(num_envs)
-        self.single_observation_space = gymnasium.spaces.Box(-SPEC.high, SPEC.high, (SPEC.size,), np.float32)
+        self.single_observation_space = box(env)
         self.single_action_space = gymnasium.spaces.Discrete(env.num_actions)
         self.observation_space = gymnasium.vector.utils.batch_space(self.single_observation_space, self.num_envs)
         self.action_space = gymnasium.vector.utils.batch_space(self.single_action_space, self.num_envs)
@@ -129,7 +134,7 @@ class GymnasiumVectorEnv(VectorEnv):
         obs, self._state, reward, terminated, truncated, info = self._step(
             keys, self._state, jax.numpy.asarray(actions, jax.numpy.int32), self.params)
         terminated, truncated = np.asarray(terminated), np.asarray(truncated)
-        out = {k: np.asarray(info[k], np.float64) for k in INFO}
+        out = {k: np.asarray(v, np.float64) for k, v in info.items() if k not in GYMNAX_INFO}
         out["tick"] = np.asarray(self._state.world.tick)
         ended = terminated | truncated
         if ended.any():

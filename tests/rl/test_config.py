@@ -41,6 +41,8 @@ def test_the_reward_group_and_the_experiment_compose():
     (["population.learner.count=0"], "population.learner.count: training needs at least one learner, got 0"),
     (["reward=nope"], "reward=nope: no such option; allowed: fair_value, pnl, risk_adjusted, sharpe"),
     (["reward.mark=book"], "reward.mark: unknown valuation 'book'; allowed: market, fair"),
+    (["env=execution", "env.openings=4"], "env.openings: the execution task starts every episode from one opening"),
+    (["env.openings=0"], "env.openings: must be"),
     (["train.hidden=[]"], "train.hidden: at least one hidden layer is needed, got []"),
     (["env.episode=0"], "env.episode: must be"),
 ])

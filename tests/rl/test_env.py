@@ -216,3 +216,31 @@ def test_reward_mark_fair_values_the_shares_at_fair_value(env):
     fair, mark = float(world.fundamentals.fair[0]), float(marks(world)[0])
     assert float(fair_env._value(world)[0]) == pytest.approx(at(world, fair), rel=1e-12)
     assert float(env._value(world)[0]) == pytest.approx(at(world, mark), rel=1e-12) and fair != mark
+
+
+def test_episodes_start_from_openings_drawn_by_their_reset_keys():
+    """``openings=3``: three warm-ups from the build, each with its own key; a reset key
+    draws one, whose world, observation, equity and holdings the episode starts from, and
+    gymnax's auto-reset does the same inside the jitted step."""
+    env3 = TradingEnv(make_config(**TINY), warmup=12, episode=2, openings=3)
+    params = env3.default_params
+    worlds = [jax.tree.map(lambda x, i=i: x[i], params.opening) for i in range(3)]
+    assert [int(w.tick) for w in worlds] == [12] * 3 and params.opening_obs.shape == (3, 1, SPEC.size)
+    marks = {tuple(np.asarray(w.market.last).tolist()) + tuple(np.asarray(w.wallet.cash).tolist()) for w in worlds}
+    assert len(marks) == 3  # three different markets
+    drawn = set()
+    for k in range(12):
+        key = jax.random.key(k)
+        obs, state = env3.reset_all(key, params)
+        i = int(jax.random.randint(jax.random.fold_in(key, 1), (), 0, 3))
+        drawn.add(i)
+        assert same_state(state.world, worlds[i].replace(key=key)) == []
+        assert np.array_equal(np.asarray(obs), np.asarray(params.opening_obs[i]))
+        assert np.array_equal(np.asarray(obs), np.asarray(env3.observe_all(state, params)))
+        assert float(state.equity[0]) == float(env3._equity(worlds[i])[0])
+    assert drawn == {0, 1, 2}
+    _, state = env3.reset(jax.random.key(0), params)
+    for t in range(2):  # the second step ends the episode: the auto-reset draws an opening
+        obs, state, _, _, truncated, _ = env3.step(jax.random.key(20 + t), state, 4, params)
+    assert bool(truncated) and int(state.time) == 0 and int(state.world.tick) == 12
+    assert any(np.array_equal(np.asarray(obs), np.asarray(params.opening_obs[i, 0])) for i in range(3))

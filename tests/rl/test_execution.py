@@ -154,6 +154,22 @@ def test_vwap_follows_the_markets_volume_within_what_can_still_be_finished(selle
     assert not np.array_equal(ticks["action"], twap[0]["action"])
 
 
+def test_the_gymnasium_wrapper_serves_the_task_and_passes_gymnasiums_checker(seller):
+    from gymnasium.utils.env_checker import check_env
+
+    from qtg.rl.gym import GymnasiumEnv
+
+    g = GymnasiumEnv(seller)
+    check_env(g, skip_render_check=True)
+    assert g.observation_space.shape == (SPEC.size,) and g.action_space.n == seller.num_actions
+    obs, _ = g.reset(seed=1)
+    assert obs[-2:].tolist() == [1.0, 1.0]  # the whole order left, the whole episode
+    for t in range(EPISODE):
+        obs, reward, terminated, truncated, info = g.step(seller.levels)  # twice the TWAP pace
+    assert truncated and not terminated and set(info) >= {"executed", "penalty_bps", "volume", "fills", "tick"}
+    assert 0.0 < info["executed"] <= 1.0
+
+
 def test_vmapped_episodes_are_each_its_keys_alone(seller):
     """Each market of a batch is its own key's, wherever it sits in the batch."""
     params = seller.calibrate(seller.default_params, jax.random.key(6), episodes=len(KEYS))
