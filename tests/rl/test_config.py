@@ -30,7 +30,9 @@ def test_the_reward_group_and_the_experiment_compose():
     assert (sharpe.pnl, sharpe.sharpe) == (0.0, 1.0)
     assert load(["reward=fair_value"]).reward.mark == "fair" and load([]).reward.mark == "market"
     ppo = load(["+experiment=rl_ppo"]).train
-    assert (ppo.seeds, ppo.num_envs, ppo.num_steps, ppo.updates) == (4, 64, 64, 200)
+    assert (ppo.seeds, ppo.num_envs, ppo.num_steps, ppo.updates) == (4, 64, 64, 500)
+    env, reward = load(["+experiment=rl_ppo"]).env, load(["+experiment=rl_ppo"]).reward
+    assert (env.openings, env.warmup, reward.mark, reward.cost_bps) == (64, 100, "fair", 10.0)
 
 
 @pytest.mark.parametrize("overrides, line", [
