@@ -106,18 +106,10 @@ def hold_metrics(marks: np.ndarray) -> dict[str, float]:
 
 def aggregate(per_seed: list[dict[str, dict[str, float]]]) -> dict:
     """Mean and 95% interval per row and metric; the policy's paired differences."""
-    from qtg.reports.tournament import mean_ci
+    from qtg.reports.tournament import mean_ci, rows_ci
 
-    names = list(per_seed[0])
-    rows = []
-    for name in names:
-        row = {"row": name, "seeds": len(per_seed)}
-        for m in METRICS:
-            values = [s[name][m] for s in per_seed if s[name][m] is not None]
-            row[m], row[f"{m}_low"], row[f"{m}_high"] = mean_ci(values)
-        rows.append(row)
     versus = []
-    for name in names:
+    for name in per_seed[0]:
         if name == POLICY:
             continue
         diffs = [s[POLICY]["total_return"] - s[name]["total_return"] for s in per_seed
@@ -125,7 +117,7 @@ def aggregate(per_seed: list[dict[str, dict[str, float]]]) -> dict:
         mean, lo, hi = mean_ci(diffs)
         versus.append({"versus": name, "seeds": len(diffs), "return_diff": mean, "low": lo, "high": hi,
                        "beats": lo is not None and lo > 0})
-    return {"rows": rows, "versus": versus}
+    return {"rows": rows_ci(per_seed, METRICS), "versus": versus}
 
 
 def _pct(v, scale=100.0) -> str:
@@ -147,33 +139,11 @@ def table(result: dict) -> str:
 
 
 def chart(result: dict, path: Path, title: str) -> None:
-    import matplotlib
+    from qtg.reports.tournament import ci_chart
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from qtg.core.files import save_figure
-
-    rows = result["rows"]
-    names = [r["row"] for r in rows]
-    y = np.arange(len(rows))
-    fig, axes = plt.subplots(1, 3, figsize=(15, 0.45 * len(rows) + 2.2), sharey=True)
-    for ax, (m, label, scale) in zip(axes, (("total_return", "return %", 100.0), ("sharpe", "Sharpe per tick", 1.0),
-                                            ("max_drawdown", "max drawdown %", 100.0))):
-        mean = np.array([np.nan if r[m] is None else r[m] * scale for r in rows])
-        lo = np.array([0.0 if r[m + "_low"] is None else r[m] * scale - r[m + "_low"] * scale for r in rows])
-        hi = np.array([0.0 if r[m + "_high"] is None else r[m + "_high"] * scale - r[m] * scale for r in rows])
-        colours = ["tab:orange" if n == POLICY else "tab:gray" if n == HOLD else "tab:blue" for n in names]
-        ax.barh(y, mean, xerr=[lo, hi], color=colours, alpha=0.8, capsize=3)
-        ax.axvline(0, color="black", lw=0.5)
-        ax.set_title(f"{label} (mean, 95% CI)", fontsize=10)
-        ax.grid(alpha=0.3, axis="x")
-    axes[0].set_yticks(y, names)
-    axes[0].invert_yaxis()
-    fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
-    save_figure(fig, path, dpi=110)
-    plt.close(fig)
+    ci_chart(result["rows"], (("total_return", "return %", 100.0), ("sharpe", "Sharpe per tick", 1.0),
+                              ("max_drawdown", "max drawdown %", 100.0)),
+             path, title, {POLICY: "tab:orange", HOLD: "tab:gray"})
 
 
 def evaluate(policy: str, overrides: list[str], seeds: int = 10, first_seed: int = 1000, ticks: int = 1000,
@@ -247,10 +217,10 @@ def _out_dir(args) -> Path:
 def policy_task(policy: str) -> str | None:
     """The task of the policy file (its meta's), None when it cannot be read (the trading
     evaluation then reports why, with the config's line)."""
-    from systems.policy import PolicyError, read_policy
+    from systems.policy import PolicyError, read_policy, task_of
 
     try:
-        return read_policy(policy)[1].get("task", "trading")
+        return task_of(read_policy(policy)[1])
     except PolicyError:
         return None
 

@@ -28,7 +28,7 @@ import numpy as np
 
 import qtg  # noqa: F401  (enables x64 before any array exists)
 from qtg.core.files import atomic_open
-from systems.policy import Layers, PolicyError, forward, read_policy, spec_for
+from systems.policy import Layers, PolicyError, forward, read_policy, spec_for, task_of
 
 OPSET = 17
 TOLERANCE = 1e-5
@@ -111,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     write_onnx(layers, meta, out)
     rng = np.random.default_rng(args.seed)
-    spec = spec_for(meta.get("task", "trading"))  # the task's observation (read_policy checked it)
+    spec = spec_for(task_of(meta))  # the task's observation (read_policy checked it)
     obs = rng.uniform(-spec.high, spec.high, (max(args.check, 1), spec.size)).astype(np.float32)
     report = {"onnx": str(out), "opset": OPSET, **compare(layers, out, obs)}
     print(json.dumps(report))

@@ -62,6 +62,11 @@ TASK_FEATURES: dict[str, tuple[Feature, ...]] = {
 the execution task's): a policy of the task reads exactly these, in this order."""
 
 
+def task_of(meta: dict) -> str:
+    """The task of a policy's meta (a policy written before tasks had names: trading)."""
+    return meta.get("task", "trading")
+
+
 def spec_for(task: str) -> ObservationSpec:
     """The observation spec of a task's policies: ``SPEC``'s features, then the task's own
     (:data:`TASK_FEATURES`), under ``SPEC``'s version. KeyError for an unknown task."""
@@ -109,7 +114,7 @@ def read_policy(path: str | os.PathLike) -> tuple[Layers, dict]:
 def check_meta(meta: dict, where: str) -> ObservationSpec:
     """The policy's observation spec is this code's for its task (same version, same
     features): that spec."""
-    task = meta.get("task", "trading")
+    task = task_of(meta)
     if task not in TASK_FEATURES:
         raise PolicyError(f"{where}: unknown task '{task}'; this qtg knows {', '.join(TASK_FEATURES)}")
     want = spec_for(task)

@@ -95,6 +95,49 @@ def mean_ci(values: list[float], level: float = LEVEL) -> tuple[float | None, fl
     return mean, mean - half, mean + half
 
 
+def rows_ci(per_seed: list[dict[str, dict[str, float | None]]], metrics: tuple[str, ...]) -> list[dict[str, Any]]:
+    """Per row of ``per_seed`` (one dict of rows per seed, each row's metrics), in order:
+    ``row``, ``seeds`` and each metric's mean and interval (:func:`mean_ci`, over the seeds
+    where it is not None) as ``<metric>``, ``<metric>_low``, ``<metric>_high``."""
+    rows = []
+    for name in per_seed[0]:
+        row = {"row": name, "seeds": len(per_seed)}
+        for m in metrics:
+            row[m], row[f"{m}_low"], row[f"{m}_high"] = mean_ci([s[name][m] for s in per_seed if s[name][m] is not None])
+        rows.append(row)
+    return rows
+
+
+def ci_chart(rows: list[dict[str, Any]], panels: tuple[tuple[str, str, float], ...], path: Path, title: str,
+             colour: dict[str, str]) -> None:
+    """One panel of horizontal bars per ``(metric, label, scale)``: each row's mean and its
+    interval (rows of :func:`rows_ci`, values times ``scale``), coloured by ``colour`` (a
+    row's name, else blue)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = [r["row"] for r in rows]
+    y = np.arange(len(rows))
+    fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 0.45 * len(rows) + 2.2), sharey=True)
+    for ax, (m, label, scale) in zip(np.atleast_1d(axes), panels):
+        mean = np.array([np.nan if r[m] is None else r[m] * scale for r in rows])
+        lo = np.array([0.0 if r[m + "_low"] is None else r[m] * scale - r[m + "_low"] * scale for r in rows])
+        hi = np.array([0.0 if r[m + "_high"] is None else r[m + "_high"] * scale - r[m] * scale for r in rows])
+        ax.barh(y, mean, xerr=[lo, hi], color=[colour.get(n, "tab:blue") for n in names], alpha=0.8, capsize=3)
+        ax.axvline(0, color="black", lw=0.5)
+        ax.set_title(f"{label} (mean, 95% CI)", fontsize=10)
+        ax.grid(alpha=0.3, axis="x")
+    first = np.atleast_1d(axes)[0]
+    first.set_yticks(y, names)
+    first.invert_yaxis()
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    save_figure(fig, path, dpi=110)
+    plt.close(fig)
+
+
 def excess(summaries: list[dict], level: float = LEVEL) -> list[dict[str, Any]]:
     """Per kind, its mean excess return over buy-and-hold across seeds with the ``level``
     confidence interval (:func:`mean_ci`), best mean first: kind, seeds, excess_mean,

@@ -99,7 +99,6 @@ class TradingEnv(environment.Environment):
         self.reward = RewardConfig() if reward is None else reward
         capacity = cfg.engine.capacity if capacity is None else capacity
         state = ro.with_books(world.state, world.static, capacity)
-        run = jax.jit(ro.rollout, static_argnums=(0, 3, 4))
         self.openings = int(openings)
         if self.openings > 1:  # the warm-up from the build, once per key: K openings
             keys = jax.random.split(jax.random.fold_in(state.key, 1), self.openings)
@@ -107,8 +106,11 @@ class TradingEnv(environment.Environment):
             ticks, stp = int(warmup), self.stp
             opening, _ = jax.jit(jax.vmap(lambda p, s: ro.rollout(world.static, p, s, ticks, stp), in_axes=(None, 0)))(
                 world.params, states)
+        elif warmup:
+            run = jax.jit(ro.rollout, static_argnums=(0, 3, 4))
+            opening, _ = run(world.static, world.params, state, int(warmup), self.stp)
         else:
-            opening, _ = run(world.static, world.params, state, int(warmup), self.stp) if warmup else (state, None)
+            opening = state
         # The opening's observation, equity and holdings are the same for every episode (its
         # key changes only the future): computed once here, so a reset, which gymnax's
         # auto-reset computes at every step, costs nothing.

@@ -131,8 +131,9 @@ class ExecutionEnv(TradingEnv):
                  side: str = "sell", quantity: int = 5000, levels: int = 4, penalty_bps: float = 500.0):
         self.side, self.quantity, self.penalty_bps = side, int(quantity), float(penalty_bps)
         self.sign = 1 if side == "buy" else -1
-        super().__init__(task_config(cfg, side, int(quantity), int(episode), int(levels)), capacity, warmup, episode)
-        self.size = 2 * -(-self.quantity // self.episode)
+        cfg = task_config(cfg, side, int(quantity), int(episode), int(levels))
+        super().__init__(cfg, capacity, warmup, episode)
+        self.size = int(cfg.population[learner.KIND].size[0])  # the largest action's shares
         base = self._params
         arrival = (measure.marks(base.opening)[self._symbols(base)] / SCALE).astype(jnp.float64)
         self._params = ExecParams(**{f.name: getattr(base, f.name) for f in dataclasses.fields(base)},
@@ -342,21 +343,15 @@ def aggregate(per_seed: list[dict[str, dict[str, float]]]) -> dict:
     """Mean and Student t 95% interval per row and metric; the policy's saving over each
     baseline (the baseline's shortfall less the policy's), paired by seed: ``beats`` when
     its interval is above 0."""
-    from qtg.reports.tournament import mean_ci
+    from qtg.reports.tournament import mean_ci, rows_ci
 
     names = list(per_seed[0])
-    rows = []
-    for name in names:
-        row = {"row": name, "seeds": len(per_seed)}
-        for m in METRICS:
-            row[m], row[f"{m}_low"], row[f"{m}_high"] = mean_ci([s[name][m] for s in per_seed])
-        rows.append(row)
     versus = []
     for name in names[1:]:
         mean, lo, hi = mean_ci([s[name]["shortfall_bps"] - s[names[0]]["shortfall_bps"] for s in per_seed])
         versus.append({"versus": name, "seeds": len(per_seed), "saving_bps": mean, "low": lo, "high": hi,
                        "beats": lo is not None and lo > 0})
-    return {"rows": rows, "versus": versus}
+    return {"rows": rows_ci(per_seed, METRICS), "versus": versus}
 
 
 def _num(v, digits: int = 2) -> str:
@@ -385,29 +380,7 @@ def table(result: dict) -> str:
 
 def chart(result: dict, path, title: str) -> None:
     """Shortfall and executed fraction per row, means with 95% intervals."""
-    import matplotlib
+    from qtg.reports.tournament import ci_chart
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from qtg.core.files import save_figure
-
-    rows = result["rows"]
-    y = np.arange(len(rows))
-    fig, axes = plt.subplots(1, 2, figsize=(11, 0.45 * len(rows) + 2.2), sharey=True)
-    for ax, (m, label, scale) in zip(axes, (("shortfall_bps", "implementation shortfall, bp", 1.0),
-                                            ("executed", "executed %", 100.0))):
-        mean = np.array([r[m] * scale for r in rows])
-        lo = np.array([0.0 if r[m + "_low"] is None else (r[m] - r[m + "_low"]) * scale for r in rows])
-        hi = np.array([0.0 if r[m + "_high"] is None else (r[m + "_high"] - r[m]) * scale for r in rows])
-        colours = ["tab:orange" if r["row"] == "policy" else "tab:blue" for r in rows]
-        ax.barh(y, mean, xerr=[lo, hi], color=colours, alpha=0.8, capsize=3)
-        ax.axvline(0, color="black", lw=0.5)
-        ax.set_title(f"{label} (mean, 95% CI)", fontsize=10)
-        ax.grid(alpha=0.3, axis="x")
-    axes[0].set_yticks(y, [r["row"] for r in rows])
-    axes[0].invert_yaxis()
-    fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
-    save_figure(fig, path, dpi=110)
-    plt.close(fig)
+    ci_chart(result["rows"], (("shortfall_bps", "implementation shortfall, bp", 1.0), ("executed", "executed %", 100.0)),
+             path, title, {"policy": "tab:orange"})

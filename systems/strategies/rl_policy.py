@@ -84,7 +84,7 @@ def check(cfg: Config, n_symbols: int) -> None:
         _, meta = _policy(cfg)
     except pol.PolicyError as e:
         raise ValueError(f"population.{KIND}.policy: {e}") from None
-    task = meta.get("task", "trading")
+    task = pol.task_of(meta)
     if task != "trading":
         raise ValueError(f"population.{KIND}.policy: {cfg.policy}: a policy of the {task} task, not a trading one; "
                          f"evaluate it with python -m qtg.evaluate (rl_policy trades trading policies only)")
