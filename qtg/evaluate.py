@@ -21,7 +21,10 @@ other row (the same seeds): an interval above 0 means it beat that row. Written 
 An execution policy (``env=execution``; ``qtg.rl.execution``) is evaluated in its own
 environment instead: the policy, TWAP and VWAP over the same ``--seeds`` held-out seeds of
 ``--episodes`` episodes each, their implementation shortfall in basis points with 95%
-intervals, and the policy's paired saving over each baseline.
+intervals, and the policy's paired saving over each baseline. So is a market-making
+policy (``env=market_making``; ``qtg.rl.market_making``): the policy, the symmetric quoter
+and Avellaneda–Stoikov, their return, P&L (bp of one quote), mean inventory and traded
+quotes, and the policy's paired advantage in return.
 
 Examples::
 
@@ -105,45 +108,26 @@ def hold_metrics(marks: np.ndarray) -> dict[str, float]:
 
 
 def aggregate(per_seed: list[dict[str, dict[str, float]]]) -> dict:
-    """Mean and 95% interval per row and metric; the policy's paired differences."""
-    from qtg.reports.tournament import mean_ci, rows_ci
+    """Mean and 95% interval per row and metric; the policy's paired differences of return."""
+    from qtg.reports.tournament import paired, rows_ci
 
-    versus = []
-    for name in per_seed[0]:
-        if name == POLICY:
-            continue
-        diffs = [s[POLICY]["total_return"] - s[name]["total_return"] for s in per_seed
-                 if s[POLICY]["total_return"] is not None and s[name]["total_return"] is not None]
-        mean, lo, hi = mean_ci(diffs)
-        versus.append({"versus": name, "seeds": len(diffs), "return_diff": mean, "low": lo, "high": hi,
-                       "beats": lo is not None and lo > 0})
-    return {"rows": rows_ci(per_seed, METRICS), "versus": versus}
+    return {"rows": rows_ci(per_seed, METRICS), "versus": paired(per_seed, "total_return", "return_diff")}
 
 
-def _pct(v, scale=100.0) -> str:
-    return "-" if v is None else f"{v * scale:+.3f}"
+COLUMNS = (("total_return", "return %", 100.0), ("sharpe", "Sharpe per tick", 1.0), ("max_drawdown", "max drawdown %", 100.0))
+"""The table's and the chart's columns: (metric, label, scale)."""
 
 
 def table(result: dict) -> str:
-    lines = [f"{'row':<22}{'return % (95% CI)':>30}{'Sharpe/tick (95% CI)':>32}{'max DD % (95% CI)':>30}"]
-    for r in result["rows"]:
-        cells = []
-        for m, scale in (("total_return", 100.0), ("sharpe", 1.0), ("max_drawdown", 100.0)):
-            cells.append(f"{_pct(r[m], scale)} [{_pct(r[m + '_low'], scale)}, {_pct(r[m + '_high'], scale)}]")
-        lines.append(f"{r['row']:<22}{cells[0]:>30}{cells[1]:>32}{cells[2]:>30}")
-    lines += ["", f"{POLICY} return minus each row's, paired by seed (95% CI; beats: the interval is above 0):"]
-    for v in result["versus"]:
-        mark = "  beats" if v["beats"] else ""
-        lines.append(f"  {v['versus']:<22}{_pct(v['return_diff'])} % [{_pct(v['low'])}, {_pct(v['high'])}]{mark}")
-    return "\n".join(lines)
+    from qtg.reports.tournament import ci_table
+
+    return ci_table(result, COLUMNS, "return_diff", "return, %", digits=3, scale=100.0)
 
 
 def chart(result: dict, path: Path, title: str) -> None:
     from qtg.reports.tournament import ci_chart
 
-    ci_chart(result["rows"], (("total_return", "return %", 100.0), ("sharpe", "Sharpe per tick", 1.0),
-                              ("max_drawdown", "max drawdown %", 100.0)),
-             path, title, {POLICY: "tab:orange", HOLD: "tab:gray"})
+    ci_chart(result["rows"], COLUMNS, path, title, {POLICY: "tab:orange", HOLD: "tab:gray"})
 
 
 def evaluate(policy: str, overrides: list[str], seeds: int = 10, first_seed: int = 1000, ticks: int = 1000,
@@ -178,7 +162,7 @@ def main(argv: list[str] | None = None) -> int:
         "the policy trained in)"))
     ap.add_argument("--strategies", type=int, default=2, help="agents of each built-in strategy (default 2; 0: none)")
     ap.add_argument("--episodes", type=int, default=16, help=(
-        "an execution policy: episodes per seed, the seed's value their mean (default 16)"))
+        "an execution or market-making policy: episodes per seed, the seed's value their mean (default 16)"))
     ap.add_argument("--out", help="output directory (default outputs/evaluate/<date>/<time>)")
     args = ap.parse_args(argv)
     for name in ("seeds", "ticks", "agents", "episodes"):
@@ -190,8 +174,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"qtg.evaluate: --strategies: must be >= 0, got {args.strategies}", file=sys.stderr)
         return 2
     policy = str(Path(args.policy).resolve())
-    if policy_task(policy) == "execution":
-        return _execution(args, policy)
+    task = policy_task(policy)
+    if task in TASK_MODULES:
+        return _task(args, policy, task)
     try:
         result = evaluate(policy, args.overrides, args.seeds, args.first_seed, args.ticks, args.agents,
                           args.strategies, progress=sys.stderr.isatty())
@@ -225,21 +210,28 @@ def policy_task(policy: str) -> str | None:
         return None
 
 
-def _execution(args, policy: str) -> int:
-    """An execution policy: in its environment against TWAP and VWAP (``qtg.rl.execution``)."""
-    from qtg.core.files import write_text
-    from qtg.rl import execution
+TASK_MODULES = {"execution": "qtg.rl.execution", "market_making": "qtg.rl.market_making"}
+"""Tasks evaluated in their own environment against their baselines, by module."""
 
+
+def _task(args, policy: str, task: str) -> int:
+    """An execution or market-making policy: in its environment against the task's
+    baselines (the module's ``evaluate``, ``table`` and ``chart``)."""
+    import importlib
+
+    from qtg.core.files import write_text
+
+    module = importlib.import_module(TASK_MODULES[task])
     try:
-        result = execution.evaluate(policy, args.overrides, args.seeds, args.first_seed, args.episodes)
+        result = module.evaluate(policy, args.overrides, args.seeds, args.first_seed, args.episodes)
     except ConfigError as e:
         print(f"qtg.evaluate: config error: {e}", file=sys.stderr)
         return 2
     out = _out_dir(args)
     write_text(out / "evaluation.json", json.dumps(result, indent=2, default=_json) + "\n")
-    execution.chart(result, out / "evaluation.png",
-                    f"{Path(args.policy).name}: {args.seeds} held-out seeds x {args.episodes} episodes")
-    print(execution.table(result))
+    module.chart(result, out / "evaluation.png",
+                 f"{Path(args.policy).name}: {args.seeds} held-out seeds x {args.episodes} episodes")
+    print(module.table(result))
     print(f"\noutputs in {out}")
     return 0
 

@@ -57,9 +57,13 @@ TASK_FEATURES: dict[str, tuple[Feature, ...]] = {
         Feature("remaining", 1.0, 1.0, "shares still to trade / the order's quantity"),
         Feature("time_left", 1.0, 1.0, "ticks left in the episode / its ticks"),
     ),
+    "market_making": (
+        Feature("time_left", 1.0, 1.0, "ticks left in the episode / its ticks"),
+    ),
 }
-"""The features a task appends to ``systems.features.SPEC`` (``qtg.rl.execution`` computes
-the execution task's): a policy of the task reads exactly these, in this order."""
+"""The features a task appends to ``systems.features.SPEC`` (``qtg.rl.execution`` and
+``qtg.rl.market_making`` compute their tasks'): a policy of the task reads exactly these,
+in this order."""
 
 
 def task_of(meta: dict) -> str:

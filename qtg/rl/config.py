@@ -1,9 +1,10 @@
 """The training config: the run's schema (``qtg.core.config.Config``: the market and its
 population, a learner among them) plus three sections, ``env`` (the task), ``reward`` and
 ``train`` (the algorithm's hyperparameters). ``conf/train.yaml`` composes it; the Hydra
-groups ``env`` and ``reward`` pick a task (``trading``, ``execution``) and a reward;
-``+experiment=rl_ppo`` is the default PPO run, ``+experiment=rl_execution`` PPO on the
-execution task. Every number is checked against its bounds before anything is built, as
+groups ``env`` and ``reward`` pick a task (``trading``, ``execution``, ``market_making``)
+and a reward (the trading task's; the other tasks have their own, set in ``env``);
+``+experiment=rl_ppo`` is the default PPO run, ``+experiment=rl_execution`` and
+``+experiment=rl_market_making`` PPO on the other tasks. Every number is checked against its bounds before anything is built, as
 in a run's config."""
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import dataclasses
 from components.schema import setting
 from qtg.core.config import Config, ConfigError
 
-TASKS = ("trading", "execution")
+TASKS = ("trading", "execution", "market_making")
 SIDES = ("sell", "buy")
 ALGORITHMS = ("ppo",)
 MARKS = ("market", "fair")
@@ -25,21 +26,36 @@ class EnvConfig:
 
     task: str = setting("trading", doc=(
         "The task: trading (one symbol, discrete sell/hold/buy in a few sizes) or execution (sell or buy "
-        "env.quantity shares within the episode, rewarded by the implementation shortfall; qtg.rl.execution)."))
+        "env.quantity shares within the episode, rewarded by the implementation shortfall; qtg.rl.execution) or "
+        "market_making (quote both sides, earn the spread, carry little inventory; qtg.rl.market_making)."))
     warmup: int = setting(30, lo=0, hi=100_000, doc=(
         "Ticks the market runs before the opening of every episode (books two-sided, indicators ready)."))
     episode: int = setting(100, lo=1, hi=1_000_000, doc="Ticks of an episode.")
     openings: int = setting(1, lo=1, hi=4096, doc=(
-        "Trading: distinct openings (the warm-up run that many times, each with its own key); each "
+        "Trading and market making: distinct openings (the warm-up run that many times, each with its own key); each "
         "episode starts from one drawn by its reset key. 1: every episode from the one opening."))
     side: str = setting("sell", doc="Execution: sell (liquidate env.quantity shares held) or buy (acquire them).")
     quantity: int = setting(5000, lo=1, hi=10**9, doc="Execution: the shares to trade within the episode.")
     levels: int = setting(4, lo=2, hi=16, doc=(
         "Execution: actions 0..levels; action a trades a / levels of twice the TWAP slice "
-        "ceil(quantity / episode), so levels / 2 is the TWAP pace (even)."))
+        "ceil(quantity / episode), so levels / 2 is the TWAP pace (even). Market making: quote levels a side "
+        "(even; levels / 2 is the symmetric baseline's)."))
     penalty_bps: float = setting(500.0, hi=1e6, doc=(
         "Execution: penalty at the episode's last tick, basis points of quantity x arrival price per "
         "whole quantity left untraded (pro rata)."))
+    quote_size: int = setting(100, lo=1, hi=10**9, doc="Market making: shares of each quote.")
+    step_bps: float = setting(2.0, lo=0.01, hi=1000.0, doc=(
+        "Market making: distance between quote levels, basis points of the reference price (level l quotes "
+        "l * step_bps from it)."))
+    inventory_bps: float = setting(0.5, hi=1e6, doc=(
+        "Market making: penalty per tick, basis points of one quote's value per quote's worth of shares held."))
+    close_bps: float = setting(5.0, hi=1e6, doc=(
+        "Market making: penalty at the last tick, basis points of one quote's value per quote's worth still held."))
+    as_gamma: float = setting(5.0, lo=1e-06, hi=1e6, doc=(
+        "Market making: the Avellaneda-Stoikov baseline's risk aversion (per quote of inventory)."))
+    as_k: float = setting(5000.0, lo=1e-06, hi=1e9, doc=(
+        "Market making: the Avellaneda-Stoikov baseline's order-arrival decay, per unit of relative distance "
+        "from the mid."))
 
 
 @dataclasses.dataclass
@@ -107,7 +123,7 @@ def check(cfg: RLConfig) -> None:
     if cfg.env.side not in SIDES:
         raise ConfigError(f"env.side: unknown side '{cfg.env.side}'; allowed: {', '.join(SIDES)}")
     if cfg.env.levels % 2:
-        raise ConfigError(f"env.levels: must be even (levels / 2 is the TWAP pace), got {cfg.env.levels}")
+        raise ConfigError(f"env.levels: must be even (levels / 2 is the TWAP pace, or the symmetric quotes), got {cfg.env.levels}")
     if cfg.env.task == "execution" and cfg.env.openings != 1:
         raise ConfigError(f"env.openings: the execution task starts every episode from one opening (its arrival "
                           f"price), got {cfg.env.openings}")

@@ -82,19 +82,23 @@ class TradingEnv(environment.Environment):
     trades ``(a - levels) / levels`` of its order size (``levels`` holds); the episode is
     ``episode`` ticks; the reward (``reward``, by default the change of equity alone) is in
     percent of the learner's equity at the episode's start. The books hold ``capacity``
-    orders a side (default ``engine.capacity``)."""
+    orders a side (default ``engine.capacity``). ``AGENT``: the kind module of the learner
+    rows (``learner``; a subclass may trade as another external kind)."""
+
+    AGENT = learner
 
     def __init__(self, cfg: Config, capacity: int | None = None, warmup: int = 30, episode: int = 100,
                  reward: RewardConfig | None = None, openings: int = 1):
-        n = cfg.population.get(learner.KIND)
+        agent = self.AGENT.KIND
+        n = cfg.population.get(agent)
         if n is None or n.count < 1:
-            raise ConfigError(f"population.{learner.KIND}.count: an environment needs at least one learner, "
+            raise ConfigError(f"population.{agent}.count: an environment needs at least one learner, "
                               f"got {0 if n is None else n.count}")
         world = build_world(cfg)
         self.static = world.static
-        self.kind = world.static.kind(learner.KIND)
+        self.kind = world.static.kind(agent)
         self.stp = int(STP[cfg.engine.stp.upper()])
-        self.levels = int(cfg.population[learner.KIND].levels)
+        self.levels = int(cfg.population[agent].levels)
         self.episode = int(episode)
         self.reward = RewardConfig() if reward is None else reward
         capacity = cfg.engine.capacity if capacity is None else capacity
@@ -159,7 +163,7 @@ class TradingEnv(environment.Environment):
         return self.kind.start + jnp.arange(self.kind.count)
 
     def _symbols(self, params: EnvParams) -> jax.Array:
-        return params.world.kinds[learner.KIND].trade.symbol
+        return params.world.kinds[self.AGENT.KIND].trade.symbol
 
     def _equity(self, world: WorldState) -> jax.Array:
         """Each learner's cash plus its shares at the marks (``systems.measure.equity``),
@@ -183,7 +187,7 @@ class TradingEnv(environment.Environment):
 
     def _observe(self, world: WorldState, params: EnvParams) -> jax.Array:
         _, frame = observe_market(self.static, params.world, world, Frame(), jax.random.key(0))
-        p = params.world.kinds[learner.KIND]
+        p = params.world.kinds[self.AGENT.KIND]
         return features(world, frame, self._rows(), p.trade.symbol, p.trade.max_position)
 
     def observe_all(self, state: EnvState, params: EnvParams | None = None) -> jax.Array:
@@ -265,3 +269,37 @@ class TradingEnv(environment.Environment):
         obs, state, reward, info = self.step_all(state, action, params)
         info = {**info, "equity": info["equity"][0]}
         return obs[0], state, reward[0], self.is_terminated(state, params), info
+
+
+def play(env: TradingEnv, params: EnvParams, keys: jax.Array, choose, record):
+    """Whole episodes of ``env`` from its opening, one per key (vmapped; jit the caller):
+    the first learner acts as ``choose(obs, state) -> action`` says. ``(ticks, last)``: per
+    episode and tick ``[E, T]`` the dict ``record(state, reward, info, action)`` of the
+    state after the step, and each episode's last state (stacked)."""
+
+    def one(key):
+        obs, state = env.reset_env(key, params)
+
+        def body(carry, _):
+            obs, state = carry
+            action = choose(obs, state)
+            obs, state, reward, _, info = env.step_env(key, state, action, params)
+            return (obs, state), record(state, reward, info, action)
+
+        (_, last), ticks = jax.lax.scan(body, (obs, state), None, length=env.episode)
+        return ticks, last
+
+    return jax.vmap(one)(keys)
+
+
+def compare(env, params, layers, seeds: int, first_seed: int, episodes: int, rows: dict[str, int],
+            metrics: tuple[str, ...]) -> list[dict[str, dict[str, float]]]:
+    """Per seed (``first_seed`` on) and row (``rows``: name -> the strategy ``env.episodes``
+    runs), each metric's mean over the seed's ``episodes`` episodes (keys split from
+    ``jax.random.key(seed)``, the same episodes for every row): a task's evaluation."""
+    import numpy as np
+
+    keys = jnp.concatenate([jax.random.split(jax.random.key(s), episodes) for s in range(first_seed, first_seed + seeds)])
+    runs = {name: env.episodes(params, keys, which, layers) for name, which in rows.items()}
+    return [{name: {m: float(np.mean(runs[name][m][i * episodes:(i + 1) * episodes])) for m in metrics}
+             for name in rows} for i in range(seeds)]

@@ -72,7 +72,7 @@ from components.world import WorldState
 from qtg.core import rollout as ro
 from qtg.core.config import Config, ConfigError
 from qtg.rl.config import SIDES
-from qtg.rl.env import EnvParams, TradingEnv
+from qtg.rl.env import EnvParams, TradingEnv, compare, play
 from systems import measure
 from systems.policy import act, spec_for
 from systems.strategies import learner
@@ -81,8 +81,9 @@ TASK = "execution"
 SPEC = spec_for(TASK)
 """The observation: ``systems.features.SPEC`` then ``remaining`` and ``time_left``."""
 HOLD, POLICY, TWAP, VWAP = range(4)
-ROWS = ("policy", "twap", "vwap")
-"""The evaluation's rows, each an index of :meth:`ExecutionEnv.episodes`' strategies."""
+STRATEGIES = {"policy": POLICY, "twap": TWAP, "vwap": VWAP}
+"""The evaluation's rows: name -> the strategy :meth:`ExecutionEnv.episodes` runs."""
+ROWS = tuple(STRATEGIES)
 METRICS = ("shortfall_bps", "executed", "penalty_bps")
 
 
@@ -235,24 +236,16 @@ class ExecutionEnv(TradingEnv):
     # -- whole episodes -----------------------------------------------------------------
 
     def _run(self, params: ExecParams, keys: jax.Array, which: jax.Array, layers):
-        def one(key):
-            obs, state = self.reset_env(key, params)
+        def choose(obs, state):
+            return jnp.stack([jnp.int32(0), act(layers, obs), self.twap(state, params), self.vwap(state, params)])[which]
 
-            def body(carry, _):
-                obs, state = carry
-                choice = jnp.stack([jnp.int32(0), act(layers, obs), self.twap(state, params),
-                                    self.vwap(state, params)])[which]
-                obs, state, reward, _, info = self.step_env(key, state, choice, params)
-                m = state.world.market
-                tick = {"action": choice, "reward": reward, "executed": info["executed"],
-                        "penalty_bps": info["penalty_bps"], "volume": state.volume[0],
-                        "held": self._held(state.world, params)[0], "bid": m.bid[0], "ask": m.ask[0]}
-                return (obs, state), tick
+        def record(state, reward, info, action):
+            m = state.world.market
+            return {"action": action, "reward": reward, "executed": info["executed"], "penalty_bps": info["penalty_bps"],
+                    "volume": state.volume[0], "held": self._held(state.world, params)[0], "bid": m.bid[0],
+                    "ask": m.ask[0]}
 
-            (_, last), ticks = jax.lax.scan(body, (obs, state), None, length=self.episode)
-            return ticks, last
-
-        return jax.vmap(one)(keys)
+        return play(self, params, keys, choose, record)
 
     def trajectories(self, params: ExecParams, keys: jax.Array, which: int, layers=None):
         """Whole episodes from the opening, one per key (vmapped; one compiled program per
@@ -317,7 +310,7 @@ def evaluate(policy: str, overrides: list[str], seeds: int = 10, first_seed: int
     # The volume profile from as many episodes (one compiled program) drawn from the build's
     # seed, none of them a held-out seed's.
     params = env.calibrate(env.default_params, jax.random.key(cfg.seed), seeds * episodes, layers)
-    per_seed = compare(env, params, layers, seeds, first_seed, episodes)
+    per_seed = compare(env, params, layers, seeds, first_seed, episodes, STRATEGIES, METRICS)
     result = aggregate(per_seed)
     result["per_seed"] = per_seed
     result["setup"] = {"policy": str(policy), "task": TASK, "overrides": overrides,
@@ -328,59 +321,29 @@ def evaluate(policy: str, overrides: list[str], seeds: int = 10, first_seed: int
     return result
 
 
-def compare(env: ExecutionEnv, params: ExecParams, layers, seeds: int, first_seed: int,
-            episodes: int) -> list[dict[str, dict[str, float]]]:
-    """Per seed (``first_seed`` on) and row (:data:`ROWS`), each metric's mean over the
-    seed's ``episodes`` episodes (keys split from ``jax.random.key(seed)``, the same for
-    every row)."""
-    keys = jnp.concatenate([jax.random.split(jax.random.key(s), episodes) for s in range(first_seed, first_seed + seeds)])
-    runs = {name: env.episodes(params, keys, which, layers) for name, which in zip(ROWS, (POLICY, TWAP, VWAP))}
-    return [{name: {m: float(np.mean(runs[name][m][i * episodes:(i + 1) * episodes])) for m in METRICS}
-             for name in ROWS} for i in range(seeds)]
-
-
 def aggregate(per_seed: list[dict[str, dict[str, float]]]) -> dict:
     """Mean and Student t 95% interval per row and metric; the policy's saving over each
     baseline (the baseline's shortfall less the policy's), paired by seed: ``beats`` when
     its interval is above 0."""
-    from qtg.reports.tournament import mean_ci, rows_ci
+    from qtg.reports.tournament import paired, rows_ci
 
-    names = list(per_seed[0])
-    versus = []
-    for name in names[1:]:
-        mean, lo, hi = mean_ci([s[name]["shortfall_bps"] - s[names[0]]["shortfall_bps"] for s in per_seed])
-        versus.append({"versus": name, "seeds": len(per_seed), "saving_bps": mean, "low": lo, "high": hi,
-                       "beats": lo is not None and lo > 0})
-    return {"rows": rows_ci(per_seed, METRICS), "versus": versus}
+    return {"rows": rows_ci(per_seed, METRICS), "versus": paired(per_seed, "shortfall_bps", "saving_bps", higher=False)}
 
 
-def _num(v, digits: int = 2) -> str:
-    return "-" if v is None else f"{v:+.{digits}f}"
+COLUMNS = (("shortfall_bps", "shortfall bp", 1.0), ("executed", "executed %", 100.0), ("penalty_bps", "penalty bp", 1.0))
+"""The table's and the chart's columns: (metric, label, scale)."""
 
 
 def table(result: dict) -> str:
     """The rows (shortfall in bp, executed %, penalty in bp; means and 95% intervals) and
     the policy's paired savings."""
-    lines = [f"{'row':<10}{'shortfall bp (95% CI)':>32}{'executed % (95% CI)':>32}{'penalty bp (95% CI)':>30}"]
-    for r in result["rows"]:
-        cells = []
-        for m, scale in (("shortfall_bps", 1.0), ("executed", 100.0), ("penalty_bps", 1.0)):
-            lo, hi = r[m + "_low"], r[m + "_high"]
-            cells.append(f"{_num(r[m] * scale)} [{_num(None if lo is None else lo * scale)}, "
-                         f"{_num(None if hi is None else hi * scale)}]")
-        lines.append(f"{r['row']:<10}{cells[0]:>32}{cells[1]:>32}{cells[2]:>30}")
-    first = result["rows"][0]["row"]
-    lines += ["", (f"{first}'s saving over each row (its shortfall less the {first}'s), bp, paired by seed "
-                   "(95% CI; beats: the interval is above 0):")]
-    for v in result["versus"]:
-        mark = "  beats" if v["beats"] else ""
-        lines.append(f"  {v['versus']:<8}{_num(v['saving_bps'])} [{_num(v['low'])}, {_num(v['high'])}]{mark}")
-    return "\n".join(lines)
+    from qtg.reports.tournament import ci_table
+
+    return ci_table(result, COLUMNS, "saving_bps", "shortfall saved, bp")
 
 
 def chart(result: dict, path, title: str) -> None:
     """Shortfall and executed fraction per row, means with 95% intervals."""
     from qtg.reports.tournament import ci_chart
 
-    ci_chart(result["rows"], (("shortfall_bps", "implementation shortfall, bp", 1.0), ("executed", "executed %", 100.0)),
-             path, title, {"policy": "tab:orange"})
+    ci_chart(result["rows"], COLUMNS[:2], path, title, {"policy": "tab:orange"})

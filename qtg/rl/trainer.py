@@ -37,12 +37,17 @@ from systems.policy import meta_for, spec_for
 
 
 def make_env(cfg: RLConfig) -> TradingEnv:
-    """The environment of ``cfg.env.task``: ``qtg.rl.env.TradingEnv`` (trading) or
-    ``qtg.rl.execution.ExecutionEnv`` (execution)."""
+    """The environment of ``cfg.env.task``: ``qtg.rl.env.TradingEnv`` (trading),
+    ``qtg.rl.execution.ExecutionEnv`` (execution) or
+    ``qtg.rl.market_making.MarketMakingEnv`` (market_making)."""
     if cfg.env.task == "execution":
         from qtg.rl.execution import ExecutionEnv
 
         return ExecutionEnv.from_config(cfg)
+    if cfg.env.task == "market_making":
+        from qtg.rl.market_making import MarketMakingEnv
+
+        return MarketMakingEnv.from_config(cfg)
     return TradingEnv.from_config(cfg)
 
 
@@ -138,8 +143,9 @@ def _bar(progress: bool, total: int, done: int):
 def _write_policy(out: Path, runner, history, cfg: RLConfig, env) -> None:
     seed = best_seed(history)
     params = jax.tree.map(lambda x: x[seed], runner.params)
-    # An execution policy carries its task's settings: its actions and features mean them.
-    task = {"env": config_dict(cfg)["env"]} if cfg.env.task == "execution" else {}
+    # An execution or market-making policy carries its task's settings: its actions and
+    # features mean them.
+    task = {"env": config_dict(cfg)["env"]} if cfg.env.task != "trading" else {}
     meta = meta_for(cfg.env.task, env.num_actions, levels=env.levels, seed=seed, updates=int(runner.update[seed]),
                     **task)
     ckpt.write_policy(out / "policy.npz", ppo.actor_layers(params, cfg.train.hidden), meta)
@@ -163,7 +169,8 @@ def _num(v) -> float | None:
 
 
 RETURN_LABEL = {"trading": "episode return (% of opening equity)",
-                "execution": "episode return (minus the shortfall, bp)"}
+                "execution": "episode return (minus the shortfall, bp)",
+                "market_making": "episode return (bp of one quote)"}
 """The unit of a task's episode return, the learning curve's axis."""
 
 

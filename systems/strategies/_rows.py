@@ -136,6 +136,14 @@ def quote_rows(
     )
 
 
+def stuck_quotes(state: WorldState, rows: jax.Array, side: int, qty: jax.Array, allowed: jax.Array) -> jax.Array:
+    """Agents whose live quote on ``side`` would be cancelled only because nothing is left
+    to back a new one (a MODIFY is backed in full on top of the order it replaces) while
+    the side is still ``allowed``: such a quote stays where it is rather than being
+    cancelled every other tick. bool[n]"""
+    live = state.slots.id[rows, int(side)] != NO_ORDER
+    return live & (qty == 0) & allowed
+
 def interleave(*batches: OrderBatch) -> OrderBatch:
     """Rows of k batches of length n as one batch of length k*n: agent i's rows adjacent."""
     return jax.tree.map(lambda *xs: jnp.stack(xs, axis=1).reshape(-1), *batches)

@@ -85,12 +85,18 @@ def wish(params: Params, action: jax.Array) -> jax.Array:
     return jnp.sign(step) * (jnp.abs(step) * params.trade.size // params.levels)
 
 
+def set_actions(state: WorldState, kind: str, action: jax.Array) -> WorldState:
+    """``state`` with the action of every agent of the external kind ``kind`` (its state
+    has an ``action`` field) set to ``action`` (i32[M], or one for all)."""
+    own = state.kinds[kind]
+    action = jnp.broadcast_to(jnp.asarray(action, jnp.int32), own.action.shape)
+    return state.replace(kinds={**state.kinds, kind: own.replace(action=action)})
+
+
 def with_actions(state: WorldState, action: jax.Array) -> WorldState:
     """``state`` with every learner's action set to ``action`` (i32[M], or one for all):
     what an environment does before each tick."""
-    own = state.kinds[KIND]
-    action = jnp.broadcast_to(jnp.asarray(action, jnp.int32), own.action.shape)
-    return state.replace(kinds={**state.kinds, KIND: own.replace(action=action)})
+    return set_actions(state, KIND, action)
 
 
 def decide(static: WorldStatic, kind: KindStatic, world: WorldParams, params: Params, state: WorldState,

@@ -35,7 +35,6 @@ import jax.numpy as jnp
 import numpy as np
 from flax import struct
 
-from components.agents import NO_ORDER
 from components.frame import Frame
 from components.indicators import IndicatorSpec
 from components.money import SCALE, floor_div
@@ -48,6 +47,7 @@ from systems.strategies._rows import (
     holdings_in_own_symbol,
     interleave,
     quote_rows,
+    stuck_quotes,
     value_estimate,
 )
 from systems.ticks import ceil_tick, floor_tick
@@ -194,8 +194,8 @@ def decide(
     asks = quote_rows(n, state, rows, int(Side.SELL), sym, ask, ask_qty)
     # A live quote the maker cannot re-size (a modify is backed in full on top of the order
     # it replaces) stays where it is, rather than being cancelled every other tick.
-    stay_bid = _stuck(state, rows, Side.BUY, bid_qty, can_bid)
-    stay_ask = _stuck(state, rows, Side.SELL, ask_qty, can_ask)
+    stay_bid = stuck_quotes(state, rows, Side.BUY, bid_qty, can_bid)
+    stay_ask = stuck_quotes(state, rows, Side.SELL, ask_qty, can_ask)
     bids, asks = bids.replace(valid=bids.valid & ~stay_bid), asks.replace(valid=asks.valid & ~stay_ask)
     quoted = State(estimate=centre, position=inventory)
     return interleave(bids, asks), quoted
@@ -210,10 +210,3 @@ def _relative_atr(p: Params, frame: Frame) -> jax.Array:
     atr, ready = frame.indicators.atr_at(p.vol_period)  # currency; ref is in units
     return jnp.where(ready & (ref > 0), atr * SCALE / jnp.where(ref > 0, ref, 1.0), 0.0)
 
-
-def _stuck(state: WorldState, rows: jax.Array, side: Side, qty: jax.Array, allowed: jax.Array) -> jax.Array:
-    """Makers whose live quote on ``side`` would be cancelled only because nothing is left
-    to back a new one (the side is still ``allowed``: within the inventory limit, not
-    withdrawn). bool[M]"""
-    live = state.slots.id[rows, int(side)] != NO_ORDER
-    return live & (qty == 0) & allowed

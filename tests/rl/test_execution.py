@@ -10,7 +10,8 @@ import pytest
 
 from components.money import SCALE
 from qtg.core.config import ConfigError
-from qtg.rl.execution import HOLD, POLICY, ROWS, SPEC, TWAP, VWAP, ExecutionEnv, aggregate, compare, table
+from qtg.rl.env import compare
+from qtg.rl.execution import HOLD, METRICS, POLICY, ROWS, SPEC, STRATEGIES, TWAP, VWAP, ExecutionEnv, aggregate, table
 from systems import measure
 from tests.support import make_config
 
@@ -184,7 +185,7 @@ def test_vmapped_episodes_are_each_its_keys_alone(seller):
 def test_the_evaluation_compares_the_policy_with_twap_and_vwap_paired_by_seed(seller):
     env = seller
     layers = constant(1)  # a quarter of the TWAP pace: half the order left
-    per_seed = compare(env, env.default_params, layers, seeds=2, first_seed=1000, episodes=len(KEYS) // 2)
+    per_seed = compare(env, env.default_params, layers, 2, 1000, len(KEYS) // 2, STRATEGIES, METRICS)
     assert len(per_seed) == 2 and all(list(s) == list(ROWS) for s in per_seed)
     result = aggregate(per_seed)
     assert [r["row"] for r in result["rows"]] == ["policy", "twap", "vwap"]
@@ -202,7 +203,7 @@ def test_the_evaluation_compares_the_policy_with_twap_and_vwap_paired_by_seed(se
 @pytest.mark.parametrize("overrides, line", [
     (["env.side=hold"], "env.side: unknown side 'hold'; allowed: sell, buy"),
     (["env.quantity=0"], "env.quantity: must be"),
-    (["env.levels=3"], "env.levels: must be even (levels / 2 is the TWAP pace), got 3"),
+    (["env.levels=3"], "env.levels: must be even (levels / 2 is the TWAP pace, or the symmetric quotes), got 3"),
     (["env.penalty_bps=-1"], "env.penalty_bps: must be"),
     (["population.learner.count=2"], "population.learner.count: the execution task has exactly one learner, got 2"),
 ])
