@@ -111,7 +111,7 @@ def aggregate(per_seed: list[dict[str, dict[str, float]]]) -> dict:
     """Mean and 95% interval per row and metric; the policy's paired differences of return."""
     from qtg.reports.tournament import paired, rows_ci
 
-    return {"rows": rows_ci(per_seed, METRICS), "versus": paired(per_seed, "total_return", "return_diff")}
+    return {"rows": rows_ci(per_seed, METRICS), "versus": paired(per_seed, "total_return", "return_diff", reference=POLICY)}
 
 
 COLUMNS = (("total_return", "return %", 100.0), ("sharpe", "Sharpe per tick", 1.0), ("max_drawdown", "max drawdown %", 100.0))
@@ -121,7 +121,7 @@ COLUMNS = (("total_return", "return %", 100.0), ("sharpe", "Sharpe per tick", 1.
 def table(result: dict) -> str:
     from qtg.reports.tournament import ci_table
 
-    return ci_table(result, COLUMNS, "return_diff", "return, %", digits=3, scale=100.0)
+    return ci_table(result, COLUMNS, "return_diff", "return, %", digits=3, scale=100.0, reference=POLICY)
 
 
 def chart(result: dict, path: Path, title: str) -> None:

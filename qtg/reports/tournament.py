@@ -108,19 +108,22 @@ def rows_ci(per_seed: list[dict[str, dict[str, float | None]]], metrics: tuple[s
     return rows
 
 
-def paired(per_seed: list[dict[str, dict[str, float | None]]], metric: str, key: str,
-           higher: bool = True) -> list[dict[str, Any]]:
-    """The first row's advantage over each other row of ``per_seed`` in ``metric``, paired
-    by seed over the seeds where both have it: its value less the other's (the other's less
-    its own where lower is better, ``higher=False``). Per other row ``versus``, ``seeds``,
-    the mean as ``key`` with its interval ``low`` and ``high`` (:func:`mean_ci`), and
-    ``beats`` when the interval lies above 0."""
+def paired(per_seed: list[dict[str, dict[str, float | None]]], metric: str, key: str, higher: bool = True,
+           reference: str | None = None) -> list[dict[str, Any]]:
+    """The ``reference`` row's (default the first) advantage over each other row of
+    ``per_seed`` in ``metric``, paired by seed over the seeds where both have it: its value
+    less the other's (the other's less its own where lower is better, ``higher=False``).
+    Per other row ``versus``, ``seeds``, the mean as ``key`` with its interval ``low`` and
+    ``high`` (:func:`mean_ci`), and ``beats`` when the interval lies above 0."""
     names = list(per_seed[0])
+    ref = names[0] if reference is None else reference
     sign = 1.0 if higher else -1.0
     out = []
-    for name in names[1:]:
-        diffs = [sign * (s[names[0]][metric] - s[name][metric]) for s in per_seed
-                 if s[names[0]][metric] is not None and s[name][metric] is not None]
+    for name in names:
+        if name == ref:
+            continue
+        diffs = [sign * (s[ref][metric] - s[name][metric]) for s in per_seed
+                 if s[ref][metric] is not None and s[name][metric] is not None]
         mean, lo, hi = mean_ci(diffs)
         out.append({"versus": name, "seeds": len(diffs), key: mean, "low": lo, "high": hi,
                     "beats": lo is not None and lo > 0})
@@ -128,10 +131,10 @@ def paired(per_seed: list[dict[str, dict[str, float | None]]], metric: str, key:
 
 
 def ci_table(result: dict[str, Any], columns: tuple[tuple[str, str, float], ...], key: str, what: str,
-             digits: int = 2, scale: float = 1.0) -> str:
+             digits: int = 2, scale: float = 1.0, reference: str | None = None) -> str:
     """A result's ``rows`` (:func:`rows_ci`) as a table, one column per ``(metric, label,
-    scale)`` (mean [95% interval], times ``scale``), then its ``versus`` (:func:`paired`,
-    the advantage ``key`` in ``what``, times ``scale``)."""
+    scale)`` (mean [95% interval], times ``scale``), then its ``versus`` (:func:`paired`:
+    the ``reference`` row's, default the first, advantage ``key`` in ``what``, times ``scale``)."""
 
     def num(v, scale=1.0):
         return "-" if v is None else f"{v * scale:+.{digits}f}"
@@ -141,7 +144,7 @@ def ci_table(result: dict[str, Any], columns: tuple[tuple[str, str, float], ...]
     for r in result["rows"]:
         cells = [f"{num(r[m], k)} [{num(r[m + '_low'], k)}, {num(r[m + '_high'], k)}]" for m, _, k in columns]
         lines.append(f"{r['row']:<{width}}" + "".join(f"{c:>32}" for c in cells))
-    first = result["rows"][0]["row"]
+    first = result["rows"][0]["row"] if reference is None else reference
     head = f"{first}'s advantage over each row in {what}, paired by seed (95% CI; beats: the interval is above 0):"
     lines += ["", head]
     for v in result["versus"]:

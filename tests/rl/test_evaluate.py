@@ -19,24 +19,27 @@ def test_buy_and_hold_of_a_known_path():
 
 
 def test_rows_and_paired_differences_with_t_intervals():
-    per_seed = [{POLICY: {"total_return": p, "sharpe": 0.1, "max_drawdown": 0.01},
-                 "noise": {"total_return": n, "sharpe": 0.0, "max_drawdown": 0.02},
+    # the policy's row anywhere in the table (the run's kinds come in their layout's order)
+    per_seed = [{"noise": {"total_return": n, "sharpe": 0.0, "max_drawdown": 0.02},
+                 POLICY: {"total_return": p, "sharpe": 0.1, "max_drawdown": 0.01},
                  HOLD: {"total_return": h, "sharpe": None, "max_drawdown": 0.05}}
                 for p, n, h in [(0.03, 0.01, 0.0), (0.02, 0.0, 0.05), (0.04, 0.01, -0.02)]]
     result = aggregate(per_seed)
-    policy = result["rows"][0]
+    policy = result["rows"][1]
     half = t_quantile(0.975, 2) * np.std([0.03, 0.02, 0.04], ddof=1) / math.sqrt(3)
     assert policy["row"] == POLICY and policy["total_return"] == pytest.approx(0.03)
     assert policy["total_return_low"] == pytest.approx(0.03 - half) and policy["sharpe_low"] == pytest.approx(0.1)
     assert result["rows"][2]["sharpe"] is None  # no value in any seed: no mean
     versus = {v["versus"]: v for v in result["versus"]}
+    assert list(versus) == ["noise", HOLD]
     d = [0.02, 0.02, 0.03]
     half = t_quantile(0.975, 2) * np.std(d, ddof=1) / math.sqrt(3)
     assert versus["noise"]["return_diff"] == pytest.approx(np.mean(d)) and versus["noise"]["beats"]
     assert versus["noise"]["low"] == pytest.approx(np.mean(d) - half)
     assert not versus[HOLD]["beats"]  # differences 0.03, -0.03, 0.06: the interval spans 0
     text = table(result)
-    assert text.splitlines()[1].startswith(POLICY) and "beats" in text.splitlines()[-2]
+    assert text.splitlines()[2].startswith(POLICY) and f"{POLICY}'s advantage" in text.splitlines()[-3]
+    assert text.splitlines()[-2].lstrip().startswith("noise") and "beats" in text.splitlines()[-2]
 
 
 def test_the_evaluation_market_is_the_trainings_with_the_policy_in_the_learners_place(tmp_path):
