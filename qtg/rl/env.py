@@ -303,3 +303,29 @@ def compare(env, params, layers, seeds: int, first_seed: int, episodes: int, row
     runs = {name: env.episodes(params, keys, which, layers) for name, which in rows.items()}
     return [{name: {m: float(np.mean(runs[name][m][i * episodes:(i + 1) * episodes])) for m in metrics}
              for name in rows} for i in range(seeds)]
+
+
+def evaluate_task(policy: str, overrides: list[str], make, seeds: int, first_seed: int, episodes: int,
+                  strategies: dict[str, int], metrics: tuple[str, ...], keys: tuple[str, ...]):
+    """A task's evaluation up to its own summary: the policy file read (ConfigError with one
+    line), ``make(meta, overrides) -> (cfg, env)`` its checked config and environment, the
+    action count checked, ``env.calibrate`` on ``seeds * episodes`` episodes drawn from the
+    build's seed (none a held-out seed's; the comparison's program), then :func:`compare`.
+    ``(env, params, per_seed, setup)``; ``setup`` names the policy, the overrides, the
+    seeds and the config's ``env`` settings ``keys``."""
+    from qtg.core.config import ConfigError
+    from systems.policy import PolicyError, read_policy, task_of
+
+    try:
+        layers, meta = read_policy(policy)
+    except PolicyError as e:
+        raise ConfigError(f"policy: {e}") from None
+    cfg, env = make(meta, overrides)
+    if int(meta.get("actions", 0)) != env.num_actions:
+        raise ConfigError(f"env.levels: the policy has {meta.get('actions')} actions, this task {env.num_actions}")
+    params = env.calibrate(env.default_params, jax.random.key(cfg.seed), seeds * episodes, layers)
+    per_seed = compare(env, params, layers, seeds, first_seed, episodes, strategies, metrics)
+    setup = {"policy": str(policy), "task": task_of(meta), "overrides": overrides,
+             "seeds": list(range(first_seed, first_seed + seeds)), "episodes_per_seed": episodes,
+             "env": {k: getattr(cfg.env, k) for k in keys}}
+    return env, params, per_seed, setup

@@ -72,7 +72,7 @@ from components.world import WorldState
 from qtg.core import rollout as ro
 from qtg.core.config import Config, ConfigError
 from qtg.rl.config import SIDES
-from qtg.rl.env import EnvParams, TradingEnv, compare, play
+from qtg.rl.env import EnvParams, TradingEnv, evaluate_task, play
 from systems import measure
 from systems.policy import act, spec_for
 from systems.strategies import learner
@@ -295,30 +295,17 @@ def eval_config(meta: dict, overrides: list[str]):
 def evaluate(policy: str, overrides: list[str], seeds: int = 10, first_seed: int = 1000, episodes: int = 16) -> dict:
     """The policy, TWAP and VWAP over ``seeds`` held-out seeds (``first_seed`` on): per seed
     the mean of ``episodes`` episodes whose keys are split from ``jax.random.key(seed)``, the
-    same episodes for every row. The aggregate (rows, versus), the per-seed values and the
-    setup. ConfigError with one line."""
-    from systems.policy import PolicyError, read_policy
+    same episodes for every row; the volume profile from episodes of the build's seed. The
+    aggregate (rows, versus), the per-seed values and the setup. ConfigError with one line."""
 
-    try:
-        layers, meta = read_policy(policy)
-    except PolicyError as e:
-        raise ConfigError(f"policy: {e}") from None
-    cfg = eval_config(meta, overrides)
-    env = ExecutionEnv.from_config(cfg)
-    if int(meta.get("actions", 0)) != env.num_actions:
-        raise ConfigError(f"env.levels: the policy has {meta.get('actions')} actions, this task {env.num_actions}")
-    # The volume profile from as many episodes (one compiled program) drawn from the build's
-    # seed, none of them a held-out seed's.
-    params = env.calibrate(env.default_params, jax.random.key(cfg.seed), seeds * episodes, layers)
-    per_seed = compare(env, params, layers, seeds, first_seed, episodes, STRATEGIES, METRICS)
-    result = aggregate(per_seed)
-    result["per_seed"] = per_seed
-    result["setup"] = {"policy": str(policy), "task": TASK, "overrides": overrides,
-                       "seeds": list(range(first_seed, first_seed + seeds)), "episodes_per_seed": episodes,
-                       "env": {k: getattr(cfg.env, k) for k in ("side", "quantity", "episode", "warmup", "levels",
-                                                                 "penalty_bps")},
-                       "arrival": float(params.arrival[0]), "expected_volume": float(params.expected_volume[0])}
-    return result
+    def make(meta, overrides):
+        cfg = eval_config(meta, overrides)
+        return cfg, ExecutionEnv.from_config(cfg)
+
+    _, params, per_seed, setup = evaluate_task(policy, overrides, make, seeds, first_seed, episodes, STRATEGIES,
+                                               METRICS, ("side", "quantity", "episode", "warmup", "levels", "penalty_bps"))
+    setup |= {"arrival": float(params.arrival[0]), "expected_volume": float(params.expected_volume[0])}
+    return {**aggregate(per_seed), "per_seed": per_seed, "setup": setup}
 
 
 def aggregate(per_seed: list[dict[str, dict[str, float]]]) -> dict:

@@ -62,7 +62,7 @@ from components.money import SCALE
 from components.world import WorldState
 from qtg.core import rollout as ro
 from qtg.core.config import Config, ConfigError
-from qtg.rl.env import EnvParams, TradingEnv, compare, play
+from qtg.rl.env import EnvParams, TradingEnv, evaluate_task, play
 from systems import measure
 from systems.policy import act, spec_for
 from systems.strategies import learner, quoter
@@ -296,30 +296,20 @@ def eval_config(meta: dict, overrides: list[str]):
 def evaluate(policy: str, overrides: list[str], seeds: int = 10, first_seed: int = 1000, episodes: int = 16) -> dict:
     """The policy and both baselines over ``seeds`` held-out seeds (``first_seed`` on): per
     seed the mean of ``episodes`` episodes whose keys are split from ``jax.random.key(seed)``,
-    the same episodes for every row. The aggregate (rows, versus), the per-seed values and
-    the setup. ConfigError with one line."""
+    the same episodes for every row; sigma from episodes of the build's seed. The aggregate
+    (rows, versus), the per-seed values and the setup. ConfigError with one line."""
     from qtg.reports.tournament import paired, rows_ci
-    from systems.policy import PolicyError, read_policy
 
-    try:
-        layers, meta = read_policy(policy)
-    except PolicyError as e:
-        raise ConfigError(f"policy: {e}") from None
-    cfg = eval_config(meta, overrides)
-    env = MarketMakingEnv.from_config(cfg)
-    if int(meta.get("actions", 0)) != env.num_actions:
-        raise ConfigError(f"env.levels: the policy has {meta.get('actions')} actions, this task {env.num_actions}")
-    params = env.calibrate(env.default_params, jax.random.key(cfg.seed), seeds * episodes, layers)
-    per_seed = compare(env, params, layers, seeds, first_seed, episodes, STRATEGIES, METRICS)
-    result = {"rows": rows_ci(per_seed, METRICS), "versus": paired(per_seed, "reward", "advantage_bps")}
-    result["per_seed"] = per_seed
-    result["setup"] = {"policy": str(policy), "task": TASK, "overrides": overrides,
-                       "seeds": list(range(first_seed, first_seed + seeds)), "episodes_per_seed": episodes,
-                       "env": {k: getattr(cfg.env, k) for k in ("episode", "warmup", "openings", "quote_size", "levels",
-                                                                 "step_bps", "inventory_bps", "close_bps", "as_gamma",
-                                                                 "as_k")},
-                       "sigma": float(params.sigma)}
-    return result
+    def make(meta, overrides):
+        cfg = eval_config(meta, overrides)
+        return cfg, MarketMakingEnv.from_config(cfg)
+
+    keys = ("episode", "warmup", "openings", "quote_size", "levels", "step_bps", "inventory_bps", "close_bps",
+            "as_gamma", "as_k")
+    _, params, per_seed, setup = evaluate_task(policy, overrides, make, seeds, first_seed, episodes, STRATEGIES,
+                                               METRICS, keys)
+    return {"rows": rows_ci(per_seed, METRICS), "versus": paired(per_seed, "reward", "advantage_bps"),
+            "per_seed": per_seed, "setup": setup | {"sigma": float(params.sigma)}}
 
 
 COLUMNS = (("reward", "return bp", 1.0), ("pnl_bps", "P&L bp", 1.0), ("inventory", "|inventory| quotes", 1.0),

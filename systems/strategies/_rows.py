@@ -144,6 +144,18 @@ def stuck_quotes(state: WorldState, rows: jax.Array, side: int, qty: jax.Array, 
     live = state.slots.id[rows, int(side)] != NO_ORDER
     return live & (qty == 0) & allowed
 
+def two_sided_quotes(n_agents: int, state: WorldState, rows: jax.Array, symbol: jax.Array, bid: jax.Array,
+                     ask: jax.Array, bid_qty: jax.Array, ask_qty: jax.Array, can_bid: jax.Array,
+                     can_ask: jax.Array) -> OrderBatch:
+    """Each agent's bid and ask rows (:func:`quote_rows`), agent i's two rows adjacent: a
+    live quote that could only be re-sized to nothing while its side is still allowed
+    stays where it is (:func:`stuck_quotes`). Rows [2n]."""
+    bids = quote_rows(n_agents, state, rows, int(Side.BUY), symbol, bid, bid_qty)
+    asks = quote_rows(n_agents, state, rows, int(Side.SELL), symbol, ask, ask_qty)
+    stay_bid = stuck_quotes(state, rows, Side.BUY, bid_qty, can_bid)
+    stay_ask = stuck_quotes(state, rows, Side.SELL, ask_qty, can_ask)
+    return interleave(bids.replace(valid=bids.valid & ~stay_bid), asks.replace(valid=asks.valid & ~stay_ask))
+
 def interleave(*batches: OrderBatch) -> OrderBatch:
     """Rows of k batches of length n as one batch of length k*n: agent i's rows adjacent."""
     return jax.tree.map(lambda *xs: jnp.stack(xs, axis=1).reshape(-1), *batches)

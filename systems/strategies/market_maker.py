@@ -38,16 +38,14 @@ from flax import struct
 from components.frame import Frame
 from components.indicators import IndicatorSpec
 from components.money import SCALE, floor_div
-from components.orders import OrderBatch, Side
+from components.orders import OrderBatch
 from components.schema import setting
 from components.world import KindStatic, WorldParams, WorldState, WorldStatic
 from systems.strategies._rows import (
     available_cash,
     available_shares,
     holdings_in_own_symbol,
-    interleave,
-    quote_rows,
-    stuck_quotes,
+    two_sided_quotes,
     value_estimate,
 )
 from systems.ticks import ceil_tick, floor_tick
@@ -189,16 +187,10 @@ def decide(
     ask_qty = jnp.minimum(p.quote_size, jnp.maximum(available_shares(state, rows, sym), 0))
     ask_qty = jnp.where(can_ask, ask_qty, 0)
 
-    n = static.n_agents
-    bids = quote_rows(n, state, rows, int(Side.BUY), sym, bid, bid_qty)
-    asks = quote_rows(n, state, rows, int(Side.SELL), sym, ask, ask_qty)
     # A live quote the maker cannot re-size (a modify is backed in full on top of the order
     # it replaces) stays where it is, rather than being cancelled every other tick.
-    stay_bid = stuck_quotes(state, rows, Side.BUY, bid_qty, can_bid)
-    stay_ask = stuck_quotes(state, rows, Side.SELL, ask_qty, can_ask)
-    bids, asks = bids.replace(valid=bids.valid & ~stay_bid), asks.replace(valid=asks.valid & ~stay_ask)
     quoted = State(estimate=centre, position=inventory)
-    return interleave(bids, asks), quoted
+    return two_sided_quotes(static.n_agents, state, rows, sym, bid, ask, bid_qty, ask_qty, can_bid, can_ask), quoted
 
 
 def _relative_atr(p: Params, frame: Frame) -> jax.Array:

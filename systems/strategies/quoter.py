@@ -14,7 +14,7 @@ A quote is ``size`` shares, less where a limit binds: a bid never takes the posi
 ``max_short`` short (where the market allows shorts) nor offers more than the unreserved
 shares plus that room. A quote moves by MODIFY (``_rows.quote_rows``); a live quote that
 could only be re-sized to nothing because it still backs itself stays where it is
-(``_rows.stuck_quotes``), as a market maker's does. An action stays in force until it is
+(``_rows.two_sided_quotes``), as a market maker's does. An action stays in force until it is
 set again; a world built from a config starts every quoter with no quotes.
 
 What a quoter sees is ``systems.features`` (the observation contract of the environments).
@@ -31,11 +31,11 @@ from flax import struct
 
 from components.indicators import IndicatorSpec
 from components.money import floor_div
-from components.orders import OrderBatch, Side
+from components.orders import OrderBatch
 from components.schema import setting
 from components.world import KindStatic, WorldParams, WorldState, WorldStatic
 from systems.features import INDICATORS
-from systems.strategies._rows import available_cash, available_shares, interleave, quote_rows, stuck_quotes
+from systems.strategies._rows import available_cash, available_shares, two_sided_quotes
 from systems.strategies._signal import Trade, TradeConfig, make_trade, trade_holdings
 from systems.strategies.learner import set_actions
 from systems.ticks import ceil_tick, floor_tick
@@ -132,10 +132,4 @@ def decide(static: WorldStatic, kind: KindStatic, world: WorldParams, params: Pa
                           available_shares(state, rows, sym) + world.max_short[rows])
     bid_qty = jnp.where(can_bid, jnp.maximum(bid_qty, 0), 0)
     ask_qty = jnp.where(can_ask, jnp.maximum(ask_qty, 0), 0)
-    n = static.n_agents
-    bids = quote_rows(n, state, rows, int(Side.BUY), sym, bid, bid_qty)
-    asks = quote_rows(n, state, rows, int(Side.SELL), sym, ask, ask_qty)
-    stay_bid = stuck_quotes(state, rows, Side.BUY, bid_qty, can_bid)
-    stay_ask = stuck_quotes(state, rows, Side.SELL, ask_qty, can_ask)
-    bids, asks = bids.replace(valid=bids.valid & ~stay_bid), asks.replace(valid=asks.valid & ~stay_ask)
-    return interleave(bids, asks), own
+    return two_sided_quotes(static.n_agents, state, rows, sym, bid, ask, bid_qty, ask_qty, can_bid, can_ask), own

@@ -12,8 +12,7 @@ import pytest
 
 from components.money import SCALE
 from qtg.core.config import ConfigError
-from qtg.rl.env import compare
-from qtg.rl.market_making import AS, HOLD, METRICS, POLICY, SPEC, STRATEGIES, SYMMETRIC, MarketMakingEnv, table
+from qtg.rl.market_making import AS, HOLD, POLICY, SPEC, SYMMETRIC, MarketMakingEnv
 from systems import measure
 from systems.strategies import quoter
 from tests.support import make_config
@@ -128,21 +127,38 @@ def test_sigma_is_the_volatility_of_the_mids_without_quotes(env):
     assert float(params.sigma) > 0
 
 
-def test_the_evaluation_compares_the_policy_with_both_baselines_paired_by_seed(env):
-    from qtg.reports.tournament import paired, rows_ci
+def test_the_evaluation_compares_the_policy_with_both_baselines_paired_by_seed(env, tmp_path, capsys):
+    """``python -m qtg.evaluate`` on a market-making policy file: the task's environment
+    from the policy's settings, the policy, the symmetric quoter and Avellaneda–Stoikov
+    over the same held-out episodes, paired by seed."""
+    import json
+
+    from qtg.evaluate import main
+    from qtg.rl.checkpoint import write_policy
+    from systems import policy as pol
 
     symmetric = int(env.symmetric(None, env.default_params))
-    per_seed = compare(env, env.default_params, constant(symmetric), 2, 1000, len(KEYS) // 2, STRATEGIES, METRICS)
+    task = {"warmup": WARMUP, "episode": EPISODE, "quote_size": SIZE, "levels": 4, "step_bps": 2.0,
+            "inventory_bps": INVENTORY, "close_bps": CLOSE}
+    path = write_policy(tmp_path / "policy.npz", constant(symmetric), pol.meta_for("market_making", 25, env=task))
+    market = ["population.noise.count=10", "population.learner.max_position=[150,150]",
+              "population.learner.max_short=100", "engine.capacity=64"]
+    assert main([str(path), *market, "--seeds", "2", "--episodes", "2", "--out", str(tmp_path / "eval")]) == 0
+    text = capsys.readouterr().out
+    result = json.loads((tmp_path / "eval" / "evaluation.json").read_text())
+    assert (tmp_path / "eval" / "evaluation.png").stat().st_size > 0
+    per_seed = result["per_seed"]
     assert [list(s) for s in per_seed] == [["policy", "symmetric", "avellaneda_stoikov"]] * 2
-    for s in per_seed:  # the policy quotes as the symmetric baseline does
+    for s in per_seed:  # the policy quotes as the symmetric baseline does: the same episodes, the same figures
         assert s["policy"] == s["symmetric"]
-    result = {"rows": rows_ci(per_seed, METRICS), "versus": paired(per_seed, "reward", "advantage_bps")}
+    assert result["setup"]["task"] == "market_making" and result["setup"]["seeds"] == [1000, 1001]
+    assert result["setup"]["env"]["quote_size"] == SIZE and result["setup"]["sigma"] > 0
     versus = {v["versus"]: v for v in result["versus"]}
     assert versus["symmetric"]["advantage_bps"] == 0 and not versus["symmetric"]["beats"]
     diffs = [s["policy"]["reward"] - s["avellaneda_stoikov"]["reward"] for s in per_seed]
     assert versus["avellaneda_stoikov"]["advantage_bps"] == pytest.approx(np.mean(diffs))
-    text = table(result)
-    assert text.splitlines()[1].startswith("policy") and text.splitlines()[-1].lstrip().startswith("avellaneda")
+    lines = text.splitlines()
+    assert lines[1].startswith("policy") and any(x.lstrip().startswith("avellaneda_stoikov") for x in lines[-4:])
 
 
 def test_the_gymnasium_wrapper_serves_the_task_and_passes_gymnasiums_checker(env):
