@@ -329,3 +329,14 @@ def evaluate_task(policy: str, overrides: list[str], make, seeds: int, first_see
              "seeds": list(range(first_seed, first_seed + seeds)), "episodes_per_seed": episodes,
              "env": {k: getattr(cfg.env, k) for k in keys}}
     return env, params, per_seed, setup
+
+
+def trajectories_of(env, episodes, features: int, params, keys: jax.Array, which: int, layers=None):
+    """A task's ``trajectories``: its compiled ``episodes(params, keys, which, layers)``
+    with the policy ``layers`` as float32 (``None``: zero weights over ``features`` inputs,
+    whose argmax is action 0), the ticks fetched as NumPy. ``(ticks, last)``."""
+    if layers is None:
+        layers = [(jnp.zeros((features, env.num_actions), jnp.float32), jnp.zeros(env.num_actions, jnp.float32))]
+    layers = [(jnp.asarray(w, jnp.float32), jnp.asarray(b, jnp.float32)) for w, b in layers]
+    ticks, last = episodes(params, keys, jnp.int32(which), layers)
+    return jax.device_get(ticks), last

@@ -72,7 +72,7 @@ from components.world import WorldState
 from qtg.core import rollout as ro
 from qtg.core.config import Config, ConfigError
 from qtg.rl.config import SIDES
-from qtg.rl.env import EnvParams, TradingEnv, evaluate_task, play
+from qtg.rl.env import EnvParams, TradingEnv, evaluate_task, play, trajectories_of
 from systems import measure
 from systems.policy import act, spec_for
 from systems.strategies import learner
@@ -255,11 +255,7 @@ class ExecutionEnv(TradingEnv):
         (fraction of the quantity), ``penalty_bps``, ``volume`` (the rest of the market's,
         so far), ``held`` (the learner's shares), ``bid`` and ``ask`` after it, as NumPy;
         and each episode's last state (stacked)."""
-        if layers is None:  # a policy that always waits, of the observation's shape
-            layers = [(jnp.zeros((SPEC.size, self.num_actions), jnp.float32), jnp.zeros(self.num_actions, jnp.float32))]
-        layers = [(jnp.asarray(w, jnp.float32), jnp.asarray(b, jnp.float32)) for w, b in layers]
-        ticks, last = self._episodes(params, keys, jnp.int32(which), layers)
-        return jax.device_get(ticks), last
+        return trajectories_of(self, self._episodes, SPEC.size, params, keys, which, layers)
 
     def episodes(self, params: ExecParams, keys: jax.Array, which: int, layers=None) -> dict[str, np.ndarray]:
         """:meth:`trajectories` summed up per episode: ``shortfall_bps`` (minus the return,

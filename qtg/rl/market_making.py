@@ -62,7 +62,7 @@ from components.money import SCALE
 from components.world import WorldState
 from qtg.core import rollout as ro
 from qtg.core.config import Config, ConfigError
-from qtg.rl.env import EnvParams, TradingEnv, evaluate_task, play
+from qtg.rl.env import EnvParams, TradingEnv, evaluate_task, play, trajectories_of
 from systems import measure
 from systems.policy import act, spec_for
 from systems.strategies import learner, quoter
@@ -250,11 +250,7 @@ class MarketMakingEnv(TradingEnv):
         ``(ticks, last)``: per episode and tick [E, T] its ``action``, ``reward``,
         ``pnl_bps``, ``inventory`` (shares), ``traded`` (the change of the position), and
         the market's ``bid`` and ``ask`` after it, as NumPy; each episode's last state."""
-        if layers is None:  # a policy that never quotes, of the observation's shape
-            layers = [(jnp.zeros((SPEC.size, self.num_actions), jnp.float32), jnp.zeros(self.num_actions, jnp.float32))]
-        layers = [(jnp.asarray(w, jnp.float32), jnp.asarray(b, jnp.float32)) for w, b in layers]
-        ticks, last = self._episodes(params, keys, jnp.int32(which), layers)
-        return jax.device_get(ticks), last
+        return trajectories_of(self, self._episodes, SPEC.size, params, keys, which, layers)
 
     def episodes(self, params: QuoteParams, keys: jax.Array, which: int, layers=None) -> dict[str, np.ndarray]:
         """:meth:`trajectories` per episode: ``reward`` (the return, bp), ``pnl_bps`` (the
