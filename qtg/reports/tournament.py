@@ -152,6 +152,7 @@ def ci_table(result: dict[str, Any], columns: tuple[tuple[str, str, float], ...]
         lines.append(f"  {v['versus']:<{width}}{num(v[key], scale)} [{num(v['low'], scale)}, {num(v['high'], scale)}]{mark}")
     return "\n".join(lines)
 
+
 def ci_chart(rows: list[dict[str, Any]], panels: tuple[tuple[str, str, float], ...], path: Path, title: str,
              colour: dict[str, str]) -> None:
     """One panel of horizontal bars per ``(metric, label, scale)``: each row's mean and its

@@ -83,9 +83,11 @@ class TradingEnv(environment.Environment):
     ``episode`` ticks; the reward (``reward``, by default the change of equity alone) is in
     percent of the learner's equity at the episode's start. The books hold ``capacity``
     orders a side (default ``engine.capacity``). ``AGENT``: the kind module of the learner
-    rows (``learner``; a subclass may trade as another external kind)."""
+    rows (``learner``; a subclass may trade as another external kind); ``OBSERVATION``: the
+    observation spec (a task appends its features, ``systems.policy.spec_for``)."""
 
     AGENT = learner
+    OBSERVATION = SPEC
 
     def __init__(self, cfg: Config, capacity: int | None = None, warmup: int = 30, episode: int = 100,
                  reward: RewardConfig | None = None, openings: int = 1):
@@ -155,7 +157,8 @@ class TradingEnv(environment.Environment):
         return spaces.Discrete(self.num_actions)
 
     def observation_space(self, params: EnvParams | None = None) -> spaces.Box:
-        return spaces.Box(-SPEC.high, SPEC.high, (SPEC.size,), jnp.float32)
+        spec = self.OBSERVATION
+        return spaces.Box(-spec.high, spec.high, (spec.size,), jnp.float32)
 
     # -- the pure functions -------------------------------------------------------------
 
@@ -305,38 +308,51 @@ def compare(env, params, layers, seeds: int, first_seed: int, episodes: int, row
              for name in rows} for i in range(seeds)]
 
 
-def evaluate_task(policy: str, overrides: list[str], make, seeds: int, first_seed: int, episodes: int,
+def task_config(task: str, meta: dict, overrides: list[str]):
+    """The training config of a ``task`` policy: ``conf/train.yaml`` with ``env=<task>``, the
+    policy's task settings (its meta's ``env``, written by the trainer) and ``overrides``,
+    checked (ConfigError with one line)."""
+    from qtg.rl.config import load
+
+    env = [f"env.{k}={v}" for k, v in meta.get("env", {}).items() if k != "task"]
+    return load([f"env={task}", *env, *overrides])
+
+
+def evaluate_task(task: str, env_class, policy: str, overrides: list[str], seeds: int, first_seed: int, episodes: int,
                   strategies: dict[str, int], metrics: tuple[str, ...], keys: tuple[str, ...]):
     """A task's evaluation up to its own summary: the policy file read (ConfigError with one
-    line), ``make(meta, overrides) -> (cfg, env)`` its checked config and environment, the
-    action count checked, ``env.calibrate`` on ``seeds * episodes`` episodes drawn from the
-    build's seed (none a held-out seed's; the comparison's program), then :func:`compare`.
-    ``(env, params, per_seed, setup)``; ``setup`` names the policy, the overrides, the
-    seeds and the config's ``env`` settings ``keys``."""
+    line), its config (:func:`task_config`) and environment (``env_class.from_config``),
+    the action count checked, ``env.calibrate`` on ``seeds * episodes`` episodes drawn from
+    the build's seed (none a held-out seed's; the comparison's program), then
+    :func:`compare`. ``(params, per_seed, setup)``: the calibrated parameters, the
+    comparison, and the setup naming the policy, the overrides, the seeds and the config's
+    ``env`` settings ``keys``."""
     from qtg.core.config import ConfigError
-    from systems.policy import PolicyError, read_policy, task_of
+    from systems.policy import PolicyError, read_policy
 
     try:
         layers, meta = read_policy(policy)
     except PolicyError as e:
         raise ConfigError(f"policy: {e}") from None
-    cfg, env = make(meta, overrides)
+    cfg = task_config(task, meta, overrides)
+    env = env_class.from_config(cfg)
     if int(meta.get("actions", 0)) != env.num_actions:
         raise ConfigError(f"env.levels: the policy has {meta.get('actions')} actions, this task {env.num_actions}")
     params = env.calibrate(env.default_params, jax.random.key(cfg.seed), seeds * episodes, layers)
     per_seed = compare(env, params, layers, seeds, first_seed, episodes, strategies, metrics)
-    setup = {"policy": str(policy), "task": task_of(meta), "overrides": overrides,
+    setup = {"policy": str(policy), "task": task, "overrides": overrides,
              "seeds": list(range(first_seed, first_seed + seeds)), "episodes_per_seed": episodes,
              "env": {k: getattr(cfg.env, k) for k in keys}}
-    return env, params, per_seed, setup
+    return params, per_seed, setup
 
 
-def trajectories_of(env, episodes, features: int, params, keys: jax.Array, which: int, layers=None):
+def trajectories_of(env, episodes, params, keys: jax.Array, which: int, layers=None):
     """A task's ``trajectories``: its compiled ``episodes(params, keys, which, layers)``
-    with the policy ``layers`` as float32 (``None``: zero weights over ``features`` inputs,
-    whose argmax is action 0), the ticks fetched as NumPy. ``(ticks, last)``."""
+    with the policy ``layers`` as float32 (``None``: zero weights over the observation's
+    features, whose argmax is action 0), the ticks fetched as NumPy. ``(ticks, last)``."""
     if layers is None:
-        layers = [(jnp.zeros((features, env.num_actions), jnp.float32), jnp.zeros(env.num_actions, jnp.float32))]
+        size = env.OBSERVATION.size
+        layers = [(jnp.zeros((size, env.num_actions), jnp.float32), jnp.zeros(env.num_actions, jnp.float32))]
     layers = [(jnp.asarray(w, jnp.float32), jnp.asarray(b, jnp.float32)) for w, b in layers]
     ticks, last = episodes(params, keys, jnp.int32(which), layers)
     return jax.device_get(ticks), last

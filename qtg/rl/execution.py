@@ -65,7 +65,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from flax import struct
-from gymnax.environments import environment, spaces
+from gymnax.environments import environment
 
 from components.money import SCALE
 from components.world import WorldState
@@ -128,6 +128,8 @@ class ExecutionEnv(TradingEnv):
     of the implementation shortfall in basis points, with ``penalty_bps`` per whole quantity
     left at the end (see the module doc)."""
 
+    OBSERVATION = SPEC
+
     def __init__(self, cfg: Config, capacity: int | None = None, warmup: int = 30, episode: int = 100,
                  side: str = "sell", quantity: int = 5000, levels: int = 4, penalty_bps: float = 500.0):
         self.side, self.quantity, self.penalty_bps = side, int(quantity), float(penalty_bps)
@@ -155,9 +157,6 @@ class ExecutionEnv(TradingEnv):
     @property
     def num_actions(self) -> int:
         return self.levels + 1
-
-    def observation_space(self, params: EnvParams | None = None) -> spaces.Box:
-        return spaces.Box(-SPEC.high, SPEC.high, (SPEC.size,), jnp.float32)
 
     # -- the pure functions -------------------------------------------------------------
 
@@ -255,7 +254,7 @@ class ExecutionEnv(TradingEnv):
         (fraction of the quantity), ``penalty_bps``, ``volume`` (the rest of the market's,
         so far), ``held`` (the learner's shares), ``bid`` and ``ask`` after it, as NumPy;
         and each episode's last state (stacked)."""
-        return trajectories_of(self, self._episodes, SPEC.size, params, keys, which, layers)
+        return trajectories_of(self, self._episodes, params, keys, which, layers)
 
     def episodes(self, params: ExecParams, keys: jax.Array, which: int, layers=None) -> dict[str, np.ndarray]:
         """:meth:`trajectories` summed up per episode: ``shortfall_bps`` (minus the return,
@@ -279,27 +278,14 @@ class ExecutionEnv(TradingEnv):
 # -- the evaluation (python -m qtg.evaluate on an execution policy) ---------------------
 
 
-def eval_config(meta: dict, overrides: list[str]):
-    """The training config of an execution policy: ``conf/train.yaml`` with ``env=execution``,
-    the policy's task settings (its meta's ``env``) and ``overrides``, checked."""
-    from qtg.rl.config import load
-
-    env = [f"env.{k}={v}" for k, v in meta.get("env", {}).items() if k != "task"]
-    return load(["env=execution", *env, *overrides])
-
-
 def evaluate(policy: str, overrides: list[str], seeds: int = 10, first_seed: int = 1000, episodes: int = 16) -> dict:
     """The policy, TWAP and VWAP over ``seeds`` held-out seeds (``first_seed`` on): per seed
     the mean of ``episodes`` episodes whose keys are split from ``jax.random.key(seed)``, the
     same episodes for every row; the volume profile from episodes of the build's seed. The
     aggregate (rows, versus), the per-seed values and the setup. ConfigError with one line."""
 
-    def make(meta, overrides):
-        cfg = eval_config(meta, overrides)
-        return cfg, ExecutionEnv.from_config(cfg)
-
-    _, params, per_seed, setup = evaluate_task(policy, overrides, make, seeds, first_seed, episodes, STRATEGIES,
-                                               METRICS, ("side", "quantity", "episode", "warmup", "levels", "penalty_bps"))
+    params, per_seed, setup = evaluate_task(TASK, ExecutionEnv, policy, overrides, seeds, first_seed, episodes,
+                                            STRATEGIES, METRICS, ("side", "quantity", "episode", "warmup", "levels", "penalty_bps"))
     setup |= {"arrival": float(params.arrival[0]), "expected_volume": float(params.expected_volume[0])}
     return {**aggregate(per_seed), "per_seed": per_seed, "setup": setup}
 

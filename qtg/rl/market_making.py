@@ -56,7 +56,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from flax import struct
-from gymnax.environments import environment, spaces
+from gymnax.environments import environment
 
 from components.money import SCALE
 from components.world import WorldState
@@ -115,6 +115,7 @@ class MarketMakingEnv(TradingEnv):
     (see the module doc)."""
 
     AGENT = quoter
+    OBSERVATION = SPEC
 
     def __init__(self, cfg: Config, capacity: int | None = None, warmup: int = 30, episode: int = 100,
                  openings: int = 1, quote_size: int = 100, levels: int = 4, step_bps: float = 2.0,
@@ -144,9 +145,6 @@ class MarketMakingEnv(TradingEnv):
     @property
     def num_actions(self) -> int:
         return (self.levels + 1) ** 2
-
-    def observation_space(self, params: EnvParams | None = None) -> spaces.Box:
-        return spaces.Box(-SPEC.high, SPEC.high, (SPEC.size,), jnp.float32)
 
     # -- the pure functions -------------------------------------------------------------
 
@@ -250,7 +248,7 @@ class MarketMakingEnv(TradingEnv):
         ``(ticks, last)``: per episode and tick [E, T] its ``action``, ``reward``,
         ``pnl_bps``, ``inventory`` (shares), ``traded`` (the change of the position), and
         the market's ``bid`` and ``ask`` after it, as NumPy; each episode's last state."""
-        return trajectories_of(self, self._episodes, SPEC.size, params, keys, which, layers)
+        return trajectories_of(self, self._episodes, params, keys, which, layers)
 
     def episodes(self, params: QuoteParams, keys: jax.Array, which: int, layers=None) -> dict[str, np.ndarray]:
         """:meth:`trajectories` per episode: ``reward`` (the return, bp), ``pnl_bps`` (the
@@ -280,15 +278,6 @@ class MarketMakingEnv(TradingEnv):
 # -- the evaluation (python -m qtg.evaluate on a market-making policy) ------------------
 
 
-def eval_config(meta: dict, overrides: list[str]):
-    """The training config of a market-making policy: ``conf/train.yaml`` with
-    ``env=market_making``, the policy's task settings (its meta's ``env``) and ``overrides``."""
-    from qtg.rl.config import load
-
-    env = [f"env.{k}={v}" for k, v in meta.get("env", {}).items() if k != "task"]
-    return load(["env=market_making", *env, *overrides])
-
-
 def evaluate(policy: str, overrides: list[str], seeds: int = 10, first_seed: int = 1000, episodes: int = 16) -> dict:
     """The policy and both baselines over ``seeds`` held-out seeds (``first_seed`` on): per
     seed the mean of ``episodes`` episodes whose keys are split from ``jax.random.key(seed)``,
@@ -296,14 +285,10 @@ def evaluate(policy: str, overrides: list[str], seeds: int = 10, first_seed: int
     (rows, versus), the per-seed values and the setup. ConfigError with one line."""
     from qtg.reports.tournament import paired, rows_ci
 
-    def make(meta, overrides):
-        cfg = eval_config(meta, overrides)
-        return cfg, MarketMakingEnv.from_config(cfg)
-
     keys = ("episode", "warmup", "openings", "quote_size", "levels", "step_bps", "inventory_bps", "close_bps",
             "as_gamma", "as_k")
-    _, params, per_seed, setup = evaluate_task(policy, overrides, make, seeds, first_seed, episodes, STRATEGIES,
-                                               METRICS, keys)
+    params, per_seed, setup = evaluate_task(TASK, MarketMakingEnv, policy, overrides, seeds, first_seed, episodes,
+                                            STRATEGIES, METRICS, keys)
     return {"rows": rows_ci(per_seed, METRICS), "versus": paired(per_seed, "reward", "advantage_bps"),
             "per_seed": per_seed, "setup": setup | {"sigma": float(params.sigma)}}
 
