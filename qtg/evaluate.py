@@ -24,7 +24,10 @@ environment instead: the policy, TWAP and VWAP over the same ``--seeds`` held-ou
 intervals, and the policy's paired saving over each baseline. So is a market-making
 policy (``env=market_making``; ``qtg.rl.market_making``): the policy, the symmetric quoter
 and Avellaneda–Stoikov, their return, P&L (bp of one quote), mean inventory and traded
-quotes, and the policy's paired advantage in return.
+quotes, and the policy's paired advantage in return. And a portfolio policy
+(``env=portfolio``; ``qtg.rl.portfolio``): the policy, all cash, equal weights and the
+value baseline, their total return, Sharpe ratio, maximum drawdown and turnover, and the
+policy's paired advantage in return.
 
 Examples::
 
@@ -210,7 +213,8 @@ def policy_task(policy: str) -> str | None:
         return None
 
 
-TASK_MODULES = {"execution": "qtg.rl.execution", "market_making": "qtg.rl.market_making"}
+TASK_MODULES = {"execution": "qtg.rl.execution", "market_making": "qtg.rl.market_making",
+                "portfolio": "qtg.rl.portfolio"}
 """Tasks evaluated in their own environment against their baselines, by module."""
 
 

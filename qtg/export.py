@@ -5,7 +5,8 @@ run directory (``systems.policy.read_policy``). The model is built with ``onnx.h
 from the policy's layers (no converter): input ``obs`` float32 ``[batch, F]`` (the
 observation contract of the policy's task, ``systems.policy.spec_for``), outputs ``logits`` float32
 ``[batch, actions]`` and ``action`` int64 ``[batch]`` (their argmax, the action the policy
-takes); the policy's meta (observation spec, task, actions) is the model's metadata
+takes; for a continuous task's policy, the portfolio's, ``action`` is float32 ``[batch,
+actions]``, the outputs clipped to [-1, 1]); the policy's meta (observation spec, task, actions) is the model's metadata
 ``qtg_policy``, so ``rl_policy`` can trade with the ONNX file itself. After writing, the
 model is run in onnxruntime on ``--check`` observations drawn inside the observation
 bounds and compared with the JAX policy; the result is printed as JSON, and a difference
@@ -28,14 +29,15 @@ import numpy as np
 
 import qtg  # noqa: F401  (enables x64 before any array exists)
 from qtg.core.files import atomic_open
-from systems.policy import Layers, PolicyError, forward, read_policy, spec_for, task_of
+from systems.policy import CONTINUOUS, Layers, PolicyError, act_continuous, forward, read_policy, spec_of, task_of
 
 OPSET = 17
 TOLERANCE = 1e-5
 
 
 def to_onnx(layers: Layers, meta: dict):
-    """The ONNX model of a policy: MatMul, Add and Tanh per layer, ArgMax at the end."""
+    """The ONNX model of a policy: MatMul, Add and Tanh per layer, ArgMax at the end (Clip
+    to [-1, 1] for a continuous task's policy)."""
     import onnx
     from onnx import TensorProto, helper, numpy_helper
 
@@ -50,13 +52,18 @@ def to_onnx(layers: Layers, meta: dict):
         if not last:
             nodes.append(helper.make_node("Tanh", [f"pre_{i}"], [f"hidden_{i}"]))
             x = f"hidden_{i}"
-    nodes.append(helper.make_node("ArgMax", ["logits"], ["action"], axis=1, keepdims=0))
     actions = int(np.asarray(layers[-1][1]).shape[0])
+    if task_of(meta) in CONTINUOUS:
+        inits += [numpy_helper.from_array(np.float32(-1.0), "low"), numpy_helper.from_array(np.float32(1.0), "high")]
+        nodes.append(helper.make_node("Clip", ["logits", "low", "high"], ["action"]))
+        action = helper.make_tensor_value_info("action", TensorProto.FLOAT, ["batch", actions])
+    else:
+        nodes.append(helper.make_node("ArgMax", ["logits"], ["action"], axis=1, keepdims=0))
+        action = helper.make_tensor_value_info("action", TensorProto.INT64, ["batch"])
     graph = helper.make_graph(
         nodes, "qtg_policy",
         [helper.make_tensor_value_info("obs", TensorProto.FLOAT, ["batch", int(np.asarray(layers[0][0]).shape[0])])],
-        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", actions]),
-         helper.make_tensor_value_info("action", TensorProto.INT64, ["batch"])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", actions]), action],
         initializer=inits,
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], producer_name="qtg")
@@ -83,13 +90,18 @@ def run_onnx(path: str | Path, obs: np.ndarray) -> tuple[np.ndarray, np.ndarray]
     return logits, action
 
 
-def compare(layers: Layers, path: str | Path, obs: np.ndarray) -> dict:
+def compare(layers: Layers, path: str | Path, obs: np.ndarray, continuous: bool = False) -> dict:
     """The ONNX model against the JAX policy on ``obs``: the largest logit difference and
-    how many actions differ."""
+    how many actions differ (a continuous policy's: by more than the tolerance)."""
     logits, action = run_onnx(path, obs)
-    want = np.asarray(forward(layers, np.asarray(obs, np.float32)))
+    x = np.asarray(obs, np.float32)
+    want = np.asarray(forward(layers, x))
+    if continuous:
+        differ = (np.abs(action - np.asarray(act_continuous(layers, x))) > TOLERANCE).any(-1)
+    else:
+        differ = action != want.argmax(-1)
     return {"observations": len(obs), "max_abs_diff": float(np.max(np.abs(logits - want))),
-            "actions_differ": int((action != want.argmax(-1)).sum())}
+            "actions_differ": int(differ.sum())}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -111,9 +123,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     write_onnx(layers, meta, out)
     rng = np.random.default_rng(args.seed)
-    spec = spec_for(task_of(meta))  # the task's observation (read_policy checked it)
+    spec = spec_of(meta)  # the task's observation (read_policy checked it)
     obs = rng.uniform(-spec.high, spec.high, (max(args.check, 1), spec.size)).astype(np.float32)
-    report = {"onnx": str(out), "opset": OPSET, **compare(layers, out, obs)}
+    report = {"onnx": str(out), "opset": OPSET, **compare(layers, out, obs, task_of(meta) in CONTINUOUS)}
     print(json.dumps(report))
     if report["max_abs_diff"] > TOLERANCE:
         print(f"qtg.export: the ONNX model differs from the policy by {report['max_abs_diff']:.3g} "

@@ -44,7 +44,9 @@ def _job(dcfg, out: Path) -> None:
 
     cfg = to_config({k: v for k, v in dcfg.items() if k != "hydra"}, rlc.RLConfig)
     rlc.check(cfg)
-    summary = train(cfg, out, progress=sys.stderr.isatty())
+    from hydra.core.hydra_config import HydraConfig
+
+    summary = train(cfg, out, progress=sys.stderr.isatty(), overrides=list(HydraConfig.get().overrides.task))
     ret = summary["episode_return_last"]
     print(f"qtg.train: {summary['updates']} updates, {summary['env_steps']:,} env steps "
           f"({summary['env_steps_per_s'] or 0:,.0f}/s); episode return (last tenth) by seed: "

@@ -87,18 +87,19 @@ def arrive(orders: OrderBatch, priority: np.ndarray) -> tuple[np.ndarray, OrderB
     return idx[perm], orders.take(idx).take(perm)
 
 
-def match_on_device(static, params, state, frame, key, stp: int, axis_name: str | None = None):
+def match_on_device(static, params, state, frame, key, stp: int, axis_name: str | None = None,
+                    in_order: bool = False):
     """The match stage of the tick on the device: the valid rows of ``frame.orders``, in
     the order ``frame.priority`` fixes, through ``state.books``
     (:func:`systems.matching.device.match_batch`, self-trade prevention ``stp``, static).
     Writes ``state.books`` and fills the frame's fills, updates, book and status in the
     host stage's layouts (padding rows differ, and are no-ops to the write phase), and
     ``frame.matched``. ``axis_name``: the ``vmap`` axis over markets the tick runs inside,
-    if any (``match_batch``)."""
+    if any; ``in_order``: match in arrival order whatever the market (``match_batch``)."""
     del static, key
     orders = frame.orders
     books, m = device.match_batch(state.books, orders, arrival_rows(orders.valid, frame.priority),
-                                  params.tick_size, stp, axis_name)
+                                  params.tick_size, stp, axis_name, in_order)
     return state.replace(books=books), frame.replace(fills=m.fills, updates=m.updates, book=m.top,
                                                      status=m.status, matched=m)
 

@@ -51,6 +51,12 @@ def act(layers, obs: jax.Array) -> jax.Array:
     return jnp.argmax(forward(layers, obs), axis=-1).astype(jnp.int32)
 
 
+def act_continuous(layers, obs: jax.Array) -> jax.Array:
+    """A continuous policy's action for each observation: its outputs (the mean of the
+    Gaussian it was trained with) clipped to [-1, 1]. f32[..., A]"""
+    return jnp.clip(forward(layers, obs), -1.0, 1.0)
+
+
 TASK_FEATURES: dict[str, tuple[Feature, ...]] = {
     "trading": (),
     "execution": (
@@ -60,10 +66,19 @@ TASK_FEATURES: dict[str, tuple[Feature, ...]] = {
     "market_making": (
         Feature("time_left", 1.0, 1.0, "ticks left in the episode / its ticks"),
     ),
+    "portfolio": (),
 }
 """The features a task appends to ``systems.features.SPEC`` (``qtg.rl.execution`` and
 ``qtg.rl.market_making`` compute their tasks'): a policy of the task reads exactly these,
 in this order."""
+
+CONTINUOUS = frozenset({"portfolio"})
+"""Tasks whose actions are continuous: the network's outputs are a Gaussian's mean, and the
+action is that mean clipped to [-1, 1] (:func:`act_continuous`), not an argmax."""
+
+PER_SYMBOL = frozenset({"portfolio"})
+"""Tasks that observe every symbol: ``SPEC``'s features once per symbol, symbol by symbol
+(named ``<feature>_<symbol index>``), then the task's own."""
 
 
 def task_of(meta: dict) -> str:
@@ -71,15 +86,30 @@ def task_of(meta: dict) -> str:
     return meta.get("task", "trading")
 
 
-def spec_for(task: str) -> ObservationSpec:
-    """The observation spec of a task's policies: ``SPEC``'s features, then the task's own
+def spec_for(task: str, symbols: int = 1) -> ObservationSpec:
+    """The observation spec of a task's policies: ``SPEC``'s features (for a task of
+    :data:`PER_SYMBOL`, once for each of the market's ``symbols``), then the task's own
     (:data:`TASK_FEATURES`), under ``SPEC``'s version. KeyError for an unknown task."""
-    return ObservationSpec(version=SPEC.version, features=SPEC.features + TASK_FEATURES[task])
+    market = SPEC.features
+    if task in PER_SYMBOL:
+        market = tuple(Feature(f"{f.name}_{s}", f.scale, f.clip, f"{f.doc} (symbol {s})")
+                       for s in range(symbols) for f in SPEC.features)
+    return ObservationSpec(version=SPEC.version, features=market + TASK_FEATURES[task])
 
 
-def meta_for(task: str, actions: int, **extra) -> dict:
-    """The meta of a policy file: the task's observation spec, the task and the action count."""
-    return {"spec": spec_for(task).to_dict(), "task": task, "actions": int(actions), **extra}
+def spec_of(meta: dict) -> ObservationSpec:
+    """The observation spec a policy's meta names: its task's, for its ``symbols``."""
+    return spec_for(task_of(meta), int(meta.get("symbols", 1)))
+
+
+def meta_for(task: str, actions: int, symbols: int = 1, **extra) -> dict:
+    """The meta of a policy file: the task's observation spec, the task and the action count
+    (a continuous task's: the action's size), and for a task of :data:`PER_SYMBOL` the
+    market's ``symbols``."""
+    meta = {"spec": spec_for(task, symbols).to_dict(), "task": task, "actions": int(actions)}
+    if task in PER_SYMBOL:
+        meta["symbols"] = int(symbols)
+    return meta | extra
 
 
 class PolicyError(ValueError):
@@ -121,7 +151,7 @@ def check_meta(meta: dict, where: str) -> ObservationSpec:
     task = task_of(meta)
     if task not in TASK_FEATURES:
         raise PolicyError(f"{where}: unknown task '{task}'; this qtg knows {', '.join(TASK_FEATURES)}")
-    want = spec_for(task)
+    want = spec_of(meta)
     spec = meta.get("spec", {})
     if spec.get("version") != SPEC.version:
         raise PolicyError(f"{where}: observation spec version {spec.get('version')} does not match this qtg's "

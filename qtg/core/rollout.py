@@ -69,11 +69,13 @@ largest count of arrivals along it: ``systems.matching.device.match_batch``)."""
 
 
 @functools.lru_cache(maxsize=8)
-def device_schedule(stp: int, axis_name: str | None = None) -> tuple[sch.Stage, ...]:
+def device_schedule(stp: int, axis_name: str | None = None, in_order: bool = False) -> tuple[sch.Stage, ...]:
     """The tick with the device match (self-trade prevention ``stp``): the default
     schedule's stages in the same places, so each draws the same key. ``axis_name``: the
-    ``vmap`` axis over markets the tick runs inside, if any."""
-    match = sch.Stage("match", functools.partial(match_on_device, stp=int(stp), axis_name=axis_name))
+    ``vmap`` axis over markets the tick runs inside, if any; ``in_order``: match in arrival
+    order whatever the market (``systems.matching.device.match_batch``)."""
+    match = sch.Stage("match", functools.partial(match_on_device, stp=int(stp), axis_name=axis_name,
+                                                 in_order=bool(in_order)))
     admit = sch.Stage("admit", admit_orders, writes=False)
     swap = {"match": match, "admit": admit}
     return sch.compose(*(swap.get(s.name, s) for s in sch.DEFAULT_SCHEDULE))
@@ -85,9 +87,9 @@ def with_books(state: WorldState, static: WorldStatic, capacity: int) -> WorldSt
     return state.replace(books=empty_book(int(capacity), static.n_symbols))
 
 
-def _tick(static, params, state, stp, axis_name):
+def _tick(static, params, state, stp, axis_name, in_order=False):
     """The tick's stages in order: the new state and the tick's frame."""
-    schedule = device_schedule(int(stp), axis_name)
+    schedule = device_schedule(int(stp), axis_name, bool(in_order))
     run = sch.tick_function(schedule, tuple(range(len(schedule))), writes=True)
     return run(static, params, state, Frame())
 
@@ -102,11 +104,13 @@ def _outputs(tick, state: WorldState, frame: Frame) -> TickOutputs:
 
 
 def step(static: WorldStatic, params: WorldParams, state: WorldState, stp: int = STP.NONE,
-         axis_name: str | None = None) -> tuple[WorldState, TickOutputs]:
+         axis_name: str | None = None, in_order: bool = False) -> tuple[WorldState, TickOutputs]:
     """One tick, all on the device: ``(state, outputs)``. ``state`` needs books
     (:func:`with_books`). Pure: jit it with ``static`` and ``stp`` static. ``axis_name``:
-    the ``vmap`` axis over markets it runs inside, if any (:func:`rollout_markets`)."""
-    new, frame = _tick(static, params, state, stp, axis_name)
+    the ``vmap`` axis over markets it runs inside, if any (:func:`rollout_markets`);
+    ``in_order`` (static): match in arrival order whatever the market, for a step that
+    code it does not own may vmap (``systems.matching.device.match_batch``)."""
+    new, frame = _tick(static, params, state, stp, axis_name, in_order)
     return new, _outputs(state.tick, new, frame)
 
 

@@ -60,7 +60,8 @@ def save(path: str | Path, runner: Any, history: dict[str, np.ndarray], updates:
             arrays[f"leaf_{i}"] = np.asarray(leaf)
     for name, h in history.items():
         arrays[f"history_{name}"] = np.asarray(h)
-    spec = spec_for(config.get("env", {}).get("task", "trading"))  # the task's observation
+    symbols = len(config.get("market", {}).get("symbols", [None]))
+    spec = spec_for(config.get("env", {}).get("task", "trading"), symbols)  # the task's observation
     meta = {"format": FORMAT, "updates": int(updates), "config": config, "spec": spec.to_dict(), "keys": keys}
     with atomic_open(path, "wb") as f:
         np.savez(f, meta=np.array(json.dumps(meta)), **arrays)

@@ -1,10 +1,11 @@
 """The training config: the run's schema (``qtg.core.config.Config``: the market and its
 population, a learner among them) plus three sections, ``env`` (the task), ``reward`` and
 ``train`` (the algorithm's hyperparameters). ``conf/train.yaml`` composes it; the Hydra
-groups ``env`` and ``reward`` pick a task (``trading``, ``execution``, ``market_making``)
-and a reward (the trading task's; the other tasks have their own, set in ``env``);
-``+experiment=rl_ppo`` is the default PPO run, ``+experiment=rl_execution`` and
-``+experiment=rl_market_making`` PPO on the other tasks. Every number is checked against its bounds before anything is built, as
+groups ``env`` and ``reward`` pick a task (``trading``, ``execution``, ``market_making``,
+``portfolio``) and a reward (the trading and portfolio tasks'; the other tasks have their
+own, set in ``env``); ``+experiment=rl_ppo`` is the default PPO run,
+``+experiment=rl_execution``, ``+experiment=rl_market_making`` and
+``+experiment=rl_portfolio`` PPO on the other tasks. Every number is checked against its bounds before anything is built, as
 in a run's config."""
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import dataclasses
 from components.schema import setting
 from qtg.core.config import Config, ConfigError
 
-TASKS = ("trading", "execution", "market_making")
+TASKS = ("trading", "execution", "market_making", "portfolio")
 SIDES = ("sell", "buy")
 ALGORITHMS = ("ppo",)
 MARKS = ("market", "fair")
@@ -27,12 +28,13 @@ class EnvConfig:
     task: str = setting("trading", doc=(
         "The task: trading (one symbol, discrete sell/hold/buy in a few sizes) or execution (sell or buy "
         "env.quantity shares within the episode, rewarded by the implementation shortfall; qtg.rl.execution) or "
-        "market_making (quote both sides, earn the spread, carry little inventory; qtg.rl.market_making)."))
+        "market_making (quote both sides, earn the spread, carry little inventory; qtg.rl.market_making) or "
+        "portfolio (every symbol at continuous target weights; qtg.rl.portfolio)."))
     warmup: int = setting(30, lo=0, hi=100_000, doc=(
         "Ticks the market runs before the opening of every episode (books two-sided, indicators ready)."))
     episode: int = setting(100, lo=1, hi=1_000_000, doc="Ticks of an episode.")
     openings: int = setting(1, lo=1, hi=4096, doc=(
-        "Trading and market making: distinct openings (the warm-up run that many times, each with its own key); each "
+        "Trading, market making and portfolio: distinct openings (the warm-up run that many times, each with its own key); each "
         "episode starts from one drawn by its reset key. 1: every episode from the one opening."))
     side: str = setting("sell", doc="Execution: sell (liquidate env.quantity shares held) or buy (acquire them).")
     quantity: int = setting(5000, lo=1, hi=10**9, doc="Execution: the shares to trade within the episode.")
@@ -56,6 +58,10 @@ class EnvConfig:
     as_k: float = setting(5000.0, lo=1e-06, hi=1e9, doc=(
         "Market making: the Avellaneda-Stoikov baseline's order-arrival decay, per unit of relative distance "
         "from the mid."))
+    gross: float = setting(1.0, lo=0.01, hi=4.0, doc=(
+        "Portfolio: the most the absolute target weights may sum to (1: fully invested without leverage)."))
+    band: float = setting(0.002, lo=0.0, hi=1.0, doc=(
+        "Portfolio: a symbol trades only when its gap to the target is worth more than this share of the equity."))
 
 
 @dataclasses.dataclass

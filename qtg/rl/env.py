@@ -63,7 +63,7 @@ class EnvState(environment.EnvState):
     equity: jax.Array  # f64[L] each learner's equity after the last step, valued as reward.mark says, currency
     opening_equity: jax.Array  # f64[L] at the episode's start
     peak: jax.Array  # f64[L] the highest equity of the episode so far, currency
-    held: jax.Array  # i64[L] each learner's shares of its symbol after the last step
+    held: jax.Array  # i64[L] each learner's shares of its symbol after the last step ([L, S] in the portfolio task)
     pnl_sum: jax.Array  # f64[L] the episode's step changes of equity (percent), summed
     pnl_sq: jax.Array  # f64[L] and their squares, summed
 
@@ -100,7 +100,7 @@ class TradingEnv(environment.Environment):
         self.static = world.static
         self.kind = world.static.kind(agent)
         self.stp = int(STP[cfg.engine.stp.upper()])
-        self.levels = int(cfg.population[agent].levels)
+        self.levels = int(getattr(cfg.population[agent], "levels", 0))  # a discrete task's
         self.episode = int(episode)
         self.reward = RewardConfig() if reward is None else reward
         capacity = cfg.engine.capacity if capacity is None else capacity
@@ -110,8 +110,8 @@ class TradingEnv(environment.Environment):
             keys = jax.random.split(jax.random.fold_in(state.key, 1), self.openings)
             states = jax.vmap(lambda k: state.replace(key=k))(keys)
             ticks, stp = int(warmup), self.stp
-            opening, _ = jax.jit(jax.vmap(lambda p, s: ro.rollout(world.static, p, s, ticks, stp), in_axes=(None, 0)))(
-                world.params, states)
+            opening, _ = jax.jit(jax.vmap(lambda p, s: ro.rollout(world.static, p, s, ticks, stp, ro.MARKETS),
+                                          in_axes=(None, 0), axis_name=ro.MARKETS))(world.params, states)
         elif warmup:
             run = jax.jit(ro.rollout, static_argnums=(0, 3, 4))
             opening, _ = run(world.static, world.params, state, int(warmup), self.stp)
@@ -188,6 +188,22 @@ class TradingEnv(environment.Environment):
         """Each learner's shares of its symbol. i64[L]"""
         return world.wallet.position[self._rows(), self._symbols(params)]
 
+    def _worth(self, world: WorldState, held: jax.Array, params: EnvParams) -> jax.Array:
+        """The value at the marks of ``held`` shares (:meth:`_held`'s shape), long or short
+        alike, per learner. f64[L] currency"""
+        return jnp.abs(held) * (measure.marks(world)[self._symbols(params)] / SCALE)
+
+    def _tick(self, world: WorldState, params: EnvParams):
+        """One tick of the market from ``world``: ``(world, outputs)``. The match runs in
+        arrival order whatever the market (``qtg.core.rollout.step``'s ``in_order``): an
+        environment's step is vmapped by code it does not own, and under a ``vmap`` without
+        a named axis the by-symbol form of a market of several symbols runs both forms."""
+        return ro.step(self.static, params.world, world, self.stp, in_order=True)
+
+    def _set_actions(self, world: WorldState, action: jax.Array) -> WorldState:
+        """``world`` with every learner's action (i32[L], or one for all) in force."""
+        return learner.with_actions(world, jnp.clip(jnp.asarray(action, jnp.int32), 0, 2 * self.levels))
+
     def _observe(self, world: WorldState, params: EnvParams) -> jax.Array:
         _, frame = observe_market(self.static, params.world, world, Frame(), jax.random.key(0))
         p = params.world.kinds[self.AGENT.KIND]
@@ -242,16 +258,14 @@ class TradingEnv(environment.Environment):
     def step_all(self, state: EnvState, action: jax.Array, params: EnvParams):
         """One tick of the market with every learner's action (i32[L], or one for all):
         ``(obs f32[L, F], state, reward f32[L], info)`` (no reset)."""
-        act = jnp.clip(jnp.asarray(action, jnp.int32), 0, 2 * self.levels)
-        world, out = ro.step(self.static, params.world, learner.with_actions(state.world, act), self.stp)
+        world, out = self._tick(self._set_actions(state.world, action), params)
         equity, held = self._value(world), self._held(world, params)
         r, base = self.reward, state.opening_equity / 100.0  # a percent of the opening equity, currency
         pnl = (equity - state.equity) / base
         peak = jnp.maximum(state.peak, equity)
         drawdown_growth = jnp.maximum((peak - equity) - (state.peak - state.equity), 0.0) / base
-        mark = measure.marks(world)[self._symbols(params)] / SCALE
-        inventory = jnp.abs(held) * mark / base
-        traded = jnp.abs(held - state.held) * mark / base
+        inventory = self._worth(world, held, params) / base
+        traded = self._worth(world, held - state.held, params) / base
         pnl_sum, pnl_sq = state.pnl_sum + pnl, state.pnl_sq + pnl * pnl
         steps = (state.time + 1).astype(jnp.float64)
         mean = pnl_sum / steps
@@ -310,12 +324,16 @@ def compare(env, params, layers, seeds: int, first_seed: int, episodes: int, row
 
 def task_config(task: str, meta: dict, overrides: list[str]):
     """The training config of a ``task`` policy: ``conf/train.yaml`` with ``env=<task>``, the
-    policy's task settings (its meta's ``env``, written by the trainer) and ``overrides``,
+    training's command-line overrides (its meta's ``overrides``: the market and population
+    it trained in, e.g. ``+experiment=rl_portfolio``), the policy's task settings (its
+    meta's ``env``, written by the trainer; a portfolio policy's ``market_symbols`` too)
+    and ``overrides``,
     checked (ConfigError with one line)."""
     from qtg.rl.config import load
 
     env = [f"env.{k}={v}" for k, v in meta.get("env", {}).items() if k != "task"]
-    return load([f"env={task}", *env, *overrides])
+    market = [f"market.symbols=[{','.join(meta['market_symbols'])}]"] if meta.get("market_symbols") else []
+    return load([f"env={task}", *meta.get("overrides", []), *market, *env, *overrides])
 
 
 def evaluate_task(task: str, env_class, policy: str, overrides: list[str], seeds: int, first_seed: int, episodes: int,
@@ -337,7 +355,8 @@ def evaluate_task(task: str, env_class, policy: str, overrides: list[str], seeds
     cfg = task_config(task, meta, overrides)
     env = env_class.from_config(cfg)
     if int(meta.get("actions", 0)) != env.num_actions:
-        raise ConfigError(f"env.levels: the policy has {meta.get('actions')} actions, this task {env.num_actions}")
+        what = "market.symbols" if task == "portfolio" else "env.levels"
+        raise ConfigError(f"{what}: the policy has {meta.get('actions')} actions, this task {env.num_actions}")
     params = env.calibrate(env.default_params, jax.random.key(cfg.seed), seeds * episodes, layers)
     per_seed = compare(env, params, layers, seeds, first_seed, episodes, strategies, metrics)
     setup = {"policy": str(policy), "task": task, "overrides": overrides,

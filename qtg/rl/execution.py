@@ -69,7 +69,6 @@ from gymnax.environments import environment
 
 from components.money import SCALE
 from components.world import WorldState
-from qtg.core import rollout as ro
 from qtg.core.config import Config, ConfigError
 from qtg.rl.config import SIDES
 from qtg.rl.env import EnvParams, TradingEnv, evaluate_task, play, trajectories_of
@@ -187,8 +186,7 @@ class ExecutionEnv(TradingEnv):
         state, reward f32[L], info)`` (no reset)."""
         a = jnp.clip(jnp.asarray(action, jnp.int32), 0, self.levels)
         before = state.world
-        world, out = ro.step(self.static, params.world, learner.with_actions(before, self.levels + self.sign * a),
-                             self.stp)
+        world, out = self._tick(learner.with_actions(before, self.levels + self.sign * a), params)
         rows = self._rows()
         d_cash = ((world.wallet.cash[rows] - before.wallet.cash[rows]) / SCALE).astype(jnp.float64)
         d_shares = (self._held(world, params) - self._held(before, params)).astype(jnp.float64)

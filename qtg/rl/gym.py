@@ -37,6 +37,7 @@ import gymnasium
 import jax
 import numpy as np
 from gymnasium.vector import AutoresetMode, VectorEnv
+from gymnax.environments import spaces
 
 GYMNAX_INFO = ("final_observation", "terminated", "truncated", "discount")
 """What gymnax's ``step`` adds to an environment's info (the wrappers return the rest: the
@@ -50,6 +51,21 @@ def box(env) -> gymnasium.spaces.Box:
     return gymnasium.spaces.Box(low, high, space.shape, np.float32)
 
 
+def action_space(env) -> gymnasium.spaces.Space:
+    """Gymnasium's space of one action: Discrete for a discrete task, the Box of a
+    continuous one (the portfolio task's weights)."""
+    space = env.action_space(env.default_params)
+    if isinstance(space, spaces.Box):
+        return gymnasium.spaces.Box(float(space.low), float(space.high), space.shape, np.float32)
+    return gymnasium.spaces.Discrete(env.num_actions)
+
+
+def _wanted(space: gymnasium.spaces.Space) -> str:
+    if isinstance(space, gymnasium.spaces.Box):
+        return f"{space.shape[0]} floats in [{space.low[0]:g}, {space.high[0]:g}]"
+    return f"an integer in [0, {space.n - 1}]"
+
+
 class GymnasiumEnv(gymnasium.Env):
     """One environment behind Gymnasium's ``Env`` (see the module doc)."""
 
@@ -59,7 +75,8 @@ class GymnasiumEnv(gymnasium.Env):
         self.env = env
         self.params = env.default_params
         self.observation_space = box(env)
-        self.action_space = gymnasium.spaces.Discrete(env.num_actions)
+        self.action_space = action_space(env)
+        self._continuous = isinstance(self.action_space, gymnasium.spaces.Box)
         self._state = None
         self._key = None
 
@@ -74,11 +91,14 @@ class GymnasiumEnv(gymnasium.Env):
     def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict]:
         if self._state is None:
             raise RuntimeError("call reset() before step()")
+        if self._continuous:
+            action = np.asarray(action, np.float32)
         if not self.action_space.contains(action):
-            raise ValueError(f"action: an integer in [0, {self.action_space.n - 1}], got {action!r}")
+            raise ValueError(f"action: {_wanted(self.action_space)}, got {action!r}")
         self._key, key = jax.random.split(self._key)
         tick = int(self._state.world.tick) + 1
-        obs, self._state, reward, terminated, truncated, info = self.env.step(key, self._state, int(action), self.params)
+        action = action if self._continuous else int(action)  # float32[A] or a Python int
+        obs, self._state, reward, terminated, truncated, info = self.env.step(key, self._state, action, self.params)
         terminated, truncated = bool(terminated), bool(truncated)
         if terminated or truncated:
             obs = info["final_observation"]  # the state underneath is already the next episode's
@@ -99,7 +119,8 @@ class GymnasiumVectorEnv(VectorEnv):
         self.params = env.default_params
         self.num_envs = int(num_envs)
         self.single_observation_space = box(env)
-        self.single_action_space = gymnasium.spaces.Discrete(env.num_actions)
+        self.single_action_space = action_space(env)
+        self._continuous = isinstance(self.single_action_space, gymnasium.spaces.Box)
         self.observation_space = gymnasium.vector.utils.batch_space(self.single_observation_space, self.num_envs)
         self.action_space = gymnasium.vector.utils.batch_space(self.single_action_space, self.num_envs)
         self._reset = jax.jit(jax.vmap(env.reset, in_axes=(0, None)))
@@ -125,14 +146,18 @@ class GymnasiumVectorEnv(VectorEnv):
     def step(self, actions):
         if self._state is None:
             raise RuntimeError("call reset() before step()")
-        actions = np.asarray(actions)
-        if actions.shape != (self.num_envs,) or not self.action_space.contains(actions.astype(np.int64)):
-            raise ValueError(f"actions: {self.num_envs} integers in [0, {self.single_action_space.n - 1}], "
+        actions = np.asarray(actions, np.float32 if self._continuous else None)
+        shape = self.action_space.shape
+        ok = actions.shape == shape and self.action_space.contains(
+            actions if self._continuous else actions.astype(np.int64))
+        if not ok:
+            raise ValueError(f"actions: {self.num_envs} actions, each {_wanted(self.single_action_space)}, "
                              f"got {actions.tolist()!r}")
         split = jax.vmap(jax.random.split)(self._keys)
         self._keys, keys = split[:, 0], split[:, 1]
         obs, self._state, reward, terminated, truncated, info = self._step(
-            keys, self._state, jax.numpy.asarray(actions, jax.numpy.int32), self.params)
+            keys, self._state, jax.numpy.asarray(actions, jax.numpy.float32 if self._continuous else jax.numpy.int32),
+            self.params)
         terminated, truncated = np.asarray(terminated), np.asarray(truncated)
         out = {k: np.asarray(v, np.float64) for k, v in info.items() if k not in GYMNAX_INFO}
         out["tick"] = np.asarray(self._state.world.tick)

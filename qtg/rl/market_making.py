@@ -60,7 +60,6 @@ from gymnax.environments import environment
 
 from components.money import SCALE
 from components.world import WorldState
-from qtg.core import rollout as ro
 from qtg.core.config import Config, ConfigError
 from qtg.rl.env import EnvParams, TradingEnv, evaluate_task, play, trajectories_of
 from systems import measure
@@ -177,7 +176,7 @@ class MarketMakingEnv(TradingEnv):
         """One tick with every learner's action (i32[L]): ``(obs f32[L, F], state, reward
         f32[L], info)`` (no reset)."""
         a = jnp.clip(jnp.asarray(action, jnp.int32), 0, self.num_actions - 1)
-        world, out = ro.step(self.static, params.world, quoter.with_actions(state.world, a), self.stp)
+        world, out = self._tick(quoter.with_actions(state.world, a), params)
         equity, held = self._units(world), self._held(world, params)
         # the change in exact units first, then one rounding: no equity change, no reward
         pnl = (equity - state.equity) / SCALE / state.notional * 1e4

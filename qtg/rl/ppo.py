@@ -30,6 +30,7 @@ import numpy as np
 import optax
 from flax import struct
 from flax.linen.initializers import constant, orthogonal
+from gymnax.environments import spaces
 
 from systems.policy import dense
 
@@ -53,9 +54,18 @@ class Dense(nn.Module):
         return dense(x, w, b)
 
 
+LOG_STD = -0.5
+"""A continuous policy's initial log standard deviation (the same for every action
+component; learnt, state-independent)."""
+
+
 class ActorCritic(nn.Module):
+    """The actor's logits (discrete actions) or the mean of its Gaussian (``continuous``:
+    then a learnt ``log_std`` parameter of ``actions`` entries too), and the value."""
+
     hidden: Sequence[int]
     actions: int
+    continuous: bool = False
 
     @nn.compact
     def __call__(self, x):
@@ -63,6 +73,8 @@ class ActorCritic(nn.Module):
         for i, h in enumerate(self.hidden):
             a = nn.tanh(Dense(h, math.sqrt(2), name=f"actor_{i}")(a))
         logits = Dense(self.actions, 0.01, name="actor_out")(a)
+        if self.continuous:
+            self.param("log_std", constant(LOG_STD), (self.actions,), jnp.float32)
         v = x
         for i, h in enumerate(self.hidden):
             v = nn.tanh(Dense(h, math.sqrt(2), name=f"critic_{i}")(v))
@@ -99,20 +111,54 @@ class Transition:
     done: jax.Array
 
 
-def _log_prob(logits, action):
-    return jnp.take_along_axis(jax.nn.log_softmax(logits), action[..., None], axis=-1)[..., 0]
+class Categorical:
+    """Discrete actions: the logits' softmax (``log_std`` unused)."""
+
+    @staticmethod
+    def sample(key, logits, log_std):
+        return jax.random.categorical(key, logits)
+
+    @staticmethod
+    def log_prob(logits, log_std, action):
+        return jnp.take_along_axis(jax.nn.log_softmax(logits), action[..., None], axis=-1)[..., 0]
+
+    @staticmethod
+    def entropy(logits, log_std):
+        logp = jax.nn.log_softmax(logits)
+        return -(jnp.exp(logp) * logp).sum(-1)
 
 
-def _entropy(logits):
-    logp = jax.nn.log_softmax(logits)
-    return -(jnp.exp(logp) * logp).sum(-1)
+class Gaussian:
+    """Continuous actions: independent normals of mean the actor's output and standard
+    deviation ``exp(log_std)`` (the environment clips the sample to its bounds)."""
+
+    @staticmethod
+    def sample(key, mean, log_std):
+        return mean + jnp.exp(log_std) * jax.random.normal(key, mean.shape, mean.dtype)
+
+    @staticmethod
+    def log_prob(mean, log_std, action):
+        z = (action - mean) * jnp.exp(-log_std)
+        return (-0.5 * z * z - log_std - 0.5 * math.log(2.0 * math.pi)).sum(-1)
+
+    @staticmethod
+    def entropy(mean, log_std):
+        return jnp.broadcast_to((log_std + 0.5 * math.log(2.0 * math.pi * math.e)).sum(), mean.shape[:-1])
+
+
+def _log_std(params):
+    """A continuous policy's log standard deviations (``None`` for a discrete one)."""
+    return params["params"].get("log_std")
 
 
 def make(env, env_params, t) -> tuple[Callable, Callable, ActorCritic, optax.GradientTransformation]:
-    """PPO for ``env`` (a gymnax environment with discrete actions) with the
-    hyperparameters ``t`` (``qtg.rl.config.TrainConfig``): ``(init, run, network, tx)``;
-    ``init`` and ``run`` are jitted."""
-    net = ActorCritic(hidden=tuple(t.hidden), actions=env.num_actions)
+    """PPO for ``env`` (a gymnax environment with discrete actions, or continuous ones in a
+    Box: a Gaussian policy) with the hyperparameters ``t``
+    (``qtg.rl.config.TrainConfig``): ``(init, run, network, tx)``; ``init`` and ``run``
+    are jitted."""
+    continuous = isinstance(env.action_space(env_params), spaces.Box)
+    dist = Gaussian if continuous else Categorical
+    net = ActorCritic(hidden=tuple(t.hidden), actions=env.num_actions, continuous=continuous)
     E, T = t.num_envs, t.num_steps
     batch = E * T
     mb = batch // t.minibatches
@@ -133,8 +179,8 @@ def make(env, env_params, t) -> tuple[Callable, Callable, ActorCritic, optax.Gra
     def policy_one(params, obs, key):
         """One seed's actions: sampled from its policy at its markets' observations."""
         logits, value = net.apply(params, obs)
-        action = jax.random.categorical(key, logits)
-        return action, _log_prob(logits, action), value
+        action = dist.sample(key, logits, _log_std(params))
+        return action, dist.log_prob(logits, _log_std(params), action), value
 
     def flat(tree):  # [S, E, ...] -> [S * E, ...]
         return jax.tree.map(lambda x: x.reshape((x.shape[0] * x.shape[1], *x.shape[2:])), tree)
@@ -147,7 +193,7 @@ def make(env, env_params, t) -> tuple[Callable, Callable, ActorCritic, optax.Gra
         action, logp, value = jax.vmap(policy_one)(r.params, r.obs, keys[:, 1])
         step_keys = jax.vmap(lambda k: jax.random.split(k, E))(keys[:, 2])
         obs, env_state, reward, terminated, truncated, _ = step_envs(flat(step_keys), flat(r.env_state),
-                                                                     action.reshape(-1), env_params)
+                                                                     flat(action), env_params)
         unflat = lambda x: x.reshape((S, E, *x.shape[1:]))
         obs, env_state, reward = unflat(obs), jax.tree.map(unflat, env_state), unflat(reward)
         done = unflat(terminated | truncated)
@@ -170,13 +216,13 @@ def make(env, env_params, t) -> tuple[Callable, Callable, ActorCritic, optax.Gra
 
     def loss_fn(params, tr: Transition, adv, target):
         logits, value = net.apply(params, tr.obs)
-        logp = _log_prob(logits, tr.action)
+        logp = dist.log_prob(logits, _log_std(params), tr.action)
         v_clipped = tr.value + jnp.clip(value - tr.value, -t.clip, t.clip)
         value_loss = 0.5 * jnp.maximum((value - target) ** 2, (v_clipped - target) ** 2).mean()
         ratio = jnp.exp(logp - tr.logp)
         adv = (adv - adv.mean()) / (adv.std() + 1e-8)
         policy_loss = -jnp.minimum(ratio * adv, jnp.clip(ratio, 1.0 - t.clip, 1.0 + t.clip) * adv).mean()
-        entropy = _entropy(logits).mean()
+        entropy = dist.entropy(logits, _log_std(params)).mean()
         total_loss = policy_loss + t.vf_coef * value_loss - t.ent_coef * entropy
         approx_kl = ((ratio - 1.0) - (logp - tr.logp)).mean()
         return total_loss, (policy_loss, value_loss, entropy, approx_kl)

@@ -8,7 +8,7 @@ directory brought up to date:
   with ``train.keep`` every chunk's as ``checkpoints/update_<N>.npz``;
 * ``policy.npz`` (the policy of the seed with the best mean episode return over the last
   tenth of its updates, ``systems.policy``'s format) and ``observation_spec.json`` (the
-  task's, ``systems.policy.spec_for``);
+  task's, ``systems.policy.spec_for``, the environment's ``OBSERVATION``);
 * at the end ``learning_curve.png`` (each seed's episode return per update, and their
   mean) and ``summary.json``.
 
@@ -33,13 +33,14 @@ from qtg.rl import checkpoint as ckpt
 from qtg.rl import ppo
 from qtg.rl.config import RLConfig
 from qtg.rl.env import TradingEnv
-from systems.policy import meta_for, spec_for
+from systems.policy import meta_for
 
 
 def make_env(cfg: RLConfig) -> TradingEnv:
     """The environment of ``cfg.env.task``: ``qtg.rl.env.TradingEnv`` (trading),
     ``qtg.rl.execution.ExecutionEnv`` (execution) or
-    ``qtg.rl.market_making.MarketMakingEnv`` (market_making)."""
+    ``qtg.rl.market_making.MarketMakingEnv`` (market_making) or
+    ``qtg.rl.portfolio.PortfolioEnv`` (portfolio)."""
     if cfg.env.task == "execution":
         from qtg.rl.execution import ExecutionEnv
 
@@ -48,6 +49,10 @@ def make_env(cfg: RLConfig) -> TradingEnv:
         from qtg.rl.market_making import MarketMakingEnv
 
         return MarketMakingEnv.from_config(cfg)
+    if cfg.env.task == "portfolio":
+        from qtg.rl.portfolio import PortfolioEnv
+
+        return PortfolioEnv.from_config(cfg)
     return TradingEnv.from_config(cfg)
 
 
@@ -69,8 +74,11 @@ def best_seed(history: dict[str, np.ndarray]) -> int:
     return int(np.argmax([-np.inf if r is None else r for r in tail_returns(history)]))
 
 
-def train(cfg: RLConfig, out: str | Path, progress: bool = True) -> dict:
-    """Train as ``cfg`` says, writing into the run directory ``out``; the summary."""
+def train(cfg: RLConfig, out: str | Path, progress: bool = True, overrides: list[str] | None = None) -> dict:
+    """Train as ``cfg`` says, writing into the run directory ``out``; the summary.
+    ``overrides``: the command line's (``qtg.train``), kept in the policy's meta but for
+    ``train.*`` and ``hydra.*``: the market an evaluation of the policy rebuilds."""
+    market = [o for o in overrides or [] if not o.lstrip("+~").startswith(("train.", "hydra."))]
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     t = cfg.train
@@ -86,7 +94,7 @@ def train(cfg: RLConfig, out: str | Path, progress: bool = True) -> dict:
         if done > t.updates:
             raise ckpt.CheckpointError(f"train.updates: the checkpoint has {done} updates done, more than {t.updates}")
     build_s = time.perf_counter() - t_build
-    write_text(out / "observation_spec.json", json.dumps(spec_for(cfg.env.task).to_dict(), indent=2) + "\n")
+    write_text(out / "observation_spec.json", json.dumps(env.OBSERVATION.to_dict(), indent=2) + "\n")
     per_update = t.seeds * t.num_envs * t.num_steps
     bar = _bar(progress, t.updates, done)
     timed_s, timed_updates, first_s = 0.0, 0, None
@@ -105,7 +113,7 @@ def train(cfg: RLConfig, out: str | Path, progress: bool = True) -> dict:
             done += n
             _write_metrics(out, history, per_update)
             if t.checkpoint:
-                _write_policy(out, runner, history, cfg, env)
+                _write_policy(out, runner, history, cfg, env, market)
                 ckpt.save(out / "checkpoint.npz", runner, history, done, config)
                 if t.keep:
                     (out / "checkpoints").mkdir(exist_ok=True)
@@ -118,7 +126,7 @@ def train(cfg: RLConfig, out: str | Path, progress: bool = True) -> dict:
         if bar is not None:
             bar.close()
     if not t.checkpoint:
-        _write_policy(out, runner, history, cfg, env)
+        _write_policy(out, runner, history, cfg, env, market)
     steps_s = timed_updates * per_update / timed_s if timed_s else None
     summary = {
         "updates": done, "env_steps": done * per_update, "seeds": t.seeds, "best_seed": best_seed(history),
@@ -140,14 +148,17 @@ def _bar(progress: bool, total: int, done: int):
     return tqdm(total=total, initial=done, unit="update", desc="train", dynamic_ncols=True)
 
 
-def _write_policy(out: Path, runner, history, cfg: RLConfig, env) -> None:
+def _write_policy(out: Path, runner, history, cfg: RLConfig, env, overrides: list[str]) -> None:
     seed = best_seed(history)
     params = jax.tree.map(lambda x: x[seed], runner.params)
     # An execution or market-making policy carries its task's settings: its actions and
     # features mean them.
+    # A portfolio policy also carries the market's symbols: its weights are theirs.
     task = {"env": config_dict(cfg)["env"]} if cfg.env.task != "trading" else {}
-    meta = meta_for(cfg.env.task, env.num_actions, levels=env.levels, seed=seed, updates=int(runner.update[seed]),
-                    **task)
+    if cfg.env.task == "portfolio":
+        task["market_symbols"] = list(cfg.market.symbols)
+    meta = meta_for(cfg.env.task, env.num_actions, symbols=env.static.n_symbols, levels=env.levels, seed=seed,
+                    updates=int(runner.update[seed]), overrides=overrides, **task)
     ckpt.write_policy(out / "policy.npz", ppo.actor_layers(params, cfg.train.hidden), meta)
 
 
@@ -170,7 +181,8 @@ def _num(v) -> float | None:
 
 RETURN_LABEL = {"trading": "episode return (% of opening equity)",
                 "execution": "episode return (minus the shortfall, bp)",
-                "market_making": "episode return (bp of one quote)"}
+                "market_making": "episode return (bp of one quote)",
+                "portfolio": "episode return (% of opening equity)"}
 """The unit of a task's episode return, the learning curve's axis."""
 
 

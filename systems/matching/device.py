@@ -354,7 +354,7 @@ batch that needs more is matched again in arrival order."""
 
 
 def match_batch(books: Book, orders: OrderBatch, arrival, tick_size, stp: int,
-                axis_name: str | None = None) -> tuple[Book, Matched]:
+                axis_name: str | None = None, in_order: bool = False) -> tuple[Book, Matched]:
     """Match the valid rows of ``orders`` (fields ``[B]``, JAX) against a market's books
     (``[S, 2, capacity]``), in the order ``arrival`` gives (i32[B], the valid rows first:
     ``systems.match.arrival_rows``). Pure and jit-able; the same fills, outcomes and
@@ -380,11 +380,13 @@ def match_batch(books: Book, orders: OrderBatch, arrival, tick_size, stp: int,
     arrivals across that axis, a number every market shares (a market's rows past its own
     count are invalid and change nothing). Without it, under a ``vmap`` the count differs
     per market and JAX selects every carried array at every step, and a market of several
-    symbols runs both forms (the same results, several times slower)."""
+    symbols runs both forms (the same results, several times slower): ``in_order`` (static)
+    takes the arrival order whatever the market, what a caller that is vmapped by code it
+    does not own wants (the RL environments: at 64 markets of 4 symbols, 9 times faster)."""
     S = books.qty.shape[0]
     n = orders.valid.sum().astype(jnp.int32)
     arrived = MarketOrder(**{f.name: getattr(orders, f.name)[arrival] for f in dataclasses.fields(MarketOrder)})
-    if S == 1 or (axis_name is not None and jax.lax.axis_size(axis_name) > 1):
+    if in_order or S == 1 or (axis_name is not None and jax.lax.axis_size(axis_name) > 1):
         books, m = _in_arrival_order(books, arrived, n, tick_size, stp, axis_name)
         return books, m.replace(arrival=arrival)
 

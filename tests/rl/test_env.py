@@ -189,7 +189,7 @@ def test_the_vector_env_steps_each_market_as_the_single_env_and_resets_in_the_sa
     # The ended markets already started their next episode: its first observation is the opening's.
     first, _ = single.reset(seed=9)
     assert np.array_equal(obs, np.stack([first] * 3)) and info["_final_obs"].all()
-    with pytest.raises(ValueError, match=r"actions: 3 integers in \[0, 4\]"):
+    with pytest.raises(ValueError, match=r"actions: 3 actions, each an integer in \[0, 4\]"):
         vec.step([0, 1, 9])
 
 

@@ -86,6 +86,8 @@ def test_the_run_directory_has_every_file(runs):
     layers, meta = pol.read_policy(out)
     assert [w.shape for w, _ in layers] == [(SPEC.size, 16), (16, 16), (16, 5)]
     assert meta["actions"] == 5 and meta["seed"] == full["best_seed"] and meta["updates"] == UPDATES
+    # the market it trained in, for an evaluation to rebuild: the overrides but train.* (and hydra.*)
+    assert meta["overrides"] == [o for o in TRAIN if not o.startswith("train.")]
     summary = json.loads((out / "summary.json").read_text())
     assert summary["config"]["train"]["updates"] == UPDATES and summary["env_steps_per_s"] > 0
 
