@@ -24,6 +24,25 @@ os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
 # empty) is kept as it is.
 os.environ.setdefault("XLA_FLAGS", "--xla_cpu_use_fusion_emitters=false")
 
+
+def _one_core() -> None:
+    """Each xdist worker on a core of its own, before JAX starts its CPU backend (which
+    sizes its thread pool by the cores it may use): worker ``gwN`` on the Nth core. The
+    workers then never contend for cores (one worker per core, ``-n auto``), and XLA's
+    runtime runs on one thread, as ``qtg.train`` runs it (``qtg.rl.one_cpu_thread``: a
+    pool of several threads can deadlock on PPO's program, which some tests run
+    in-process). The CLI subprocesses a test starts inherit its core. A lone pytest (no
+    xdist) keeps every core."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    if not (hasattr(os, "sched_setaffinity") and worker[2:].isdigit()):
+        return
+    cpus = sorted(os.sched_getaffinity(0))
+    if len(cpus) > 1:
+        os.sched_setaffinity(0, {cpus[int(worker[2:]) % len(cpus)]})
+
+
+_one_core()
+
 import pytest  # noqa: E402
 
 from tests.support import Run, make_config, run_sim  # noqa: E402

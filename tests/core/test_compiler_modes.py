@@ -1,9 +1,9 @@
 """The suite compiles with XLA's classic CPU emitters (``tests/conftest.py``: half the
 compile time); users' programs compile with XLA's defaults (the fusion emitters). The
 engines' bit-for-bit agreement depends on how each compiled program rounds its floats, so
-the parity checks that cover the most code run again here, in a pytest of their own
-under XLA's default flags: the host loop against the device engine, and the RL
-environment's ticks against the host loop's, the whole state after every tick."""
+the parity check that covers the most code runs again here, in a pytest of its own under
+XLA's default flags: the host loop against the device engine, the whole state after every
+tick (the RL environments step the device engine's tick, ``qtg.core.rollout.step``)."""
 
 import os
 import subprocess
@@ -13,10 +13,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-PARITY = [
-    "tests/core/test_world.py::test_device_engine_gives_the_same_run",
-    "tests/rl/test_env.py::test_the_environments_ticks_are_the_host_loops_with_the_same_actions",
-]
+PARITY = ["tests/core/test_world.py::test_device_engine_gives_the_same_run"]
 
 
 @pytest.mark.slow
