@@ -185,3 +185,25 @@ def value_estimate(
     base = view.ref[symbol] if base is None else base
     informed = base * jnp.exp(view.news[symbol])
     return informed + world.anchoring * anchor * (view.fair[symbol] - informed)
+
+
+def ioc_per_symbol(n_agents: int, tick: jax.Array, rows: jax.Array, valid: jax.Array, buy: jax.Array,
+                   price: jax.Array, qty: jax.Array) -> OrderBatch:
+    """One immediate-or-cancel row per agent ``rows`` (i32[n]) and symbol, row ``i * S + s``
+    for agent ``i`` and symbol ``s``, from [n, S] arrays: ``valid``, ``buy`` (else a sale),
+    ``price`` and ``qty``. Ids repeat across one agent's same-side rows of a tick: IOC
+    orders never rest, so no id is ever live when the next arrives."""
+    n, s = valid.shape
+    side = jnp.where(buy, Side.BUY, Side.SELL).astype(jnp.int8)
+    agent = jnp.broadcast_to(rows[:, None], (n, s))
+    return OrderBatch(
+        valid=valid.reshape(-1),
+        id=order_id(tick, agent, side.astype(jnp.int64), n_agents).reshape(-1),
+        agent=agent.astype(jnp.int32).reshape(-1),
+        symbol=jnp.broadcast_to(jnp.arange(s, dtype=jnp.int32)[None, :], (n, s)).reshape(-1),
+        side=side.reshape(-1),
+        kind=jnp.full(n * s, OrderType.IOC, jnp.int8),
+        price=price.astype(jnp.int64).reshape(-1),
+        qty=qty.astype(jnp.int64).reshape(-1),
+    )
+

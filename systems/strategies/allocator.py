@@ -31,14 +31,13 @@ import jax.numpy as jnp
 import numpy as np
 from flax import struct
 
-from components.agents import order_id
 from components.indicators import IndicatorSpec
 from components.money import floor_div, to_fixed
-from components.orders import OrderBatch, OrderType, Side
+from components.orders import OrderBatch
 from components.schema import setting
 from components.world import KindStatic, WorldParams, WorldState, WorldStatic
 from systems.features import INDICATORS
-from systems.strategies._rows import available_cash, collar_price
+from systems.strategies._rows import available_cash, collar_price, ioc_per_symbol
 from systems.strategies._signal import Trade, TradeConfig, make_trade
 
 KIND = "allocator"
@@ -139,8 +138,7 @@ def decide(static: WorldStatic, kind: KindStatic, world: WorldParams, params: Pa
     """Each allocator's weights in force -> one IOC row per symbol; its state unchanged."""
     del key
     own = state.kinds[KIND]
-    n, s = kind.count, static.n_symbols
-    rows = kind.start + jnp.arange(n)
+    rows = kind.start + jnp.arange(kind.count)
     ref = frame.view.ref
     pos = state.wallet.position[rows]  # [n, S]
     short = world.max_short[rows]
@@ -157,17 +155,6 @@ def decide(static: WorldStatic, kind: KindStatic, world: WorldParams, params: Pa
     before = jnp.cumsum(spend, axis=1) - spend  # the cash the lower symbols' buys take first
     left = jnp.maximum(available_cash(state, rows)[:, None] - before, 0)
     qty = jnp.maximum(jnp.minimum(qty, jnp.where(buy, floor_div(left, price), sell_cap)), 0).astype(jnp.int64)
-    side = jnp.where(buy, Side.BUY, Side.SELL).astype(jnp.int8)
-    agent = jnp.broadcast_to(rows[:, None], (n, s))
-    # Ids repeat across one agent's same-side rows of a tick: IOC orders never rest.
-    batch = OrderBatch(
-        valid=((want != 0) & (qty > 0) & (ref > 0)[None, :]).reshape(-1),
-        id=order_id(state.tick, agent, side.astype(jnp.int64), static.n_agents).reshape(-1),
-        agent=agent.astype(jnp.int32).reshape(-1),
-        symbol=jnp.broadcast_to(jnp.arange(s, dtype=jnp.int32)[None, :], (n, s)).reshape(-1),
-        side=side.reshape(-1),
-        kind=jnp.full(n * s, OrderType.IOC, jnp.int8),
-        price=price.astype(jnp.int64).reshape(-1),
-        qty=qty.reshape(-1),
-    )
+    valid = (want != 0) & (qty > 0) & (ref > 0)[None, :]
+    batch = ioc_per_symbol(static.n_agents, state.tick, rows, valid, buy, price, qty)
     return batch, own

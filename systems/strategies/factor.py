@@ -53,14 +53,13 @@ import jax.numpy as jnp
 import numpy as np
 from flax import struct
 
-from components.agents import order_id
 from components.frame import Frame
 from components.indicators import IndicatorSpec
 from components.money import floor_div, to_fixed
-from components.orders import OrderBatch, OrderType, Side
+from components.orders import OrderBatch
 from components.schema import setting
 from components.world import KindStatic, WorldParams, WorldState, WorldStatic
-from systems.strategies._rows import available_cash, collar_price
+from systems.strategies._rows import available_cash, collar_price, ioc_per_symbol
 from systems.strategies._signal import draw_int
 
 KIND = "factor_long_short"
@@ -217,8 +216,7 @@ def decide(
 ) -> OrderBatch:
     """Returns ``count * n_symbols`` rows: per agent, one IOC per symbol (symbol order)."""
     del key  # deterministic given the market
-    n, s = kind.count, static.n_symbols
-    rows = kind.start + jnp.arange(n)
+    rows = kind.start + jnp.arange(kind.count)
     view = frame.view
     sc, ready = score(static, p, state, view)
     rank = ranks(sc)
@@ -240,17 +238,4 @@ def decide(
     left = jnp.maximum(available_cash(state, rows)[:, None] - before, 0)
     buy_cap = floor_div(left, price)
     qty = jnp.maximum(jnp.minimum(qty, jnp.where(buy, buy_cap, sell_cap)), 0).astype(jnp.int64)
-    side = jnp.where(buy, Side.BUY, Side.SELL).astype(jnp.int8)
-    agent = jnp.broadcast_to(rows[:, None], (n, s))
-    return OrderBatch(
-        valid=((want != 0) & (qty > 0)).reshape(-1),
-        # Ids repeat across one agent's same-side rows of a tick: IOC orders never rest,
-        # so no id is ever live when the next arrives.
-        id=order_id(state.tick, agent, side.astype(jnp.int64), static.n_agents).reshape(-1),
-        agent=agent.astype(jnp.int32).reshape(-1),
-        symbol=jnp.broadcast_to(jnp.arange(s, dtype=jnp.int32)[None, :], (n, s)).reshape(-1),
-        side=side.reshape(-1),
-        kind=jnp.full(n * s, OrderType.IOC, jnp.int8),
-        price=price.astype(jnp.int64).reshape(-1),
-        qty=qty.reshape(-1),
-    )
+    return ioc_per_symbol(static.n_agents, state.tick, rows, (want != 0) & (qty > 0), buy, price, qty)
