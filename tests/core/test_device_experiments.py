@@ -37,7 +37,8 @@ EVERY_KIND = SMALL + ["population.vwap_executor.count=2", "population.vwap_execu
 tier 2 news reactors (IOC orders) and stop-loss holders, a sector rotator, momentum at a
 latency of 2 ticks and a background pool of 200 (tier 3); the executors start at tick 2. Each kind's decisions are the
 same functions in both loops; what differs is the match, which these exercise with every
-order type (an executor modifies its resting orders)."""
+order type (an executor modifies its resting orders). Those two experiments also get one
+``rl_policy`` agent (a trained policy's kind; the ``rl_policy`` fixture)."""
 
 EXPERIMENTS = {
     # one scheduled event each: the same shapes, one compilation for the three
@@ -73,9 +74,23 @@ def run_both(overrides: list[str]):
     return host, device, results
 
 
+@pytest.fixture(scope="module")
+def rl_policy(tmp_path_factory):
+    """A trading policy that always asks to buy its full size (the overrides of one
+    ``rl_policy`` agent trading it): the trained-policy kind among every kind."""
+    from qtg.rl.checkpoint import write_policy
+    from systems.features import SPEC
+    from systems.policy import meta_for
+
+    layers = [(np.zeros((SPEC.size, 5), np.float32), np.eye(5, dtype=np.float32)[4])]
+    path = write_policy(tmp_path_factory.mktemp("policy") / "policy.npz", layers, meta_for("trading", 5))
+    return ["population.rl_policy.count=1", f"population.rl_policy.policy={path}"]
+
+
 @pytest.mark.parametrize("name", sorted(EXPERIMENTS))
-def test_each_experiment_trades_on_the_device_as_on_the_host(name):
-    host, _, results = run_both([f"+experiment={name}", *EXPERIMENTS[name]])
+def test_each_experiment_trades_on_the_device_as_on_the_host(name, rl_policy):
+    every = name in ("liquidity_crash", "strategy_tournament")
+    host, _, results = run_both([f"+experiment={name}", *EXPERIMENTS[name], *(rl_policy if every else [])])
     fills = sum(len(r.fills) for r in results)
     assert fills > TICKS  # a market that trades
     static = host.static
@@ -90,6 +105,8 @@ def test_each_experiment_trades_on_the_device_as_on_the_host(name):
         takers = np.concatenate([r.fills.taker_agent for r in results])
         assert ((takers >= vwap.start) & (takers < vwap.stop)).any()
         assert sum(int((r.orders.agent >= static.background.agent_base).sum()) for r in results) > 0
+        policy = static.kind("rl_policy")  # the trained policy's agent sent its orders
+        assert sum(int(((r.orders.agent >= policy.start) & (r.orders.agent < policy.stop)).sum()) for r in results) > 0
 
 
 @settings(max_examples=4, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck))
