@@ -61,6 +61,7 @@ def action_space(env) -> gymnasium.spaces.Space:
 
 
 def _wanted(space: gymnasium.spaces.Space) -> str:
+    """What an action of ``space`` is, for an error line."""
     if isinstance(space, gymnasium.spaces.Box):
         return f"{space.shape[0]} floats in [{space.low[0]:g}, {space.high[0]:g}]"
     return f"an integer in [0, {space.n - 1}]"

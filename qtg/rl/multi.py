@@ -8,7 +8,8 @@ that speak PettingZoo (RLlib, MARLlib, CleanRL's multi-agent scripts, SuperSuit)
 starts an episode whose world key comes from the seed (the same seed, the same episode
 for the same actions; without a seed, the next key of the wrapper's own sequence, so a
 run of resets repeats too); ``step(actions)`` sets every learner's action (an agent left
-out of ``actions`` holds), runs one jitted tick of the whole market
+out of ``actions`` holds; in the portfolio task, whose actions are weights, every live
+agent gives one), runs one jitted tick of the whole market
 (``TradingEnv.step_all``) and returns per-agent dicts of observations (float32 NumPy),
 rewards (Python floats), terminations (never: the market goes on), truncations (every
 agent once the episode's ticks are up, after which ``agents`` is empty) and infos. It
@@ -34,7 +35,7 @@ import numpy as np
 from pettingzoo import ParallelEnv
 
 from qtg.rl.env import EnvParams, EnvState, TradingEnv
-from systems.features import SPEC
+from qtg.rl.gym import _wanted, action_space, box
 
 
 class ParallelMarketEnv(ParallelEnv):
@@ -53,9 +54,9 @@ class ParallelMarketEnv(ParallelEnv):
         self.agents: list[str] = []
         self._index = {agent: i for i, agent in enumerate(self.possible_agents)}
         # One space object per agent: PettingZoo asks for the same object on every call.
-        self.observation_spaces = {
-            a: gymnasium.spaces.Box(-SPEC.high, SPEC.high, (SPEC.size,), np.float32) for a in self.possible_agents}
-        self.action_spaces = {a: gymnasium.spaces.Discrete(env.num_actions) for a in self.possible_agents}
+        self.observation_spaces = {a: box(env) for a in self.possible_agents}  # the task's features
+        self.action_spaces = {a: action_space(env) for a in self.possible_agents}
+        self._continuous = isinstance(self.action_spaces[self.possible_agents[0]], gymnasium.spaces.Box)
         # Compiled once (the params are arguments, not constants baked into the programs).
         self._reset = jax.jit(env.reset_all)
         self._step = jax.jit(env.step_all)
@@ -65,7 +66,7 @@ class ParallelMarketEnv(ParallelEnv):
     def observation_space(self, agent: str) -> gymnasium.spaces.Box:
         return self.observation_spaces[agent]
 
-    def action_space(self, agent: str) -> gymnasium.spaces.Discrete:
+    def action_space(self, agent: str) -> gymnasium.spaces.Space:
         return self.action_spaces[agent]
 
     def reset(self, seed: int | None = None, options: dict | None = None) -> tuple[dict[str, np.ndarray], dict]:
@@ -83,19 +84,26 @@ class ParallelMarketEnv(ParallelEnv):
 
     def step(self, actions: dict[str, Any]) -> tuple[dict, dict, dict, dict, dict]:
         """One tick of the market with every live agent's action (an agent missing from
-        ``actions`` holds): ``(observations, rewards, terminations, truncations, infos)``,
+        ``actions`` holds; weights, the portfolio task's, are needed from every agent): ``(observations, rewards, terminations, truncations, infos)``,
         each keyed by agent. An agent's info holds its ``equity`` (currency) and the
         tick's market-wide ``volume``, ``fills`` and ``book_full``, and the ``tick``."""
         if self.env_state is None or not self.agents:
             raise RuntimeError("call reset() before step() (and after an episode's end)")
-        act = np.full(len(self.possible_agents), self.env.levels, np.int32)
+        if self._continuous:  # weights: no action holds, so every live agent gives one
+            act = np.zeros((len(self.possible_agents), self.env.num_actions), np.float32)
+            missing = [a for a in self.agents if a not in actions]
+            if missing:
+                raise ValueError(f"actions: every agent's weights are needed, missing {missing}")
+        else:
+            act = np.full(len(self.possible_agents), self.env.levels, np.int32)
         for agent, action in actions.items():
             if agent not in self._index:
                 raise ValueError(f"actions: no agent {agent!r}; the agents are {self.possible_agents}")
+            if self._continuous:
+                action = np.asarray(action, np.float32)
             if not self.action_spaces[agent].contains(action):
-                n = self.action_spaces[agent].n
-                raise ValueError(f"actions[{agent!r}]: an integer in [0, {n - 1}], got {action!r}")
-            act[self._index[agent]] = int(action)
+                raise ValueError(f"actions[{agent!r}]: {_wanted(self.action_spaces[agent])}, got {action!r}")
+            act[self._index[agent]] = action
         obs, self.env_state, reward, info = self._step(self.env_state, act, self.params)
         obs, reward, equity = np.asarray(obs), np.asarray(reward), np.asarray(info["equity"])
         market = {k: float(info[k]) for k in ("volume", "fills", "book_full")}

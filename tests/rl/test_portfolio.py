@@ -140,6 +140,21 @@ def test_the_gymnasium_wrappers_take_box_actions(env):
     assert obs.shape == (2, 2 * SPEC.size) and abs(reward[1]) < 1e-9 and reward[0] != 0.0  # all cash: no change
 
 
+def test_the_pettingzoo_wrapper_takes_every_agents_weights(env):
+    from pettingzoo.test import parallel_api_test
+
+    from qtg.rl.multi import ParallelMarketEnv
+
+    par = ParallelMarketEnv(env)
+    assert par.action_space("learner_0").shape == (2,) and par.observation_space("learner_0").shape == (2 * SPEC.size,)
+    parallel_api_test(par, num_cycles=EPISODE + 2)
+    par.reset(seed=1)
+    with pytest.raises(ValueError, match=r"every agent's weights are needed, missing \['learner_0'\]"):
+        par.step({})
+    obs, rewards, *_ = par.step({"learner_0": np.float32([0.5, 0.5])})
+    assert obs["learner_0"].shape == (2 * SPEC.size,) and rewards["learner_0"] != 0.0
+
+
 def test_ppo_trains_a_gaussian_policy_on_the_portfolio_task(env):
     from qtg.rl import ppo
     from qtg.rl.config import TrainConfig
