@@ -153,6 +153,12 @@ class TradingEnv(environment.Environment):
     def num_actions(self) -> int:
         return 2 * self.levels + 1
 
+    @property
+    def hold_action(self) -> int:
+        """The action that sends nothing new: ``levels`` (hold), what an agent the
+        multi-agent wrapper is given no action for takes."""
+        return self.levels
+
     def action_space(self, params: EnvParams | None = None) -> spaces.Discrete:
         return spaces.Discrete(self.num_actions)
 

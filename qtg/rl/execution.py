@@ -157,6 +157,11 @@ class ExecutionEnv(TradingEnv):
     def num_actions(self) -> int:
         return self.levels + 1
 
+    @property
+    def hold_action(self) -> int:
+        """Action 0: trade nothing this tick."""
+        return 0
+
     # -- the pure functions -------------------------------------------------------------
 
     def remaining(self, world: WorldState, params: ExecParams) -> jax.Array:

@@ -145,6 +145,11 @@ class MarketMakingEnv(TradingEnv):
     def num_actions(self) -> int:
         return (self.levels + 1) ** 2
 
+    @property
+    def hold_action(self) -> int:
+        """Action 0: quote nothing (level 0 on both sides)."""
+        return 0
+
     # -- the pure functions -------------------------------------------------------------
 
     def _value(self, world: WorldState) -> jax.Array:

@@ -8,8 +8,8 @@ that speak PettingZoo (RLlib, MARLlib, CleanRL's multi-agent scripts, SuperSuit)
 starts an episode whose world key comes from the seed (the same seed, the same episode
 for the same actions; without a seed, the next key of the wrapper's own sequence, so a
 run of resets repeats too); ``step(actions)`` sets every learner's action (an agent left
-out of ``actions`` holds; in the portfolio task, whose actions are weights, every live
-agent gives one), runs one jitted tick of the whole market
+out of ``actions`` takes the task's ``hold_action``: it holds, trades or quotes nothing;
+in the portfolio task, whose actions are weights, every live agent gives one), runs one jitted tick of the whole market
 (``TradingEnv.step_all``) and returns per-agent dicts of observations (float32 NumPy),
 rewards (Python floats), terminations (never: the market goes on), truncations (every
 agent once the episode's ticks are up, after which ``agents`` is empty) and infos. It
@@ -95,7 +95,7 @@ class ParallelMarketEnv(ParallelEnv):
             if missing:
                 raise ValueError(f"actions: every agent's weights are needed, missing {missing}")
         else:
-            act = np.full(len(self.possible_agents), self.env.levels, np.int32)
+            act = np.full(len(self.possible_agents), self.env.hold_action, np.int32)
         for agent, action in actions.items():
             if agent not in self._index:
                 raise ValueError(f"actions: no agent {agent!r}; the agents are {self.possible_agents}")

@@ -45,6 +45,7 @@ def test_the_learner_quotes_as_a_quoter_made_from_the_learner_entry(env):
     p = params.world.kinds["quoter"]
     assert int(p.trade.size[0]) == SIZE and int(p.trade.max_position[0]) == 150 and int(p.levels[0]) == 4
     assert float(p.step[0]) == pytest.approx(2e-4) and int(params.world.max_short[env.kind.start]) == 100
+    assert env.hold_action == 0 and [int(x[0]) for x in quoter.sides(p, jax.numpy.zeros(1, "int32"))] == [0, 0]
     obs, state = env.reset(jax.random.key(0), params)
     assert obs.shape == (SPEC.size,) == (10,) and SPEC.names[-1] == "time_left" and float(obs[-1]) == 1.0
     assert env.observation_space(params).contains(obs) and env.action_space(params).n == 25
@@ -188,6 +189,19 @@ def test_a_bad_task_setting_is_one_line(overrides, line):
     with pytest.raises(ConfigError) as e:
         load(["env=market_making", *overrides])
     assert str(e.value).startswith(line) and "\n" not in str(e.value)
+
+
+def test_the_pettingzoo_wrapper_declares_the_tasks_observation_and_actions(env):
+    from pettingzoo.test import parallel_api_test
+
+    from qtg.rl.multi import ParallelMarketEnv
+
+    par = ParallelMarketEnv(env)
+    assert par.observation_space("learner_0").shape == (SPEC.size,) and par.action_space("learner_0").n == 25
+    parallel_api_test(par, num_cycles=EPISODE + 2)
+    par.reset(seed=2)
+    *_, infos = par.step({})  # no action: the hold action, no quotes
+    assert int(par.env_state.world.kinds["quoter"].action[0]) == 0 and infos["learner_0"]["tick"] == WARMUP + 1
 
 
 def test_the_task_and_its_experiment_compose():
