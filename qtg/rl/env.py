@@ -21,7 +21,7 @@ The reward is configurable (``qtg.rl.config.RewardConfig``, Hydra group ``reward
 change of equity, less penalties for inventory, drawdown, variance and transaction costs,
 plus a terminal Sharpe ratio; equity values the learner's shares at the marks, or at the
 fundamentals' fair value (``reward.mark=fair``; ``info["equity"]`` is always at the
-marks). ``step_all`` steps every learner (actions ``[L]``, returns
+marks, and ``info["traded"]`` is the value the step traded at the marks, currency). ``step_all`` steps every learner (actions ``[L]``, returns
 observations ``[L, F]`` and rewards ``[L]``) for the multi-agent wrappers; ``step`` is the
 first learner's view, for single-agent code.
 
@@ -271,7 +271,8 @@ class TradingEnv(environment.Environment):
         peak = jnp.maximum(state.peak, equity)
         drawdown_growth = jnp.maximum((peak - equity) - (state.peak - state.equity), 0.0) / base
         inventory = self._worth(world, held, params) / base
-        traded = self._worth(world, held - state.held, params) / base
+        traded_value = self._worth(world, held - state.held, params)  # currency
+        traded = traded_value / base
         pnl_sum, pnl_sq = state.pnl_sum + pnl, state.pnl_sq + pnl * pnl
         steps = (state.time + 1).astype(jnp.float64)
         mean = pnl_sum / steps
@@ -283,14 +284,14 @@ class TradingEnv(environment.Environment):
                          peak=peak, held=held, pnl_sum=pnl_sum, pnl_sq=pnl_sq)
         # book_full: orders refused for a full book side this tick (never silent; 0 while the
         # capacity suffices, and then the tick trades exactly as engine=fast would).
-        info = {"equity": self._equity(world), "volume": out.volume.sum(), "fills": out.fills,
+        info = {"equity": self._equity(world), "traded": traded_value, "volume": out.volume.sum(), "fills": out.fills,
                 "book_full": out.book_full}
         return self.observe_all(state, params), state, reward.astype(jnp.float32), info
 
     def step_env(self, key: jax.Array, state: EnvState, action: Any, params: EnvParams):
         del key  # the world draws from its own key (set at reset)
         obs, state, reward, info = self.step_all(state, action, params)
-        info = {**info, "equity": info["equity"][0]}
+        info = {**info, "equity": info["equity"][0], "traded": info["traded"][0]}
         return obs[0], state, reward[0], self.is_terminated(state, params), info
 
 

@@ -67,6 +67,17 @@ def _wanted(space: gymnasium.spaces.Space) -> str:
     return f"an integer in [0, {space.n - 1}]"
 
 
+def checked(space: gymnasium.spaces.Space, action: Any, what: str):
+    """One action of ``space`` as the environment takes it: float32 weights of a Box, a
+    Python int of a Discrete; ValueError naming ``what`` and what is allowed when it is
+    not in the space."""
+    if isinstance(space, gymnasium.spaces.Box):
+        action = np.asarray(action, np.float32)
+    if not space.contains(action):
+        raise ValueError(f"{what}: {_wanted(space)}, got {action!r}")
+    return action if isinstance(space, gymnasium.spaces.Box) else int(action)
+
+
 class GymnasiumEnv(gymnasium.Env):
     """One environment behind Gymnasium's ``Env`` (see the module doc)."""
 
@@ -77,7 +88,6 @@ class GymnasiumEnv(gymnasium.Env):
         self.params = env.default_params
         self.observation_space = box(env)
         self.action_space = action_space(env)
-        self._continuous = isinstance(self.action_space, gymnasium.spaces.Box)
         self._state = None
         self._key = None
 
@@ -92,13 +102,9 @@ class GymnasiumEnv(gymnasium.Env):
     def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict]:
         if self._state is None:
             raise RuntimeError("call reset() before step()")
-        if self._continuous:
-            action = np.asarray(action, np.float32)
-        if not self.action_space.contains(action):
-            raise ValueError(f"action: {_wanted(self.action_space)}, got {action!r}")
+        action = checked(self.action_space, action, "action")
         self._key, key = jax.random.split(self._key)
         tick = int(self._state.world.tick) + 1
-        action = action if self._continuous else int(action)  # float32[A] or a Python int
         obs, self._state, reward, terminated, truncated, info = self.env.step(key, self._state, action, self.params)
         terminated, truncated = bool(terminated), bool(truncated)
         if terminated or truncated:

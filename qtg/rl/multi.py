@@ -35,7 +35,7 @@ import numpy as np
 from pettingzoo import ParallelEnv
 
 from qtg.rl.env import EnvParams, EnvState, TradingEnv
-from qtg.rl.gym import _wanted, action_space, box
+from qtg.rl.gym import action_space, box, checked
 
 
 class ParallelMarketEnv(ParallelEnv):
@@ -84,8 +84,9 @@ class ParallelMarketEnv(ParallelEnv):
 
     def step(self, actions: dict[str, Any]) -> tuple[dict, dict, dict, dict, dict]:
         """One tick of the market with every live agent's action (an agent missing from
-        ``actions`` holds; weights, the portfolio task's, are needed from every agent): ``(observations, rewards, terminations, truncations, infos)``,
-        each keyed by agent. An agent's info holds its ``equity`` (currency) and the
+        ``actions`` takes the task's ``hold_action``; weights, the portfolio task's, are
+        needed from every live agent): ``(observations, rewards, terminations, truncations,
+        infos)``, each keyed by agent. An agent's info holds its ``equity`` (currency) and the
         tick's market-wide ``volume``, ``fills`` and ``book_full``, and the ``tick``."""
         if self.env_state is None or not self.agents:
             raise RuntimeError("call reset() before step() (and after an episode's end)")
@@ -99,11 +100,7 @@ class ParallelMarketEnv(ParallelEnv):
         for agent, action in actions.items():
             if agent not in self._index:
                 raise ValueError(f"actions: no agent {agent!r}; the agents are {self.possible_agents}")
-            if self._continuous:
-                action = np.asarray(action, np.float32)
-            if not self.action_spaces[agent].contains(action):
-                raise ValueError(f"actions[{agent!r}]: {_wanted(self.action_spaces[agent])}, got {action!r}")
-            act[self._index[agent]] = action
+            act[self._index[agent]] = checked(self.action_spaces[agent], action, f"actions[{agent!r}]")
         obs, self.env_state, reward, info = self._step(self.env_state, act, self.params)
         obs, reward, equity = np.asarray(obs), np.asarray(reward), np.asarray(info["equity"])
         market = {k: float(info[k]) for k in ("volume", "fills", "book_full")}

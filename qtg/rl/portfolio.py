@@ -56,7 +56,7 @@ from components.money import SCALE
 from components.world import WorldState
 from qtg.core.config import Config, ConfigError
 from qtg.rl.config import RewardConfig
-from qtg.rl.env import EnvParams, EnvState, TradingEnv, evaluate_task, play, trajectories_of
+from qtg.rl.env import EnvParams, TradingEnv, evaluate_task, play, trajectories_of
 from systems import measure
 from systems.features import SPEC as MARKET
 from systems.features import features
@@ -95,8 +95,7 @@ class PortfolioEnv(TradingEnv):
 
     def __init__(self, cfg: Config, capacity: int | None = None, warmup: int = 30, episode: int = 100,
                  reward: RewardConfig | None = None, openings: int = 1, gross: float = 1.0, band: float = 0.002):
-        self.gross = float(gross)
-        super().__init__(task_config(cfg, self.gross, float(band)), capacity, warmup, episode, reward, openings)
+        super().__init__(task_config(cfg, float(gross), float(band)), capacity, warmup, episode, reward, openings)
         self.OBSERVATION = spec_for(TASK, self.static.n_symbols)
         self._episodes = jax.jit(self._run)
 
@@ -141,18 +140,6 @@ class PortfolioEnv(TradingEnv):
         obs = features(world, frame, rows, symbols, jnp.repeat(p.trade.max_position, s))
         return obs.reshape(n, s * MARKET.size)
 
-    def step_all(self, state: EnvState, action: jax.Array, params: EnvParams):
-        """:meth:`TradingEnv.step_all` with, in ``info``, the equity at the marks before the
-        step (``before``) and the value traded (``traded``, currency) of every learner."""
-        before = self._equity(state.world)
-        obs, new, reward, info = super().step_all(state, action, params)
-        traded = self._worth(new.world, new.held - state.held, params)
-        return obs, new, reward, {**info, "before": before, "traded": traded}
-
-    def step_env(self, key: jax.Array, state: EnvState, action, params: EnvParams):
-        obs, state, reward, done, info = super().step_env(key, state, action, params)
-        return obs, state, reward, done, {**info, "before": info["before"][0], "traded": info["traded"][0]}
-
     # -- the baselines ------------------------------------------------------------------
 
     def equal_weight(self, obs: jax.Array) -> jax.Array:
@@ -176,18 +163,21 @@ class PortfolioEnv(TradingEnv):
                               self.equal_weight(obs), self.value(obs)])[which]
 
         def record(state, reward, info, action):
-            return {"action": action, "reward": reward, "before": info["before"], "equity": info["equity"],
-                    "traded": info["traded"]}
+            return {"action": action, "reward": reward, "equity": info["equity"], "traded": info["traded"]}
 
-        return play(self, params, keys, choose, record)
+        ticks, last = play(self, params, keys, choose, record)
+        # each episode's equity at the marks before its first step: its opening's
+        start = jax.vmap(lambda key: self._equity(self.pick_opening(key, params)[0])[0])(keys)
+        return {**ticks, "start": start}, last
 
     def trajectories(self, params: EnvParams, keys: jax.Array, which: int, layers=None):
         """Whole episodes from the opening, one per key (vmapped; one compiled program per
         number of keys and policy shape), with the strategy ``which``: :data:`HOLD` (all
         cash), :data:`POLICY` (``layers``' outputs clipped), :data:`EQUAL` or :data:`VALUE`.
         ``(ticks, last)``: per episode and tick [E, T] its ``action`` (weights [E, T, S]),
-        ``reward``, ``before`` and ``equity`` (at the marks before and after it) and
-        ``traded`` (value, currency), as NumPy; each episode's last state."""
+        ``reward``, ``equity`` (at the marks after it) and ``traded`` (value, currency), and
+        per episode [E] ``start`` (its equity at the marks at the opening), as NumPy; each
+        episode's last state."""
         return trajectories_of(self, self._episodes, params, keys, which, layers)
 
     def episodes(self, params: EnvParams, keys: jax.Array, which: int, layers=None) -> dict[str, np.ndarray]:
@@ -208,7 +198,7 @@ class PortfolioEnv(TradingEnv):
 
 def episode_metrics(ticks: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     """:meth:`PortfolioEnv.episodes`'s metrics of its trajectories ``ticks``."""
-    start = ticks["before"][:, :1].astype(np.float64)
+    start = ticks["start"][:, None].astype(np.float64)
     equity = np.concatenate([start, ticks["equity"].astype(np.float64)], axis=1)  # [E, T + 1]
     steps = np.diff(equity, axis=1) / equity[:, :-1]
     std = steps.std(axis=1)
