@@ -18,7 +18,7 @@ from qtg.core.config import Config, ConfigError
 TASKS = ("trading", "execution", "market_making", "portfolio")
 SIDES = ("sell", "buy")
 ALGORITHMS = ("ppo",)
-MARKS = ("market", "fair")
+MARKS = ("market", "fair", "edge")
 
 
 @dataclasses.dataclass
@@ -83,7 +83,10 @@ class RewardConfig:
     mark: str = setting("market", doc=(
         "How the reward values the learner's shares: market (at the marks, mid or last trade) or fair "
         "(at the fundamentals' fair value: a purchase below fair value pays at once, and a position "
-        "earns only what the fair value moves; shaping for markets whose prices find fair value slowly)."))
+        "earns only what the fair value moves; shaping for markets whose prices find fair value slowly) "
+        "or edge (a step pays only what its trades made against the fair value, cash paid or received "
+        "plus the shares traded at the fair value after the step; the shares held are not marked again, "
+        "so the fair value's own moves, which no trade can foresee, add no noise to the reward)."))
 
 
 @dataclasses.dataclass

@@ -183,12 +183,21 @@ class TradingEnv(environment.Environment):
 
     def _value(self, world: WorldState) -> jax.Array:
         """Each learner's equity as the reward values it (``reward.mark``): at the marks
-        (:meth:`_equity`), or its shares at the fundamentals' fair value. f64[L] currency"""
+        (:meth:`_equity`), or its shares at the fundamentals' fair value (``fair``, ``edge``).
+        f64[L] currency"""
         if self.reward.mark == "market":
             return self._equity(world)
         rows = self._rows()
         shares = world.wallet.position[rows].astype(jnp.float64) @ world.fundamentals.fair
         return ((world.wallet.cash[rows] + shares) / SCALE).astype(jnp.float64)
+
+    def _held_at_fair(self, before: WorldState, world: WorldState) -> jax.Array:
+        """The cash and shares of each learner in ``before`` at the fair value of ``world``
+        (``reward.mark=edge`` counts a step's change from it: what the step's trades made
+        against the fair value, the shares held before it not marked again). f64[L] currency"""
+        rows = self._rows()
+        shares = before.wallet.position[rows].astype(jnp.float64) @ world.fundamentals.fair
+        return ((before.wallet.cash[rows] + shares) / SCALE).astype(jnp.float64)
 
     def _held(self, world: WorldState, params: EnvParams) -> jax.Array:
         """Each learner's shares of its symbol. i64[L]"""
@@ -265,9 +274,21 @@ class TradingEnv(environment.Environment):
         """One tick of the market with every learner's action (i32[L], or one for all):
         ``(obs f32[L, F], state, reward f32[L], info)`` (no reset)."""
         world, out = self._tick(self._set_actions(state.world, action), params)
+        state, reward, traded = self.settle(state, world, params)
+        # book_full: orders refused for a full book side this tick (never silent; 0 while the
+        # capacity suffices, and then the tick trades exactly as engine=fast would).
+        info = {"equity": self._equity(world), "traded": traded, "volume": out.volume.sum(), "fills": out.fills,
+                "book_full": out.book_full}
+        return self.observe_all(state, params), state, reward, info
+
+    def settle(self, state: EnvState, world: WorldState, params: EnvParams):
+        """What a tick from ``state`` to ``world`` (the market after it) gives every
+        learner: ``(state, reward f32[L], traded f64[L])``, the state after the step, the
+        reward and the value traded at the marks (currency). ``step_all`` is the tick
+        then this; the reward is a function of the two states alone."""
         equity, held = self._value(world), self._held(world, params)
         r, base = self.reward, state.opening_equity / 100.0  # a percent of the opening equity, currency
-        pnl = (equity - state.equity) / base
+        pnl = (equity - (self._held_at_fair(state.world, world) if r.mark == "edge" else state.equity)) / base
         peak = jnp.maximum(state.peak, equity)
         drawdown_growth = jnp.maximum((peak - equity) - (state.peak - state.equity), 0.0) / base
         inventory = self._worth(world, held, params) / base
@@ -282,11 +303,7 @@ class TradingEnv(environment.Environment):
                   - r.cost_bps * 1e-4 * traded + jnp.where(last, r.sharpe * sharpe, 0.0))
         state = EnvState(time=state.time + 1, world=world, equity=equity, opening_equity=state.opening_equity,
                          peak=peak, held=held, pnl_sum=pnl_sum, pnl_sq=pnl_sq)
-        # book_full: orders refused for a full book side this tick (never silent; 0 while the
-        # capacity suffices, and then the tick trades exactly as engine=fast would).
-        info = {"equity": self._equity(world), "traded": traded_value, "volume": out.volume.sum(), "fills": out.fills,
-                "book_full": out.book_full}
-        return self.observe_all(state, params), state, reward.astype(jnp.float32), info
+        return state, reward.astype(jnp.float32), traded_value
 
     def step_env(self, key: jax.Array, state: EnvState, action: Any, params: EnvParams):
         del key  # the world draws from its own key (set at reset)

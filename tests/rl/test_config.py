@@ -29,10 +29,11 @@ def test_the_reward_group_and_the_experiment_compose():
     sharpe = load(["reward=sharpe"]).reward
     assert (sharpe.pnl, sharpe.sharpe) == (0.0, 1.0)
     assert load(["reward=fair_value"]).reward.mark == "fair" and load([]).reward.mark == "market"
+    assert load(["reward=edge"]).reward.mark == "edge"
     ppo = load(["+experiment=rl_ppo"]).train
-    assert (ppo.seeds, ppo.num_envs, ppo.num_steps, ppo.updates) == (4, 64, 64, 500)
+    assert (ppo.seeds, ppo.num_envs, ppo.num_steps, ppo.updates, ppo.gamma, ppo.ent_coef) == (4, 64, 64, 250, 0.95, 0.02)
     env, reward = load(["+experiment=rl_ppo"]).env, load(["+experiment=rl_ppo"]).reward
-    assert (env.openings, env.warmup, reward.mark, reward.cost_bps) == (64, 100, "fair", 10.0)
+    assert (env.openings, env.warmup, reward.mark, reward.cost_bps) == (64, 100, "edge", 0.0)
 
 
 @pytest.mark.parametrize("overrides, line", [
@@ -41,8 +42,8 @@ def test_the_reward_group_and_the_experiment_compose():
     (["env.task=poker"], "env.task: unknown task 'poker'; allowed: trading"),
     (["train.algo=sac"], "train.algo: unknown algorithm 'sac'; allowed: ppo"),
     (["population.learner.count=0"], "population.learner.count: training needs at least one learner, got 0"),
-    (["reward=nope"], "reward=nope: no such option; allowed: fair_value, pnl, risk_adjusted, sharpe"),
-    (["reward.mark=book"], "reward.mark: unknown valuation 'book'; allowed: market, fair"),
+    (["reward=nope"], "reward=nope: no such option; allowed: edge, fair_value, pnl, risk_adjusted, sharpe"),
+    (["reward.mark=book"], "reward.mark: unknown valuation 'book'; allowed: market, fair, edge"),
     (["env=execution", "env.openings=4"], "env.openings: the execution task starts every episode from one opening"),
     (["env.openings=0"], "env.openings: must be"),
     (["train.hidden=[]"], "train.hidden: at least one hidden layer is needed, got []"),

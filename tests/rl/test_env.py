@@ -218,6 +218,33 @@ def test_reward_mark_fair_values_the_shares_at_fair_value(env):
     assert float(env._value(world)[0]) == pytest.approx(at(world, mark), rel=1e-12) and fair != mark
 
 
+def test_reward_mark_edge_pays_only_what_the_trades_made_against_fair_value(env):
+    """``reward.mark=edge``: a step's reward is its cash change plus the shares it traded at
+    the fair value after it (percent of the opening equity); the shares held are not marked
+    again, so a step that trades nothing pays 0 while the fair value moves. (The module's
+    compiled step moves the market; ``settle`` values each step as the edge reward does.)"""
+    from qtg.rl.config import RewardConfig
+
+    edge_env = env.with_reward(RewardConfig(mark="edge"))
+    params, row = env.default_params, env.kind.start
+    _, state = env.reset(jax.random.key(3), params)
+    base = float(state.opening_equity[0]) / 100.0
+    fairs, paid = [], []
+    for action in (4, 2, 2, 0, 2):  # buy the most, hold twice, sell the most, hold
+        _, after, *_ = env.step(jax.random.key(0), state, action, params)
+        settled, reward, _ = edge_env.settle(state, after.world, params)
+        before, now, fair = state.world.wallet, after.world.wallet, float(after.world.fundamentals.fair[0])
+        cash = (int(now.cash[row]) - int(before.cash[row])) / 10_000
+        traded = int(now.position[row, 0]) - int(before.position[row, 0])
+        assert float(reward[0]) == pytest.approx((cash + traded * fair / 10_000) / base, rel=1e-5, abs=1e-9)
+        if traded == 0:
+            assert abs(float(reward[0])) < 1e-12  # 0 but for the rounding of two equal f64 sums
+        fairs.append(fair)
+        paid.append(traded)
+        state = settled
+    assert paid[0] > 0 and paid[3] < 0 and paid[1] == paid[2] == 0 and len(set(fairs[:3])) > 1
+
+
 def test_episodes_start_from_openings_drawn_by_their_reset_keys():
     """``openings=3``: three warm-ups from the build, each with its own key; a reset key
     draws one, whose world, observation, equity and holdings the episode starts from, and
