@@ -351,8 +351,10 @@ def test_cli_late_event_exits_2_before_anything_is_written(tmp_path):
 
 @pytest.mark.slow
 def test_cli_run_writes_summary_and_chart(tmp_path):
+    """One CLI run writes every output, and its summary reports the VWAP executors' execution."""
     out = _cli("run.ticks=120", "population.noise.count=20", "seed=3", f"hydra.run.dir={tmp_path}/run",
-               "hooks=[metrics,storage]", cwd=tmp_path)
+               "hooks=[metrics,storage]", "population.vwap_executor.count=4", "population.vwap_executor.start=[5,10]",
+               "population.vwap_executor.horizon=[50,80]", cwd=tmp_path)
     assert out.returncode == 0, out.stderr
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
     from qtg.hooks.storage import RunDB
@@ -361,10 +363,10 @@ def test_cli_run_writes_summary_and_chart(tmp_path):
         assert db.last_tick() == 119 and len(db.trades()["price"]) == summary["fills"]
     assert summary["storage"]["rows"] > 0 and summary["metrics"]["ticks"] == 120
     assert json.loads((tmp_path / "run" / "metrics.json").read_text())["ticks"] == 120
-    assert summary["run"]["ticks"] == 120 and summary["run"]["agents"] == 70
+    assert summary["run"]["ticks"] == 120 and summary["run"]["agents"] == 74
     assert summary["fills"] > 0 and summary["volume"] > 0
     assert summary["conservation"] == {"cash": True, "shares": True, "borrow_ledger": True}
-    assert set(summary["pnl_by_kind"]) == {"market_maker", "noise"}
+    assert set(summary["pnl_by_kind"]) == {"market_maker", "noise", "vwap_executor"}
     assert summary["engine"]["engine"] == "fast" and summary["engine"]["fills"] == summary["fills"]
     assert summary["risk_by_kind"]["noise"]["sharpe"]["count"] == 20
     assert "Sharpe" in out.stdout and "max DD" in out.stdout
@@ -377,21 +379,12 @@ def test_cli_run_writes_summary_and_chart(tmp_path):
     assert "market_maker" in out.stdout and "conservation: cash ok, shares ok, borrow ledger ok" in out.stdout
     assert sum(k["trades"] for k in summary["pnl_by_kind"].values()) == 2 * summary["fills"]
     rows = (tmp_path / "run" / "agents.csv").read_text().splitlines()
-    assert len(rows) == 1 + 70 and rows[0].startswith("agent,kind,pnl,equity,cash,trades")
+    assert len(rows) == 1 + 74 and rows[0].startswith("agent,kind,pnl,equity,cash,trades")
     pnl = sum(float(r.split(",")[2]) for r in rows[1:])
     # kind totals are rounded to cents (<= 0.005 each), rows to 4 decimals
     assert pnl == pytest.approx(sum(k["pnl_total"] for k in summary["pnl_by_kind"].values()), abs=0.02)
-
-
-@pytest.mark.slow
-def test_cli_run_reports_vwap_execution(tmp_path):
-    out = _cli("run.ticks=200", "population.vwap_executor.count=4", "population.vwap_executor.start=[5,10]",
-               "population.vwap_executor.horizon=[50,80]", f"hydra.run.dir={tmp_path}/run",
-               "hooks=[]", "run.chart=false", cwd=tmp_path)
-    assert out.returncode == 0, out.stderr
-    execution = json.loads((tmp_path / "run" / "summary.json").read_text())["execution"]["vwap_executor"]
-    assert execution["all"]["count"] == 4
-    assert execution["all"]["completion"] > 0.95
+    execution = summary["execution"]["vwap_executor"]  # every program ends by tick 90 of the 120
+    assert execution["all"]["count"] == 4 and execution["all"]["completion"] > 0.95
 
 
 def test_other_symbols_without_sectors_share_one_sector():
