@@ -181,6 +181,7 @@ def test_the_task_and_its_experiment_compose_and_a_portfolio_policy_is_not_a_tra
 
     cfg = load(["+experiment=rl_portfolio"])
     assert cfg.env.task == "portfolio" and len(cfg.market.symbols) == 4 and cfg.env.gross == 1.0
+    assert (cfg.reward.mark, cfg.reward.cost_bps, cfg.train.gamma, cfg.train.updates) == ("edge", 0.0, 0.95, 300)
     with pytest.raises(ConfigError, match=r"^env.band: .*got 2.0"):
         load(["env=portfolio", "env.band=2"])
     path = write_policy(tmp_path / "policy.npz", [(np.zeros((2 * SPEC.size, 2), np.float32), np.zeros(2, np.float32))],
