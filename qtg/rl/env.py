@@ -187,17 +187,16 @@ class TradingEnv(environment.Environment):
         f64[L] currency"""
         if self.reward.mark == "market":
             return self._equity(world)
-        rows = self._rows()
-        shares = world.wallet.position[rows].astype(jnp.float64) @ world.fundamentals.fair
-        return ((world.wallet.cash[rows] + shares) / SCALE).astype(jnp.float64)
+        return self._at_fair(world, world.fundamentals.fair)
 
-    def _held_at_fair(self, before: WorldState, world: WorldState) -> jax.Array:
-        """The cash and shares of each learner in ``before`` at the fair value of ``world``
-        (``reward.mark=edge`` counts a step's change from it: what the step's trades made
-        against the fair value, the shares held before it not marked again). f64[L] currency"""
+    def _at_fair(self, world: WorldState, fair: jax.Array) -> jax.Array:
+        """Each learner's cash and shares in ``world`` valued at ``fair`` (f64[S], the
+        fundamentals' fair values: ``world``'s own, or with ``reward.mark=edge`` those after
+        the step, which values the holdings before it without marking them again).
+        f64[L] currency"""
         rows = self._rows()
-        shares = before.wallet.position[rows].astype(jnp.float64) @ world.fundamentals.fair
-        return ((before.wallet.cash[rows] + shares) / SCALE).astype(jnp.float64)
+        shares = world.wallet.position[rows].astype(jnp.float64) @ fair
+        return ((world.wallet.cash[rows] + shares) / SCALE).astype(jnp.float64)
 
     def _held(self, world: WorldState, params: EnvParams) -> jax.Array:
         """Each learner's shares of its symbol. i64[L]"""
@@ -288,7 +287,10 @@ class TradingEnv(environment.Environment):
         then this; the reward is a function of the two states alone."""
         equity, held = self._value(world), self._held(world, params)
         r, base = self.reward, state.opening_equity / 100.0  # a percent of the opening equity, currency
-        pnl = (equity - (self._held_at_fair(state.world, world) if r.mark == "edge" else state.equity)) / base
+        # edge: counted from the holdings before the step at the fair value after it, so the
+        # change is only what the step's trades made against the fair value
+        before = self._at_fair(state.world, world.fundamentals.fair) if r.mark == "edge" else state.equity
+        pnl = (equity - before) / base
         peak = jnp.maximum(state.peak, equity)
         drawdown_growth = jnp.maximum((peak - equity) - (state.peak - state.equity), 0.0) / base
         inventory = self._worth(world, held, params) / base
