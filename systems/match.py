@@ -98,8 +98,11 @@ def match_on_device(static, params, state, frame, key, stp: int, axis_name: str 
     if any; ``in_order``: match in arrival order whatever the market (``match_batch``)."""
     del static, key
     orders = frame.orders
-    books, m = device.match_batch(state.books, orders, arrival_rows(orders.valid, frame.priority),
-                                  params.tick_size, stp, axis_name, in_order)
+    arrival = arrival_rows(orders.valid, frame.priority)
+    if axis_name is None:
+        books, m = device.match_markets(state.books, orders, arrival, params.tick_size, stp, in_order)
+    else:
+        books, m = device.match_batch(state.books, orders, arrival, params.tick_size, stp, axis_name, in_order)
     return state.replace(books=books), frame.replace(fills=m.fills, updates=m.updates, book=m.top,
                                                      status=m.status, matched=m)
 

@@ -39,6 +39,7 @@ whenever no id is used on two symbols. :class:`DeviceEngine` is the host engine
 from __future__ import annotations
 
 import dataclasses
+import functools
 
 import jax
 import jax.numpy as jnp
@@ -382,7 +383,8 @@ def match_batch(books: Book, orders: OrderBatch, arrival, tick_size, stp: int,
     per market and JAX selects every carried array at every step, and a market of several
     symbols runs both forms (the same results, several times slower): ``in_order`` (static)
     takes the arrival order whatever the market, what a caller that is vmapped by code it
-    does not own wants (the RL environments: at 64 markets of 4 symbols, 9 times faster)."""
+    does not own wants (the RL environments: at 64 markets of 4 symbols, 9 times faster);
+    such a caller calls :func:`match_markets`, which names the axis for it."""
     S = books.qty.shape[0]
     n = orders.valid.sum().astype(jnp.int32)
     arrived = MarketOrder(**{f.name: getattr(orders, f.name)[arrival] for f in dataclasses.fields(MarketOrder)})
@@ -402,6 +404,70 @@ def match_batch(books: Book, orders: OrderBatch, arrival, tick_size, stp: int,
     books, m = jax.lax.cond(share(done), lambda: (by_books, by_m),
                             lambda: _in_arrival_order(books, arrived, n, tick_size, stp, axis_name))
     return books, m.replace(arrival=arrival)
+
+
+MARKETS = "qtg_markets"
+"""The ``vmap`` axis name :func:`match_markets` gives the markets it batches."""
+
+
+def match_markets(books: Book, orders: OrderBatch, arrival, tick_size, stp: int,
+                  in_order: bool = False) -> tuple[Book, Matched]:
+    """:func:`match_batch` for a caller that does not name the ``vmap`` axes it may run
+    under (the RL environments, vmapped by their users' code). Unbatched, it is
+    ``match_batch``. Under any ``vmap`` (nested ones too, merged into one axis of
+    markets) it is ``match_batch`` vmapped over the markets with a named axis, so its
+    loop over the arrivals runs to the largest count of arrivals of any market, a number
+    they all share: without a name each market's count is its own, and JAX then selects
+    every array the loop carries, at every step, between the markets that are done and
+    those that are not (a step of 64 trading environments: see ``docs/performance.md``)."""
+    return _one_market(int(stp), bool(in_order))(books, orders, arrival, tick_size)
+
+
+@functools.cache
+def _one_market(stp: int, in_order: bool):
+    """The :func:`match_markets` of one ``stp`` and ``in_order``: a ``custom_vmap``
+    function whose batching rule hands the markets to :func:`_many_markets`."""
+    many = _many_markets(stp, in_order)
+
+    @jax.custom_batching.custom_vmap
+    def one(books, orders, arrival, tick_size):
+        return match_batch(books, orders, arrival, tick_size, stp, None, in_order)
+
+    @one.def_vmap
+    def _(axis_size, in_batched, *args):
+        out = many(*_broadcast(axis_size, in_batched, args))
+        return out, jax.tree.map(lambda _: True, out)
+
+    return one
+
+
+def _broadcast(axis_size: int, in_batched, args):
+    """``args`` with a leading axis of ``axis_size`` on every leaf (unbatched leaves are
+    broadcast to it)."""
+    return jax.tree.map(lambda on, a: a if on else jnp.broadcast_to(a, (axis_size,) + jnp.shape(a)),
+                        tuple(in_batched), tuple(args))
+
+
+@functools.cache
+def _many_markets(stp: int, in_order: bool):
+    """Markets along the leading axis of every argument, matched by ``match_batch`` under a
+    ``vmap`` named :data:`MARKETS`. Batched again (a ``vmap`` outside the first), the new
+    axis is folded into the markets' axis: one loop for all of them still."""
+
+    @jax.custom_batching.custom_vmap
+    def many(books, orders, arrival, tick_size):
+        return jax.vmap(lambda b, o, a, t: match_batch(b, o, a, t, stp, MARKETS, in_order),
+                        axis_name=MARKETS)(books, orders, arrival, tick_size)
+
+    @many.def_vmap
+    def _(axis_size, in_batched, *args):
+        args = _broadcast(axis_size, in_batched, args)
+        flat = jax.tree.map(lambda a: a.reshape((-1,) + a.shape[2:]), args)
+        out = many(*flat)
+        out = jax.tree.map(lambda a: a.reshape((axis_size, -1) + a.shape[1:]), out)
+        return out, jax.tree.map(lambda _: True, out)
+
+    return many
 
 
 def _ids_may_cross(books: Book, arrived: MarketOrder):
