@@ -119,16 +119,27 @@ def _shift_right(f, n: int):
     return jnp.concatenate([jnp.zeros((n,), f.dtype), f[:-n]]) if n < f.shape[0] else jnp.zeros_like(f)
 
 
+ONE_HOT_MAX = 32
+"""The largest capacity for which :func:`_remove_prefix` picks each slot's new value with
+a one-hot compare over the row (``C x C`` per field, in registers at 32) rather than a
+barrel shifter of ``log2(C) + 1`` static shifts: at 32 a side and 64 books the match of a
+tick's orders takes 4.7 ms instead of 6.4; at 64 a side, 30 ms instead of 11.6."""
+
+
 def _remove_prefix(fields, k, gather: bool = False):
     """Drop the first ``k`` slots of each ``[capacity]`` array (shift left, zero-fill).
     ``gather``: one read at the shifted index (the cheaper form for a single book);
-    otherwise a barrel shifter of static shifts by the bits of ``k``. Under ``vmap`` the
+    otherwise, up to :data:`ONE_HOT_MAX` slots, a one-hot pick of each slot's source, and
+    beyond, a barrel shifter of static shifts by the bits of ``k``. Under ``vmap`` the
     gather form made XLA's CPU code generator (JAX 0.10.2, LLVM) crash in about half of
-    the compilations, so every batched path uses the shifter."""
+    the compilations, so every batched path uses one of the others."""
     c = fields[0].shape[0]
     if gather:
         src = jnp.arange(c) + k
         return [jnp.where(src < c, f[jnp.minimum(src, c - 1)], 0) for f in fields]
+    if c <= ONE_HOT_MAX:  # slot j takes slot j + k: the one term of a masked sum, exact for integers
+        pick = jnp.arange(c)[None, :] == jnp.arange(c)[:, None] + k
+        return [jnp.where(pick, f[None, :], 0).sum(axis=1).astype(f.dtype) for f in fields]
     out = list(fields)
     for bit in range(max(c - 1, 0).bit_length() + 1):
         step = 1 << bit
@@ -629,10 +640,10 @@ def _in_arrival_order(books: Book, arrived: MarketOrder, n, tick_size, stp: int,
     B = arrived.valid.shape[0]
     trips = n if axis_name is None else jax.lax.pmax(n, axis_name)
     F = _fill_slots(books, B)
-    outs0 = {f.name: jnp.zeros((B,), jnp.int8 if f.name in ("status", "reason") else jnp.int64)
-             for f in dataclasses.fields(Outcomes)}
+    names = [f.name for f in dataclasses.fields(Outcomes)]
+    # the outcomes as the rows of one array: one write a step, not one per field
     carry0 = (books, jnp.zeros((6, F), jnp.int64), jnp.zeros((2, F), jnp.int64), jnp.full((F,), -1, jnp.int64),
-              jnp.int32(0), outs0)
+              jnp.int32(0), jnp.zeros((len(names), B), jnp.int64))
     slots = jnp.arange(C)
 
     def body(i, carry):
@@ -649,11 +660,14 @@ def _in_arrival_order(books: Book, arrived: MarketOrder, n, tick_size, stp: int,
         pair = jnp.stack([jnp.full((C,), o.id, jnp.int64), st.maker_id])
         ids = jax.lax.dynamic_update_slice(ids, jnp.where(traded[None], pair, 0), (jnp.int32(0), at))
         makers = jax.lax.dynamic_update_slice(makers, jnp.where(touched, st.maker_id, -1), (at,))
-        outs = {k: v.at[i].set(getattr(st, k).astype(v.dtype)) for k, v in outs.items()}
+        row = jnp.stack([getattr(st, k).astype(jnp.int64) for k in names])[:, None]
+        outs = jax.lax.dynamic_update_slice(outs, row, (jnp.int32(0), i))
         return bk, fills, ids, makers, at + used, outs
 
     books, fills, fill_ids, makers, _, outs = jax.lax.fori_loop(0, trips, body, carry0)
-    return books, _matched(books, arrived, n, fills, fill_ids, makers, Outcomes(**outs))
+    outcomes = Outcomes(**{k: outs[j].astype(jnp.int8 if k in ("status", "reason") else jnp.int64)
+                           for j, k in enumerate(names)})
+    return books, _matched(books, arrived, n, fills, fill_ids, makers, outcomes)
 
 
 def _matched(books: Book, arrived: MarketOrder, n, fills, fill_ids, makers, outcomes: Outcomes) -> Matched:

@@ -372,3 +372,24 @@ def test_match_markets_under_vmap_is_match_batch_of_each_market():
                 assert resting(b) == resting(books[k]) and filled(m) == filled(want)
         assert len({len(filled(jax.tree.map(lambda a, k=k: a[k], got))[0][0]) for k in range(markets)}) > 1
         stacked = got_books
+
+
+@pytest.mark.parametrize("c", [1, 2, 5, 32])
+def test_remove_prefix_one_hot_and_barrel_forms_drop_the_same_slots(c, monkeypatch):
+    """``_remove_prefix``'s forms (the one-hot pick up to ``ONE_HOT_MAX`` slots, the barrel
+    shifter beyond, the single book's gather) drop the first ``k`` slots of each field for
+    every ``k`` in 0..c, under ``vmap`` over ``k``, with zeros behind and dtypes kept."""
+    rng = np.random.default_rng(c)
+    fields = [jnp.asarray(rng.integers(1, 2**62, c, dtype=np.int64)),
+              jnp.asarray(rng.integers(1, 2**31 - 1, c, dtype=np.int64).astype(np.int32))]
+    ks = jnp.arange(c + 1, dtype=jnp.int32)
+    want = [np.stack([np.concatenate([np.asarray(f)[k:], np.zeros(k, f.dtype)]) for k in range(c + 1)])
+            for f in fields]
+    forms = {}
+    for name, limit in (("one_hot", c), ("barrel", 0)):
+        monkeypatch.setattr(device, "ONE_HOT_MAX", limit)
+        forms[name] = jax.vmap(lambda k: device._remove_prefix(fields, k))(ks)  # traced now, with this limit
+    forms["gather"] = [jnp.stack(x) for x in zip(*[device._remove_prefix(fields, k, gather=True) for k in range(c + 1)])]
+    for name, got in forms.items():
+        for g, w in zip(got, want):
+            assert g.dtype == w.dtype and np.array_equal(np.asarray(g), w), name
