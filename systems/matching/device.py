@@ -632,39 +632,61 @@ def _fill_slots(books: Book, rows: int) -> int:
     return S * 2 * C + 2 * rows + C
 
 
+NARROW = 4
+"""Maker slots a step of the arrival-order match writes (:func:`_in_arrival_order`) when
+no arrival touched more; a step in which one did writes all ``capacity``."""
+
+
 def _in_arrival_order(books: Book, arrived: MarketOrder, n, tick_size, stp: int,
                       axis_name: str | None) -> tuple[Book, Matched]:
     """Every arrival in turn through its symbol's book (one loop step each), the symbol
-    and the id checked across the market: the general form of :func:`match_batch`."""
+    and the id checked across the market: the general form of :func:`match_batch`.
+
+    Each step writes its arrival's fills at the next free slots of one buffer. Slots past
+    them hold zeros (-1 for the touched makers) until written, so a step need only write
+    the makers its arrival touched: :data:`NARROW` slots, or all ``capacity`` in a step
+    where an arrival (of any market along ``axis_name``) touched more."""
     C = books.qty.shape[-1]
     B = arrived.valid.shape[0]
     trips = n if axis_name is None else jax.lax.pmax(n, axis_name)
     F = _fill_slots(books, B)
     names = [f.name for f in dataclasses.fields(Outcomes)]
-    # the outcomes as the rows of one array: one write a step, not one per field
     carry0 = (books, jnp.zeros((6, F), jnp.int64), jnp.zeros((2, F), jnp.int64), jnp.full((F,), -1, jnp.int64),
-              jnp.int32(0), jnp.zeros((len(names), B), jnp.int64))
+              jnp.zeros((len(names), B), jnp.int64), jnp.int32(0))
     slots = jnp.arange(C)
 
     def body(i, carry):
-        bk, fills, ids, makers, at, outs = carry
+        bk, fills, ids, makers, outs, at = carry
         o = jax.tree.map(lambda a: a[i], arrived)
         bk, st = _market_step(bk, o, tick_size, stp, gather=False)
-        traded = st.fill_qty > 0
-        touched = traded | st.maker_removed
+        touched = (st.fill_qty > 0) | st.maker_removed
         used = jnp.max(jnp.where(touched, slots + 1, 0)).astype(jnp.int32)  # touched makers are a prefix
-        block = jnp.stack([jnp.full((C,), o.agent, jnp.int64), st.maker_agent.astype(jnp.int64),
-                           jnp.full((C,), o.symbol, jnp.int64), jnp.full((C,), st.side, jnp.int64),
-                           st.fill_price, st.fill_qty])
-        fills = jax.lax.dynamic_update_slice(fills, jnp.where(traded[None], block, 0), (jnp.int32(0), at))
-        pair = jnp.stack([jnp.full((C,), o.id, jnp.int64), st.maker_id])
-        ids = jax.lax.dynamic_update_slice(ids, jnp.where(traded[None], pair, 0), (jnp.int32(0), at))
-        makers = jax.lax.dynamic_update_slice(makers, jnp.where(touched, st.maker_id, -1), (at,))
+
+        def write(width: int):
+            def run(fills, ids, makers):
+                w = slice(0, width)
+                each = functools.partial(jnp.full, (width,), dtype=jnp.int64)
+                traded = st.fill_qty[w] > 0
+                block = jnp.stack([each(o.agent), st.maker_agent[w].astype(jnp.int64), each(o.symbol),
+                                   each(st.side), st.fill_price[w], st.fill_qty[w]])
+                fills = jax.lax.dynamic_update_slice(fills, jnp.where(traded[None], block, 0), (jnp.int32(0), at))
+                pair = jnp.stack([each(o.id), st.maker_id[w]])
+                ids = jax.lax.dynamic_update_slice(ids, jnp.where(traded[None], pair, 0), (jnp.int32(0), at))
+                makers = jax.lax.dynamic_update_slice(makers, jnp.where(touched[w], st.maker_id[w], -1), (at,))
+                return fills, ids, makers
+            return run
+
+        if C <= NARROW:
+            fills, ids, makers = write(C)(fills, ids, makers)
+        else:
+            wide = used > NARROW
+            wide = wide if axis_name is None else jax.lax.pmax(wide.astype(jnp.int32), axis_name) > 0
+            fills, ids, makers = jax.lax.cond(wide, write(C), write(NARROW), fills, ids, makers)
         row = jnp.stack([getattr(st, k).astype(jnp.int64) for k in names])[:, None]
         outs = jax.lax.dynamic_update_slice(outs, row, (jnp.int32(0), i))
-        return bk, fills, ids, makers, at + used, outs
+        return bk, fills, ids, makers, outs, at + used
 
-    books, fills, fill_ids, makers, _, outs = jax.lax.fori_loop(0, trips, body, carry0)
+    books, fills, fill_ids, makers, outs, _ = jax.lax.fori_loop(0, trips, body, carry0)
     outcomes = Outcomes(**{k: outs[j].astype(jnp.int8 if k in ("status", "reason") else jnp.int64)
                            for j, k in enumerate(names)})
     return books, _matched(books, arrived, n, fills, fill_ids, makers, outcomes)
