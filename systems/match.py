@@ -68,12 +68,26 @@ def arrival_order(valid: np.ndarray, priority: np.ndarray) -> np.ndarray:
     return idx[perm]
 
 
+PAIRWISE_MAX = 128
+"""The largest batch whose arrival order :func:`arrival_rows` finds by comparing every
+pair of keys (``B x B``, vectorised) rather than by a sort: a step of 64 trading
+environments (64 rows each) sorted its arrivals in about 0.4 ms, the comparisons take
+a fraction of that."""
+
+
 def arrival_rows(valid: jax.Array, priority: jax.Array) -> jax.Array:
     """The device twin of :func:`arrival_order` with a static shape: i32[B], the valid
     rows in arrival order, then the invalid rows (in row order)."""
-    rows = jnp.arange(valid.shape[0], dtype=jnp.uint64)
+    B = valid.shape[0]
+    rows = jnp.arange(B, dtype=jnp.uint64)
     keys = jnp.where(valid, _arrival_keys(rows, priority), (jnp.uint64(1) << 63) | rows)
-    return jnp.argsort(keys).astype(jnp.int32)
+    if B > PAIRWISE_MAX:
+        return jnp.argsort(keys).astype(jnp.int32)
+    # The keys are distinct (each holds its row): a row's place is the count of smaller
+    # keys, and the row at each place is the one term of a masked sum.
+    place = (keys[None, :] < keys[:, None]).sum(axis=1)
+    at = jnp.arange(B)
+    return jnp.where(place[None, :] == at[:, None], at[None, :], 0).sum(axis=1).astype(jnp.int32)
 
 
 def arrive(orders: OrderBatch, priority: np.ndarray) -> tuple[np.ndarray, OrderBatch]:

@@ -13,12 +13,13 @@ from systems.admission import admit_orders
 from systems.match import (
     FILL_FIELDS,
     MIN_BUCKET,
+    PAIRWISE_MAX,
     UPDATE_FIELDS,
     arrival_order,
     arrival_rows,
     arrive,
-    draw_priority,
     bucket,
+    draw_priority,
 )
 from systems.measure import equity, measure_market
 from systems.observe import observe_market
@@ -329,10 +330,11 @@ def test_arrival_order_is_a_random_permutation_of_the_valid_rows():
     assert (a != np.flatnonzero(valid)).any()  # shuffled, not batch order
 
 
-@pytest.mark.parametrize("n", [0, 1, 9, 5000])
+@pytest.mark.parametrize("n", [0, 1, 9, PAIRWISE_MAX, PAIRWISE_MAX + 1, 5000])
 def test_arrival_order_sorts_by_priority_then_row_on_host_and_device(n):
     """The host order (valid rows only), the device order (valid rows, then the invalid
-    ones in row order) and a plain sort by (priority, row) agree, ties included; ``arrive``
+    ones in row order; by comparisons of every pair up to ``PAIRWISE_MAX`` rows, by a
+    sort beyond) and a plain sort by (priority, row) agree, ties included; ``arrive``
     takes exactly those rows."""
     rng = np.random.default_rng(n)
     batch = OrderBatch.from_numpy(
