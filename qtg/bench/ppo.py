@@ -10,6 +10,10 @@ Reported per environment count (one seed): env steps/s (envs x num_steps x updat
 seconds, the median of ``repeats`` timed calls after one compiling call), the seconds
 of the compiling call, and the update's shape. Without a GPU it runs XLA on one CPU
 thread, as ``qtg.train`` does (``qtg.rl.one_cpu_thread``).
+
+``--procs N`` runs the benchmark in N processes at once, each on a core of its own (N
+trainings side by side, as a sweep runs them: a training uses one thread), and reports
+each process's rows and, per environment count, their env steps/s summed.
 """
 
 from __future__ import annotations
@@ -55,7 +59,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--num-steps", type=int, default=32)
     ap.add_argument("--updates", type=int, default=2)
     ap.add_argument("--repeats", type=int, default=2)
+    ap.add_argument("--procs", type=int, default=1, help="processes at once, a core each (default 1)")
+    ap.add_argument("--core", type=int, default=None, help=argparse.SUPPRESS)  # a --procs copy's core
     args = ap.parse_args(argv)
+    if args.procs != 1:
+        return side_by_side(args.procs, list(argv if argv is not None else sys.argv[1:]))
+    if args.core is not None:
+        import os
+
+        os.sched_setaffinity(0, {args.core})  # before JAX sizes its thread pool
     import qtg  # noqa: F401
     from qtg.rl import one_cpu_thread
 
@@ -64,6 +76,40 @@ def main(argv: list[str] | None = None) -> int:
 
     print(json.dumps({"machine": machine(),
                       "ppo": bench_ppo(args.envs, args.num_steps, args.updates, args.repeats)}, indent=2))
+    return 0
+
+
+def child_args(argv: list[str]) -> list[str]:
+    """``argv`` without its ``--procs N`` (or ``--procs=N``): what each copy runs."""
+    return [a for i, a in enumerate(argv)
+            if a != "--procs" and not a.startswith("--procs=") and (i == 0 or argv[i - 1] != "--procs")]
+
+
+def side_by_side(procs: int, argv: list[str]) -> int:
+    """``procs`` copies of this benchmark at once, copy ``i`` pinned to the ``i``-th core
+    this process may use; prints their rows and the env steps/s summed per environment
+    count. Exit 2 when there are fewer cores than copies or ``procs`` < 1."""
+    import os
+    import subprocess
+
+    cores = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
+    if not 1 <= procs <= len(cores):
+        print(f"--procs: {procs}, must be 1..{len(cores)} (the cores this process may use)", file=sys.stderr)
+        return 2
+    child = child_args(argv)
+    runs = [subprocess.Popen([sys.executable, "-m", "qtg.bench.ppo", *child, "--core", str(core)],
+                             stdout=subprocess.PIPE, text=True) for core in cores[:procs]]
+    outs = [run.communicate()[0] for run in runs]
+    if any(run.returncode for run in runs):
+        print(f"qtg.bench.ppo: a process failed (exit codes {[run.returncode for run in runs]})", file=sys.stderr)
+        return 1
+    results = [json.loads(out) for out in outs]
+    total: dict[int, float] = {}
+    for r in results:
+        for row in r["ppo"]:
+            total[row["envs"]] = total.get(row["envs"], 0.0) + row["env_steps_per_s"]
+    print(json.dumps({"machine": results[0]["machine"], "procs": procs, "processes": [r["ppo"] for r in results],
+                      "ppo": [{"envs": n, "env_steps_per_s": round(v, 1)} for n, v in total.items()]}, indent=2))
     return 0
 
 
