@@ -7,7 +7,8 @@ agents trading ``POLICY`` (by default as many as it has learners; they take the 
 place and fields, so the market is the one the policy trained in), and ``--strategies`` agents of each built-in signal
 strategy (momentum, trend_follower, macd_cross, bollinger_reversion, fundamentalist;
 0 leaves them out). Each of ``--seeds`` seeds (``--first-seed`` on, seeds the training
-never drew from) runs ``--ticks`` ticks on the fast engine.
+never drew from) runs ``--ticks`` ticks on the fast engine; ``--jobs N`` runs them in N
+processes at once, a core each (the same per-seed values, in seed order).
 
 Per seed and kind: the median over the kind's agents of the total return, the Sharpe
 ratio of per-tick returns and the maximum drawdown (the run's risk statistics, as in
@@ -134,23 +135,63 @@ def chart(result: dict, path: Path, title: str) -> None:
 
 
 def evaluate(policy: str, overrides: list[str], seeds: int = 10, first_seed: int = 1000, ticks: int = 1000,
-             agents: int | None = None, strategies: int = 2, progress: bool = False) -> dict:
-    """Run the seeds; the aggregate (rows, versus) and the per-seed values."""
+             agents: int | None = None, strategies: int = 2, progress: bool = False, jobs: int = 1) -> dict:
+    """Run the seeds (in ``jobs`` processes); the aggregate (rows, versus) and the
+    per-seed values."""
     cfg = eval_config(policy, overrides, first_seed, ticks, agents, strategies)  # checked before any run
     configs = [dataclasses.replace(cfg, seed=s) for s in range(first_seed, first_seed + seeds)]
-    per_seed = []
-    it = configs
-    if progress:
-        from tqdm.auto import tqdm
-
-        it = tqdm(configs, unit="seed", desc="evaluate")
-    for cfg in it:
-        per_seed.append(run_seed(cfg))
+    per_seed = in_processes(run_seed, configs, jobs, progress, "evaluate")
     result = aggregate(per_seed)
     result["per_seed"] = per_seed
     result["setup"] = {"policy": str(policy), "overrides": overrides, "seeds": list(range(first_seed, first_seed + seeds)),
                        "ticks": ticks, "agents": cfg.population[POLICY].count, "strategies": strategies}
     return result
+
+
+def in_processes(fn, items: list, jobs: int = 1, progress: bool = False, desc: str = "") -> list:
+    """``[fn(x) for x in items]``, in order: here when ``jobs`` is 1, else in ``jobs``
+    processes at once (spawned: JAX is not safe to fork), each pinned to a core of its own
+    before it starts JAX, so its XLA runs on one thread as a training's does
+    (``qtg.rl.one_cpu_thread``). A progress bar over the items when ``progress``."""
+    jobs = max(1, min(int(jobs), len(items)))
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=len(items), unit="seed", desc=desc)
+    try:
+        if jobs == 1:
+            return [_counted(fn(x), bar) for x in items]
+        import concurrent.futures
+        import multiprocessing
+        import os
+
+        ctx = multiprocessing.get_context("spawn")
+        cores = ctx.Queue()
+        allowed = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
+        for i in range(jobs):
+            cores.put(allowed[i % len(allowed)] if allowed else -1)
+        with concurrent.futures.ProcessPoolExecutor(jobs, mp_context=ctx, initializer=_take_core,
+                                                    initargs=(cores,)) as pool:
+            return [_counted(value, bar) for value in pool.map(fn, items)]
+    finally:
+        if bar is not None:
+            bar.close()
+
+
+def _counted(value, bar):
+    if bar is not None:
+        bar.update()
+    return value
+
+
+def _take_core(cores) -> None:
+    """A worker of :func:`in_processes`: on the next free core, before JAX starts."""
+    import os
+
+    core = cores.get()
+    if core >= 0:
+        os.sched_setaffinity(0, {core})
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -166,9 +207,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--strategies", type=int, default=2, help="agents of each built-in strategy (default 2; 0: none)")
     ap.add_argument("--episodes", type=int, default=16, help=(
         "an execution or market-making policy: episodes per seed, the seed's value their mean (default 16)"))
+    ap.add_argument("--jobs", type=int, default=1, help=(
+        "the trading task: seeds run in this many processes at once, a core each (default 1)"))
     ap.add_argument("--out", help="output directory (default outputs/evaluate/<date>/<time>)")
     args = ap.parse_args(argv)
-    for name in ("seeds", "ticks", "agents", "episodes"):
+    for name in ("seeds", "ticks", "agents", "episodes", "jobs"):
         if getattr(args, name) is not None and getattr(args, name) < (2 if name == "seeds" else 1):
             print(f"qtg.evaluate: --{name.replace('_', '-')}: must be at least {2 if name == 'seeds' else 1}, "
                   f"got {getattr(args, name)}", file=sys.stderr)
@@ -182,7 +225,7 @@ def main(argv: list[str] | None = None) -> int:
         return _task(args, policy, task)
     try:
         result = evaluate(policy, args.overrides, args.seeds, args.first_seed, args.ticks, args.agents,
-                          args.strategies, progress=sys.stderr.isatty())
+                          args.strategies, progress=sys.stderr.isatty(), jobs=args.jobs)
     except ConfigError as e:
         print(f"qtg.evaluate: config error: {e}", file=sys.stderr)
         return 2

@@ -2,6 +2,7 @@
 Student t intervals, and the policy's paired differences."""
 
 import math
+import os
 
 import numpy as np
 import pytest
@@ -61,3 +62,29 @@ def test_bad_arguments_are_one_line_and_exit_2(tmp_path, capsys):
     assert capsys.readouterr().err.strip() == "qtg.evaluate: --seeds: must be at least 2, got 1"
     assert main([str(tmp_path / "nope.npz")]) == 2
     assert "population.rl_policy.policy:" in capsys.readouterr().err
+
+
+def test_jobs_run_the_seeds_in_processes_in_seed_order():
+    """``in_processes`` (``--jobs``) gives what the loop gives, in the items' order, from
+    spawned workers each pinned to one core; a worker takes the next core of the queue."""
+    from qtg.evaluate import _take_core, in_processes
+
+    paths = [np.array([100.0, 100.0 + k, 95.0 + 2 * k, 101.0]) for k in range(5)]
+    got = in_processes(_metrics_and_cores, paths, jobs=2)
+    allowed = sorted(os.sched_getaffinity(0))
+    assert [m for m, _ in got] == [hold_metrics(p) for p in paths]
+    assert all(len(cores) == 1 and cores[0] in allowed for _, cores in got)
+
+    class Queue(list):
+        def get(self):
+            return self.pop(0)
+
+    try:
+        _take_core(Queue([allowed[-1]]))
+        assert os.sched_getaffinity(0) == {allowed[-1]}
+    finally:
+        os.sched_setaffinity(0, allowed)
+
+
+def _metrics_and_cores(path):
+    return hold_metrics(path), sorted(os.sched_getaffinity(0))
