@@ -53,9 +53,10 @@ from gymnax.environments import spaces
 
 from components.frame import Frame
 from components.money import SCALE
+from components.schema import allowed, bounds_of
 from components.world import WorldState
 from qtg.core.config import Config, ConfigError
-from qtg.rl.config import RewardConfig
+from qtg.rl.config import EnvConfig, RewardConfig
 from qtg.rl.env import EnvParams, TradingEnv, evaluate_task, play, trajectories_of
 from systems import measure
 from systems.features import SPEC as MARKET
@@ -79,8 +80,11 @@ def task_config(cfg: Config, gross: float, band: float) -> Config:
     if n is None or n.count < 1:
         raise ConfigError(f"population.{learner.KIND}.count: the portfolio task needs at least one learner, "
                           f"got {0 if n is None else n.count}")
-    if not 0.0 < gross <= 4.0:
-        raise ConfigError(f"env.gross: must be in (0, 4], got {gross}")
+    bounds = bounds_of(EnvConfig)  # the bounds a config's env.gross and env.band are checked against
+    for key, value in (("gross", gross), ("band", band)):
+        lo, hi = bounds[key]
+        if not lo <= value <= hi:
+            raise ConfigError(f"env.{key}: must be {allowed(lo, hi, real=True)}, got {value}")
     own = allocator.Config(count=n.count, size=list(n.size), max_position=list(n.max_position), collar=n.collar,
                            cash=n.cash, shares=n.shares, latency=n.latency, max_short=n.max_short, gross=float(gross),
                            band=float(band))

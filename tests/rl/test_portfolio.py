@@ -192,8 +192,11 @@ def test_the_task_and_its_experiment_compose_and_a_portfolio_policy_is_not_a_tra
 
 
 def test_bad_portfolio_settings_are_one_line():
-    with pytest.raises(ConfigError, match=r"env.gross: must be in \(0, 4\], got 0.0"):
+    # the bounds a config's env.gross and env.band are checked against, in the config checker's words
+    with pytest.raises(ConfigError, match=r"^env.gross: must be in \[0.01, 4.0\], got 0.0$"):
         PortfolioEnv(make_config(**TINY), gross=0.0)
+    with pytest.raises(ConfigError, match=r"^env.band: must be in \[0.0, 1.0\], got -0.1$"):
+        PortfolioEnv(make_config(**TINY), band=-0.1)
     with pytest.raises(ConfigError, match="population.learner.count: the portfolio task needs at least one learner"):
         PortfolioEnv(make_config(**{**TINY, "population.learner.count": 0}))
 
