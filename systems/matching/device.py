@@ -493,11 +493,7 @@ def _one_market(stp: int, in_order: bool):
 
     @one.def_vmap
     def _(axis_size, in_batched, *args):
-        if axis_size == 1:  # one market: its own loop, the leading axis put back
-            args = jax.tree.map(lambda on, a: a[0] if on else a, tuple(in_batched), tuple(args))
-            out = jax.tree.map(lambda a: a[None], match_batch(*args, stp, None, in_order))
-        else:
-            out = many(*_broadcast(axis_size, in_batched, args))
+        out = many(*_broadcast(axis_size, in_batched, args))
         return out, jax.tree.map(lambda _: True, out)
 
     return one
@@ -713,13 +709,12 @@ def _in_arrival_order(books: Book, arrived: MarketOrder, n, tick_size, stp: int,
         touched = (st.fill_qty > 0) | st.maker_removed
         used = jnp.max(jnp.where(touched, slots + 1, 0)).astype(jnp.int32)  # touched makers are a prefix
 
-        def write(width: int, book: bool):
-            """The order's first ``width`` maker slots' fills written at ``at`` and, with
-            ``book``, the book after it (the makers it used up are a prefix of those it
-            touched, so with ``width`` < ``C`` at most ``width`` slots of the other row go)."""
+        def write(width: int):
+            """The book after the order, and its first ``width`` maker slots' fills written
+            at ``at`` (the makers it used up are a prefix of those it touched, so with
+            ``width`` < ``C`` at most ``width`` slots of the other row go)."""
             def run(bk, fills, ids, makers):
-                if book:
-                    bk = _market_write(bk, s, _assemble(here, parts, most=width if width < C else None))
+                bk = _market_write(bk, s, _assemble(here, parts, most=width if width < C else None))
                 w = slice(0, width)
                 each = functools.partial(jnp.full, (width,), dtype=jnp.int64)
                 traded = st.fill_qty[w] > 0
@@ -733,14 +728,11 @@ def _in_arrival_order(books: Book, arrived: MarketOrder, n, tick_size, stp: int,
             return run
 
         if C <= NARROW:
-            bk, fills, ids, makers = write(C, True)(bk, fills, ids, makers)
-        elif axis_name is None:  # one market: the book written in full, the branch only for the fills
-            bk = _market_write(bk, s, _assemble(here, parts))
-            bk, fills, ids, makers = jax.lax.cond(used > NARROW, write(C, False), write(NARROW, False),
-                                                  bk, fills, ids, makers)
-        else:  # markets along the axis: the low stages of the drop too, in the shared branch
-            wide = jax.lax.pmax((used > NARROW).astype(jnp.int32), axis_name) > 0
-            bk, fills, ids, makers = jax.lax.cond(wide, write(C, True), write(NARROW, True), bk, fills, ids, makers)
+            bk, fills, ids, makers = write(C)(bk, fills, ids, makers)
+        else:
+            wide = used > NARROW
+            wide = wide if axis_name is None else jax.lax.pmax(wide.astype(jnp.int32), axis_name) > 0
+            bk, fills, ids, makers = jax.lax.cond(wide, write(C), write(NARROW), bk, fills, ids, makers)
         row = jnp.stack([getattr(st, k).astype(jnp.int64) for k in names])[:, None]
         outs = jax.lax.dynamic_update_slice(outs, row, (jnp.int32(0), i))
         return bk, fills, ids, makers, outs, at + used

@@ -341,8 +341,7 @@ def test_match_markets_under_vmap_is_match_batch_of_each_market():
     of any ``vmap``, nested ones merged, one shared loop) gives each market what
     ``match_batch`` gives it alone: six markets of three symbols vmapped as 2 x 3 (the
     inner ``vmap`` takes the first rule, the outer folds its axis into the markets'), each
-    with its own count of arrivals, two batches each so the second meets resting books;
-    and a ``vmap`` of one market (its own loop, unbatched)."""
+    with its own count of arrivals, two batches each so the second meets resting books."""
     ticks = jnp.asarray([100, 50, 25])
     stp = int(STP.CANCEL_MAKER)
     markets = 6
@@ -367,12 +366,6 @@ def test_match_markets_under_vmap_is_match_batch_of_each_market():
             assert resting(b) == resting(books[k]) and filled(m) == filled(want)
             counts.add(len(filled(m)[0][0]))
         assert len(counts) > 1  # the markets traded differently
-    # a vmap of one market takes the unbatched loop: the same as match_batch
-    alone = jax.jit(jax.vmap(lambda b, o, a: device.match_markets(b, o, a, ticks, stp)))
-    one_books, one = alone(jax.tree.map(lambda a: a[None], books[0]), *jax.tree.map(lambda a: a[None], args[0]))
-    again, want = MATCH_BATCH(books[0], args[0][0], args[0][1], ticks, stp=stp)
-    assert resting(jax.tree.map(lambda a: a[0], one_books)) == resting(again)
-    assert filled(jax.tree.map(lambda a: a[0], one)) == filled(want)
 
 
 @pytest.mark.parametrize("c", [1, 2, 5, 32])
