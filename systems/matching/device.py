@@ -126,7 +126,7 @@ barrel shifter of ``log2(C) + 1`` static shifts: at 32 a side and 64 books the m
 tick's orders takes 4.7 ms instead of 6.4; at 64 a side, 30 ms instead of 11.6."""
 
 
-def _remove_prefix(fields, k, gather: bool = False, most: int | None = None):
+def _remove_prefix(fields, k, gather: bool = False):
     """Drop the first ``k`` slots of each ``[capacity]`` array (shift left, zero-fill).
     ``gather``: one read at the shifted index (the cheaper form for a single book);
     otherwise, up to :data:`ONE_HOT_MAX` slots, a one-hot pick of each slot's source, and
@@ -137,12 +137,6 @@ def _remove_prefix(fields, k, gather: bool = False, most: int | None = None):
     if gather:
         src = jnp.arange(c) + k
         return [jnp.where(src < c, f[jnp.minimum(src, c - 1)], 0) for f in fields]
-    if most is not None and most < c:  # k <= most: the shifter's stages for most's bits only
-        out = list(fields)
-        for bit in range(max(most, 1).bit_length()):
-            on = (k >> bit) & 1 == 1
-            out = [jnp.where(on, _shift_left(f, 1 << bit), f) for f in out]
-        return out
     if c <= ONE_HOT_MAX:  # slot j takes slot j + k: the one term of a masked sum, exact for integers
         pick = jnp.arange(c)[None, :] == jnp.arange(c)[:, None] + k
         return [jnp.where(pick, f[None, :], 0).sum(axis=1).astype(f.dtype) for f in fields]
@@ -194,36 +188,6 @@ def process_order(book: Book, o: Order, tick_size, stp: int, symbol_ok=True,
     ``UNKNOWN_SYMBOL``) and ``live_elsewhere`` whether its id rests in another book (a new
     order with it is a ``DUPLICATE_ID``). ``gather`` (static): see :func:`_remove_prefix`;
     never under ``vmap``."""
-    parts, step = _order_parts(book, o, tick_size, stp, symbol_ok, live_elsewhere)
-    return _assemble(book, parts, gather), step
-
-
-@struct.dataclass
-class _Parts:
-    """An order's change to its book short of dropping the makers it used up: the side it
-    trades from (``own``), that row's new fields, the other row's fields with the fills
-    taken off, how many of its first slots go (``k``), and whether the order was taken."""
-
-    own: jax.Array
-    own_fields: list
-    opp_fields: list
-    k: jax.Array
-    ok: jax.Array
-
-
-def _assemble(book: Book, parts: _Parts, gather: bool = False, most: int | None = None) -> Book:
-    """``book`` after the order of ``parts`` (:func:`_order_parts`): the other row's first
-    ``k`` slots dropped (``most``, static: ``k`` is known to be at most that), both rows
-    written back, nothing changed for an order refused."""
-    opp_fields = _remove_prefix(parts.opp_fields, parts.k, gather, most)
-    new = _set_row(_set_row(book, parts.own, parts.own_fields), 1 - parts.own, opp_fields)
-    return jax.tree.map(lambda a, b: jnp.where(parts.ok, a, b), new, book)
-
-
-def _order_parts(book: Book, o: Order, tick_size, stp: int, symbol_ok=True,
-                 live_elsewhere=False) -> tuple[_Parts, Step]:
-    """What :func:`process_order` does, short of writing the book: its :class:`_Parts`
-    and the order's :class:`Step`."""
     i64 = jnp.int64
     price, qty = o.price.astype(i64), o.qty.astype(i64)
     kind, side = o.kind.astype(jnp.int32), o.side.astype(jnp.int32)
@@ -297,6 +261,7 @@ def _order_parts(book: Book, o: Order, tick_size, stp: int, symbol_ok=True,
     reached = before < q  # the taker still had shares left when it came to this maker
     used = ((take == fq) & (fq > 0)) | ((stp == int(STP.CANCEL_MAKER)) & mine & reached)
     stp_dropped = (stp == int(STP.CANCEL_TAKER)) & (mine & reached).any() & (filled < q)
+    opp_fields = _remove_prefix([m_price, m_qty - take, m_id, m_agent], used.sum(), gather)
 
     # The remainder rests (LIMIT, POST_ONLY, MODIFY) behind every key at most its own.
     rem = qty - filled
@@ -304,8 +269,8 @@ def _order_parts(book: Book, o: Order, tick_size, stp: int, symbol_ok=True,
     o_price, o_qty = own_fields[0], own_fields[1]
     p = ((o_qty > 0) & (_key(own, o_price) <= _key(own, price))).sum()
     own_fields = _insert_at(own_fields, [price, rem, o.id.astype(i64), o.agent.astype(jnp.int32)], p, rests)
-    parts = _Parts(own=own, own_fields=own_fields, opp_fields=[m_price, m_qty - take, m_id, m_agent],
-                   k=used.sum(), ok=ok)
+    new = _set_row(_set_row(book, own, own_fields), opp, opp_fields)
+    book = jax.tree.map(lambda a, b: jnp.where(ok, a, b), new, book)
 
     # The outcome.
     taker = takes | (ok & (kind == _POST_ONLY))
@@ -327,7 +292,7 @@ def _order_parts(book: Book, o: Order, tick_size, stp: int, symbol_ok=True,
         side=own.astype(jnp.int8), fill_qty=jnp.where(ok, take, 0), fill_price=m_price, maker_id=m_id,
         maker_agent=m_agent, maker_removed=ok & used & (take == 0),
     )
-    return parts, step
+    return book, step
 
 
 def process_orders(book: Book, orders: Order, tick_size, stp: int) -> tuple[Book, Step]:
@@ -347,31 +312,19 @@ def _market_step(books: Book, o: MarketOrder, tick_size, stp: int, gather: bool)
     """One order of a market (books ``[S, 2, capacity]``) on its symbol's book, with the
     symbol and the id checked across the market. Only that book is read and written back
     (a dynamic slice and update), so a step costs one book's work plus the id check."""
-    here, s, parts, out = _market_parts(books, o, tick_size, stp)
-    return _market_write(books, s, _assemble(here, parts, gather)), out
-
-
-def _market_parts(books: Book, o: MarketOrder, tick_size, stp: int):
-    """:func:`_market_step` short of writing: the symbol's book, the symbol, the order's
-    :class:`_Parts` and its :class:`Step`."""
     n_symbols = books.qty.shape[0]
     if n_symbols == 1:  # no symbol to look up, no other book to search
-        here = jax.tree.map(lambda a: a[0], books)
-        return (here, None, *_order_parts(here, o, tick_size[0], stp, o.symbol == 0, False))
+        here, out = process_order(jax.tree.map(lambda a: a[0], books), o, tick_size[0], stp, o.symbol == 0,
+                                  False, gather)
+        return jax.tree.map(lambda a: a[None], here), out
     s = jnp.clip(o.symbol, 0, n_symbols - 1)
     here = jax.tree.map(lambda a: jax.lax.dynamic_index_in_dim(a, s, 0, keepdims=False), books)
     rests = ((books.qty > 0) & (books.id == o.id)).any(axis=(1, 2))
     elsewhere = (rests & (jnp.arange(n_symbols) != s)).any()
     ok_symbol = (o.symbol >= 0) & (o.symbol < n_symbols)
     tick = jax.lax.dynamic_index_in_dim(tick_size, s, 0, keepdims=False)
-    return (here, s, *_order_parts(here, o, tick, stp, ok_symbol, elsewhere))
-
-
-def _market_write(books: Book, s, here: Book) -> Book:
-    """``books`` with symbol ``s``'s book (``None``: the only one) replaced by ``here``."""
-    if s is None:
-        return jax.tree.map(lambda a: a[None], here)
-    return jax.tree.map(lambda a, h: jax.lax.dynamic_update_index_in_dim(a, h, s, 0), books, here)
+    here, out = process_order(here, o, tick, stp, ok_symbol, elsewhere, gather)
+    return jax.tree.map(lambda a, h: jax.lax.dynamic_update_index_in_dim(a, h, s, 0), books, here), out
 
 
 def process_market(books: Book, orders: MarketOrder, tick_size, stp: int) -> tuple[Book, Step]:
@@ -705,16 +658,12 @@ def _in_arrival_order(books: Book, arrived: MarketOrder, n, tick_size, stp: int,
     def body(i, carry):
         bk, fills, ids, makers, outs, at = carry
         o = jax.tree.map(lambda a: a[i], arrived)
-        here, s, parts, st = _market_parts(bk, o, tick_size, stp)
+        bk, st = _market_step(bk, o, tick_size, stp, gather=False)
         touched = (st.fill_qty > 0) | st.maker_removed
         used = jnp.max(jnp.where(touched, slots + 1, 0)).astype(jnp.int32)  # touched makers are a prefix
 
         def write(width: int):
-            """The book after the order, and its first ``width`` maker slots' fills written
-            at ``at`` (the makers it used up are a prefix of those it touched, so with
-            ``width`` < ``C`` at most ``width`` slots of the other row go)."""
-            def run(bk, fills, ids, makers):
-                bk = _market_write(bk, s, _assemble(here, parts, most=width if width < C else None))
+            def run(fills, ids, makers):
                 w = slice(0, width)
                 each = functools.partial(jnp.full, (width,), dtype=jnp.int64)
                 traded = st.fill_qty[w] > 0
@@ -724,15 +673,15 @@ def _in_arrival_order(books: Book, arrived: MarketOrder, n, tick_size, stp: int,
                 pair = jnp.stack([each(o.id), st.maker_id[w]])
                 ids = jax.lax.dynamic_update_slice(ids, jnp.where(traded[None], pair, 0), (jnp.int32(0), at))
                 makers = jax.lax.dynamic_update_slice(makers, jnp.where(touched[w], st.maker_id[w], -1), (at,))
-                return bk, fills, ids, makers
+                return fills, ids, makers
             return run
 
         if C <= NARROW:
-            bk, fills, ids, makers = write(C)(bk, fills, ids, makers)
+            fills, ids, makers = write(C)(fills, ids, makers)
         else:
             wide = used > NARROW
             wide = wide if axis_name is None else jax.lax.pmax(wide.astype(jnp.int32), axis_name) > 0
-            bk, fills, ids, makers = jax.lax.cond(wide, write(C), write(NARROW), bk, fills, ids, makers)
+            fills, ids, makers = jax.lax.cond(wide, write(C), write(NARROW), fills, ids, makers)
         row = jnp.stack([getattr(st, k).astype(jnp.int64) for k in names])[:, None]
         outs = jax.lax.dynamic_update_slice(outs, row, (jnp.int32(0), i))
         return bk, fills, ids, makers, outs, at + used
