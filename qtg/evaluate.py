@@ -164,11 +164,12 @@ def in_processes(fn, items: list, jobs: int = 1, progress: bool = False, desc: s
             return [_counted(fn(x), bar) for x in items]
         import concurrent.futures
         import multiprocessing
-        import os
+
+        from qtg.rl import allowed_cores
 
         ctx = multiprocessing.get_context("spawn")
         cores = ctx.Queue()
-        allowed = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
+        allowed = allowed_cores()
         for i in range(jobs):
             cores.put(allowed[i % len(allowed)] if allowed else -1)
         with concurrent.futures.ProcessPoolExecutor(jobs, mp_context=ctx, initializer=_take_core,

@@ -89,10 +89,11 @@ def side_by_side(procs: int, argv: list[str]) -> int:
     """``procs`` copies of this benchmark at once, copy ``i`` pinned to the ``i``-th core
     this process may use; prints their rows and the env steps/s summed per environment
     count. Exit 2 when there are fewer cores than copies or ``procs`` < 1."""
-    import os
     import subprocess
 
-    cores = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
+    from qtg.rl import allowed_cores
+
+    cores = allowed_cores()
     if not 1 <= procs <= len(cores):
         print(f"--procs: {procs}, must be 1..{len(cores)} (the cores this process may use)", file=sys.stderr)
         return 2

@@ -2,6 +2,13 @@
 the agent table while the whole population trades around them (``qtg.rl.env``)."""
 
 
+def allowed_cores() -> list[int]:
+    """The cores this process may run on, in order ([] where the OS cannot say)."""
+    import os
+
+    return sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
+
+
 def one_cpu_thread() -> bool:
     """Run XLA's CPU work on one thread: pin this process to one core before JAX starts
     its CPU backend (which sizes its thread pool by the cores it may use). XLA's CPU
@@ -19,7 +26,7 @@ def one_cpu_thread() -> bool:
         return False
     if not hasattr(os, "sched_setaffinity"):
         return False
-    cpus = sorted(os.sched_getaffinity(0))
+    cpus = allowed_cores()
     if len(cpus) > 1:  # a core by process id: trainings started side by side spread out
         os.sched_setaffinity(0, {cpus[os.getpid() % len(cpus)]})
     return True
